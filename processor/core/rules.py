@@ -1,0 +1,32 @@
+"""The domain rules for likes and gifts (design.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def gift_value(event: dict[str, Any]) -> tuple[int, int]:
+    """(gifts, coins) a gift event contributes.
+
+    A streakable gift is re-sent at every combo step with a growing ``repeat_count``;
+    only the final ``repeat_end`` event counts, so a combo is never counted twice.
+    Gifts are counted as items: a combo of 10 Roses is 10 gifts worth ``10 * coins``.
+    """
+    if event["streakable"] and not event["repeat_end"]:
+        return 0, 0
+    repeat: int = event["repeat_count"]
+    return repeat, repeat * event["coins"]
+
+
+def like_growth(previous_total: int | None, count: int, total: int) -> tuple[int, int]:
+    """(likes to count, new high-water total) for a like event.
+
+    Like events are lossy but ``total`` is right, so likes are the growth of ``total``.
+    With no earlier total known (the worker joined mid-stream), the event's own ``count``
+    is the growth. A ``total`` below the high-water mark (reordered events) adds nothing.
+    """
+    if previous_total is None:
+        return min(count, total), total
+    if total <= previous_total:
+        return 0, previous_total
+    return total - previous_total, total

@@ -1,0 +1,186 @@
+"""One settings object for every livepulse command.
+
+Precedence, lowest first: built-in defaults, the TOML config file (``--config`` or
+``LIVEPULSE_CONFIG``), ``LIVEPULSE_*`` environment variables. A bad value raises
+:class:`ConfigError` naming the setting, so start-up stops with a clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "LIVEPULSE_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, malformed or out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of livepulse, with the defaults a user sees."""
+
+    broker: str = "127.0.0.1:9092"
+    events_topic: str = "live.events"
+    alerts_topic: str = "live.alerts"
+    dlq_topic: str = "live.events.dlq"
+    app_id: str = "livepulse"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 6066
+    data_dir: str = ".local/worker"
+    tier_window_seconds: int = 600
+    tier_step_seconds: int = 10
+    tier_moderate: int = 1_000
+    tier_high: int = 10_000
+    hysteresis: float = 0.10
+    usd_per_coin: float = 0.005
+    max_record_bytes: int = 65_536
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    check: Callable[[Any], bool]
+    expected: str
+
+
+_POSITIVE_INT = _Rule(lambda v: isinstance(v, int) and v > 0, "a positive integer")
+_NON_EMPTY = _Rule(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
+
+_RULES: dict[str, _Rule] = {
+    "broker": _Rule(
+        lambda v: isinstance(v, str) and all(_is_host_port(p) for p in v.split(",")),
+        "host:port[,host:port...]",
+    ),
+    "events_topic": _NON_EMPTY,
+    "alerts_topic": _NON_EMPTY,
+    "dlq_topic": _NON_EMPTY,
+    "app_id": _NON_EMPTY,
+    "metrics_host": _NON_EMPTY,
+    "metrics_port": _Rule(lambda v: isinstance(v, int) and 0 <= v <= 65535, "a port 0-65535"),
+    "data_dir": _NON_EMPTY,
+    "tier_window_seconds": _POSITIVE_INT,
+    "tier_step_seconds": _POSITIVE_INT,
+    "tier_moderate": _POSITIVE_INT,
+    "tier_high": _POSITIVE_INT,
+    "hysteresis": _Rule(lambda v: isinstance(v, float) and 0.0 <= v < 1.0, "a fraction 0 <= h < 1"),
+    "usd_per_coin": _Rule(lambda v: isinstance(v, float) and v >= 0.0, "a number >= 0"),
+    "max_record_bytes": _POSITIVE_INT,
+    "log_level": _Rule(
+        lambda v: v in {"debug", "info", "warning", "error"}, "one of debug, info, warning, error"
+    ),
+}
+
+
+def _is_host_port(value: str) -> bool:
+    host, sep, port = value.strip().rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+
+
+def _env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def _validate(settings: Settings) -> None:
+    for name, rule in _RULES.items():
+        value = getattr(settings, name)
+        if not rule.check(value):
+            raise ConfigError(f"{_env_name(name)}: expected {rule.expected}, got {value!r}")
+    if settings.tier_high <= settings.tier_moderate:
+        raise ConfigError(
+            f"{_env_name('tier_high')}: must be greater than {_env_name('tier_moderate')} "
+            f"({settings.tier_high} <= {settings.tier_moderate})"
+        )
+    if settings.tier_window_seconds % settings.tier_step_seconds:
+        raise ConfigError(
+            f"{_env_name('tier_window_seconds')}: must be a multiple of "
+            f"{_env_name('tier_step_seconds')} ({settings.tier_window_seconds} % "
+            f"{settings.tier_step_seconds} != 0)"
+        )
+
+
+def _coerce(name: str, kind: type, raw: Any) -> Any:
+    """Turn a string (env) or TOML value into the field's type, naming the field on failure."""
+    if kind is str:
+        return raw if isinstance(raw, str) else str(raw)
+    try:
+        if kind is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            return int(raw)
+        if kind is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{_env_name(name)}: expected {_RULES[name].expected}, got {raw!r}"
+        ) from None
+    raise AssertionError(f"unsupported settings type {kind}")  # pragma: no cover
+
+
+_FIELD_TYPES: dict[str, type] = {
+    f.name: {"str": str, "int": int, "float": float}[str(f.type)]
+    for f in dataclasses.fields(Settings)
+}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from a config file, the environment and explicit overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+
+    path = config_path or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        values.update(_read_config_file(Path(path)))
+
+    for name in _FIELD_TYPES:
+        if _env_name(name) in env:
+            values[name] = env[_env_name(name)]
+
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(values) - set(_FIELD_TYPES))
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    typed = {name: _coerce(name, _FIELD_TYPES[name], raw) for name, raw in values.items()}
+    return Settings(**typed)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"LIVEPULSE_CONFIG: config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"LIVEPULSE_CONFIG: {str(path)!r} is not valid TOML: {exc}") from None
+    # The file may hold a [livepulse] table or top-level keys.
+    section = data.get("livepulse", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"LIVEPULSE_CONFIG: {str(path)!r}: [livepulse] must be a table")
+    unknown = sorted(set(section) - set(_FIELD_TYPES))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    return dict(section)
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(environment variable, config key, default) for every setting, for docs and --help."""
+    defaults = Settings()
+    return [(_env_name(name), name, repr(getattr(defaults, name))) for name in _FIELD_TYPES]
+
+
+__all__ = ["ConfigError", "Settings", "load_settings", "settings_table"]

@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from processor.settings import ConfigError, Settings, load_settings
+
+
+def test_defaults_match_the_design_brief() -> None:
+    s = load_settings(env={})
+    assert (s.broker, s.events_topic, s.alerts_topic, s.dlq_topic) == (
+        "127.0.0.1:9092",
+        "live.events",
+        "live.alerts",
+        "live.events.dlq",
+    )
+    assert (s.metrics_host, s.metrics_port) == ("127.0.0.1", 6066)
+    assert (s.tier_moderate, s.tier_high, s.hysteresis) == (1_000, 10_000, 0.10)
+
+
+def test_file_then_env_then_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "livepulse.toml"
+    config.write_text(
+        '[livepulse]\nmetrics_port = 7000\nalerts_topic = "a.file"\nhysteresis = 0.2\n'
+    )
+    s = load_settings(
+        env={"LIVEPULSE_CONFIG": str(config), "LIVEPULSE_ALERTS_TOPIC": "a.env"},
+        overrides={"broker": "k:1", "events_topic": None},
+    )
+    assert (s.metrics_port, s.alerts_topic, s.hysteresis, s.broker, s.events_topic) == (
+        7000,
+        "a.env",
+        0.2,
+        "k:1",
+        "live.events",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"LIVEPULSE_METRICS_PORT": "abc"},
+            "LIVEPULSE_METRICS_PORT: expected a port 0-65535, got 'abc'",
+        ),
+        ({"LIVEPULSE_METRICS_PORT": "70000"}, "LIVEPULSE_METRICS_PORT: expected a port"),
+        ({"LIVEPULSE_HYSTERESIS": "1.5"}, "LIVEPULSE_HYSTERESIS: expected a fraction"),
+        (
+            {"LIVEPULSE_TIER_WINDOW_SECONDS": "0"},
+            "LIVEPULSE_TIER_WINDOW_SECONDS: expected a positive",
+        ),
+        ({"LIVEPULSE_TIER_WINDOW_SECONDS": "1.5"}, "LIVEPULSE_TIER_WINDOW_SECONDS: expected"),
+        (
+            {"LIVEPULSE_TIER_WINDOW_SECONDS": "25"},
+            "must be a multiple of LIVEPULSE_TIER_STEP_SECONDS",
+        ),
+        ({"LIVEPULSE_BROKER": "localhost"}, "LIVEPULSE_BROKER: expected host:port"),
+        ({"LIVEPULSE_TIER_HIGH": "500"}, "LIVEPULSE_TIER_HIGH: must be greater than"),
+        ({"LIVEPULSE_LOG_LEVEL": "loud"}, "LIVEPULSE_LOG_LEVEL: expected one of"),
+        (
+            {"LIVEPULSE_CONFIG": "/nonexistent.toml"},
+            "config file '/nonexistent.toml' does not exist",
+        ),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env)
+    assert message in str(info.value)
+
+
+def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("metrics_prot = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting\\(s\\): metrics_prot"):
+        load_settings(env={}, config_path=config)
+
+
+def test_settings_object_validates_itself() -> None:
+    with pytest.raises(ConfigError, match="LIVEPULSE_TIER_STEP_SECONDS"):
+        Settings(tier_step_seconds=-1)
