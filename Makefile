@@ -1,0 +1,55 @@
+# livepulse: `make run` to watch it work, `make test` to prove it. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install system-deps kafka-fetch kafka-up kafka-down topics run test unit integration lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install livepulse with its dev tools
+
+system-deps:  ## install kcat and prometheus from Debian's packages if missing
+	bash deploy/system-deps.sh
+
+kafka-fetch:  ## resolve the Kafka broker jars from Maven Central
+	bash deploy/kafka/kafka.sh fetch
+
+kafka-up:  ## start the local KRaft broker on 127.0.0.1:9092
+	bash deploy/kafka/kafka.sh up
+
+kafka-down:  ## stop the local broker
+	bash deploy/kafka/kafka.sh down
+
+topics: kafka-up  ## create live.events, live.alerts and live.events.dlq
+	bash deploy/kafka/kafka.sh topics-create live.events:4 live.alerts:4 live.events.dlq:4
+
+run: $(STAMP) system-deps  ## start broker, worker and simulator; stream alerts until Ctrl-C
+	bash deploy/run.sh
+
+lint: $(STAMP)  ## ruff and mypy
+	$(BIN)/ruff check processor tests
+	$(BIN)/ruff format --check processor tests
+	$(BIN)/mypy
+
+unit: $(STAMP)  ## unit tests of the pure core (no broker)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP) system-deps kafka-fetch  ## tests against a real broker the tests start
+	$(BIN)/pytest -q tests/integration
+
+test: $(STAMP) system-deps kafka-fetch lint  ## everything CI runs: lint, unit and integration tests
+	$(BIN)/pytest -q tests
+
+clean:  ## remove the virtualenv and local broker data (not the fetched jars)
+	bash deploy/kafka/kafka.sh down || true
+	rm -rf $(VENV) .local/kafka/data .local/kafka-test .local/worker

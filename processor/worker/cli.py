@@ -1,0 +1,60 @@
+"""``livepulse worker``: run the Faust worker and the metrics endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from processor.metrics import Metrics
+from processor.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="consume live.events, keep windowed counts, publish tier alerts",
+        description=(
+            "Consume the events topic, keep per-stream windowed likes, gifts, coins and "
+            "estimated creator USD, publish tier_changed alerts to the alerts topic, send "
+            "invalid records to the dead-letter topic, and serve Prometheus metrics. "
+            "Stops cleanly on Ctrl-C or SIGTERM."
+        ),
+    )
+    parser.set_defaults(handler=run_worker)
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from faust import Worker  # imported late: faust is slow to import for other commands
+
+    from processor.worker.app import create_app
+
+    registry = CollectorRegistry(auto_describe=True)
+    metrics = Metrics(registry)
+    try:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    except OSError as exc:
+        print(
+            f"livepulse worker: cannot serve metrics on "
+            f"{settings.metrics_host}:{settings.metrics_port} ({exc.strerror}); "
+            "set LIVEPULSE_METRICS_PORT to a free port",
+            file=sys.stderr,
+        )
+        return 2
+    print(
+        f"livepulse worker: broker {settings.broker}, events {settings.events_topic!r}, "
+        f"alerts {settings.alerts_topic!r}, dead letters {settings.dlq_topic!r}, metrics "
+        f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+        file=sys.stderr,
+        flush=True,
+    )
+    app = create_app(settings, metrics)
+    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    logging.getLogger("livepulse").setLevel(settings.log_level.upper())
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -1,0 +1,154 @@
+"""Integration fixtures: a real KRaft broker for the session, real worker processes.
+
+The broker is the project's own (deploy/kafka/kafka.sh) on test ports, so a `make run`
+on the default ports is left alone. Set LIVEPULSE_TEST_BROKER=host:port to use a broker
+that is already running instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.integration.kafka import create_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
+TEST_PORT = 19092
+TEST_KAFKA_ENV = {
+    "LIVEPULSE_KAFKA_PORT": str(TEST_PORT),
+    "LIVEPULSE_KAFKA_CONTROLLER_PORT": str(TEST_PORT + 1),
+    "LIVEPULSE_KAFKA_HOME": str(ROOT / ".local" / "kafka-test"),
+}
+
+
+def _kafka(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(KAFKA_SH), *args],
+        env=os.environ | TEST_KAFKA_ENV,
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    """Bootstrap address of a real broker: started here (and stopped after) or found."""
+    external = os.environ.get("LIVEPULSE_TEST_BROKER")
+    if external:
+        yield external
+        return
+    already_running = _kafka("status").returncode == 0
+    up = _kafka("up")
+    assert up.returncode == 0, f"broker did not start:\n{up.stdout}\n{up.stderr}"
+    try:
+        yield f"127.0.0.1:{TEST_PORT}"
+    finally:
+        if not already_running:
+            down = _kafka("down")
+            assert down.returncode == 0, down.stderr
+
+
+@dataclass
+class Topics:
+    events: str
+    alerts: str
+    dlq: str
+    app_id: str
+
+
+@pytest.fixture
+def topics(broker: str) -> Topics:
+    """Fresh topics and consumer group per test, so tests never see each other's records."""
+    run = uuid.uuid4().hex[:8]
+    t = Topics(f"t{run}.events", f"t{run}.alerts", f"t{run}.dlq", f"livepulse-test-{run}")
+    asyncio.run(create_topics(broker, [t.events, t.alerts, t.dlq], partitions=4))
+    return t
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class WorkerProcess:
+    """A real ``livepulse worker`` process."""
+
+    env: dict[str, str]
+    log_path: Path
+    metrics_port: int
+    proc: subprocess.Popen[bytes] | None = None
+    exit_codes: list[int] = field(default_factory=list)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "processor.cli", "worker"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Signal the worker and wait for it to exit; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"worker ignored signal {sig}; log: {self.log()}") from None
+        code = self.proc.returncode
+        self.exit_codes.append(code)
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def worker_env(broker: str, topics: Topics, tmp_path: Path) -> dict[str, str]:
+    return os.environ | {
+        "LIVEPULSE_BROKER": broker,
+        "LIVEPULSE_EVENTS_TOPIC": topics.events,
+        "LIVEPULSE_ALERTS_TOPIC": topics.alerts,
+        "LIVEPULSE_DLQ_TOPIC": topics.dlq,
+        "LIVEPULSE_APP_ID": topics.app_id,
+        "LIVEPULSE_DATA_DIR": str(tmp_path / "worker-data"),
+        "LIVEPULSE_METRICS_PORT": str(free_port()),
+    }
+
+
+@pytest.fixture
+def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A started worker; stopped with SIGTERM afterwards, which must exit cleanly (0)."""
+    w = WorkerProcess(
+        worker_env, tmp_path / "worker.log", int(worker_env["LIVEPULSE_METRICS_PORT"])
+    )
+    w.start()
+    yield w
+    if w.proc is not None and w.proc.poll() is None:
+        code = w.stop()
+        assert code == 0, f"worker exited {code} on SIGTERM; log:\n{w.log()}"

@@ -1,0 +1,150 @@
+"""The whole pipeline on the real broker: exact alerts, dead letters and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from typing import Any
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.conftest import Topics, WorkerProcess
+from tests.integration.kafka import keyed, produce, read_all, wait_until_committed
+from tests.support.events import T0, StreamScript
+from tests.support.reference import Params, expected_outcome
+
+
+def scenario() -> tuple[list[dict[str, Any]], list[tuple[bytes | None, bytes, str]]]:
+    """Three streams plus malformed records; returns (valid events, [(key, bytes, reason)])."""
+    alpha, beta = StreamScript("alpha", "creator-a"), StreamScript("beta", "creator-b")
+    gamma = StreamScript("gamma", "creator-c", like_total=4_990)  # joined mid-stream
+    events = [
+        alpha.start(T0),
+        beta.start(T0),
+        alpha.likes(T0 + 1_000, 10, dropped=490),
+        gamma.likes(T0 + 1_000, 10),
+        beta.likes(T0 + 2_000, 5, dropped=95),
+        gamma.likes(T0 + 2_000, 10, dropped=990),
+        *beta.combo(T0 + 2_500, coins=30, steps=3, streak="d1"),
+        beta.end(T0 + 3_000),
+        alpha.likes(T0 + 5_000, 10, dropped=490),
+        *alpha.combo(T0 + 6_000, coins=1, steps=7, streak="r1"),
+        alpha.gift(T0 + 6_000, 500, 1, streakable=False, end=True),
+        alpha.likes(T0 + 60_000, 15, dropped=8_985),
+        alpha.comment(T0 + 605_000),
+        alpha.comment(T0 + 660_000),
+    ]
+    late = alpha.gift(T0 + 10_000, 500, 1, streakable=False, end=True)
+    events += [late, alpha.end(T0 + 662_000)]
+    bad_like = dict(alpha.likes(T0 + 1, 3)) | {"count": 99}
+    malformed = [
+        (b"alpha", b"{not json", "invalid_json"),
+        (b"alpha", orjson.dumps(bad_like), "contract_violation"),
+        (b"beta", orjson.dumps(beta.comment(T0) | {"type": "dance"}), "contract_violation"),
+        (b"beta", orjson.dumps(gamma.comment(T0)), "key_mismatch"),
+        (b"gamma", b"[]", "not_an_object"),
+        (b"alpha", orjson.dumps(late), "late"),
+    ]
+    return events, malformed
+
+
+def interleave(
+    events: list[dict[str, Any]], malformed: list[tuple[bytes | None, bytes, str]]
+) -> list[tuple[bytes | None, bytes]]:
+    """The valid events in order, with a malformed record after every third one."""
+    bad = [(k, v) for k, v, reason in malformed if reason != "late"]  # late is among events
+    out: list[tuple[bytes | None, bytes]] = []
+    for i, record in enumerate(keyed(events)):
+        out.append(record)
+        if i % 3 == 0 and bad:
+            out.append(bad.pop())
+    return out + bad
+
+
+def without_emitted_at(alert: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in alert.items() if k != "emitted_at"}
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def wait_for_sample(url: str, name: str, labels: dict[str, str], value: float) -> None:
+    """Gauges refresh on a 2 s timer: poll until the value is there, up to a deadline."""
+    key = (name, tuple(sorted(labels.items())))
+    deadline = time.monotonic() + 30
+    seen = None
+    while time.monotonic() < deadline:
+        seen = scrape(url).get(key)
+        if seen == value:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name}{labels} = {seen}, expected {value}")
+
+
+def test_scenario_gives_exactly_the_expected_alerts_dead_letters_and_metrics(
+    broker: str, topics: Topics, worker: WorkerProcess
+) -> None:
+    events, malformed = scenario()
+    records = interleave(events, malformed)
+    asyncio.run(produce(broker, topics.events, records))
+    asyncio.run(wait_until_committed(broker, topics.app_id, topics.events))
+
+    alerts = [orjson.loads(r.value) for r in asyncio.run(read_all(broker, topics.alerts))]
+    alerts.sort(key=lambda a: (a["stream_id"], a["event_time"]))
+
+    # worked out by hand from the scenario (defaults: 600 s window, 10 s steps, 10 % hysteresis)
+    assert [
+        (a["stream_id"], a["from_tier"], a["to_tier"], a["value"], a["event_time"] - T0)
+        for a in alerts
+    ] == [
+        ("alpha", "low", "moderate", 1_000, 5_000),
+        ("alpha", "moderate", "high", 10_000, 60_000),
+        # at +605 s the window kept 9,000 likes: not below 9,000, still high
+        ("alpha", "high", "low", 0, 660_000),
+        ("gamma", "low", "moderate", 1_010, 2_000),
+    ]
+    assert alerts[1]["window"] == {
+        "start": T0 - 530_000,
+        "end": T0 + 70_000,
+        "likes": 10_000,
+        "gifts": 8,
+        "coins": 507,
+        "creator_usd": 2.535,
+    }
+    # and by the independent brute-force model, field for field
+    expected = expected_outcome(events, Params())
+    expected_alerts = sorted(expected.alerts, key=lambda a: (a["stream_id"], a["event_time"]))
+    assert [without_emitted_at(a) for a in alerts] == expected_alerts
+    assert all(a["emitted_at"] >= 1_700_000_000_000 for a in alerts)
+
+    dead = asyncio.run(read_all(broker, topics.dlq))
+    got = sorted((r.key, r.value, dict(r.headers)["livepulse.reason"].decode()) for r in dead)
+    assert got == sorted(malformed)
+    for r in dead:
+        headers = dict(r.headers)
+        assert headers["livepulse.source.topic"] == topics.events.encode()
+        assert int(headers["livepulse.source.offset"]) >= 0
+
+    url = worker.metrics_url
+    samples = scrape(url)
+    assert samples[("livepulse_likes_total", ())] == 11_110
+    assert samples[("livepulse_gifts_total", ())] == 11
+    assert samples[("livepulse_coins_total", ())] == 597
+    assert (expected.likes, expected.gifts, expected.coins) == (11_110, 11, 597)
+    assert samples[("livepulse_alerts_published_total", (("type", "tier_changed"),))] == 4
+    for reason in ("invalid_json", "contract_violation", "key_mismatch", "not_an_object", "late"):
+        want = sum(1 for *_, r in malformed if r == reason)
+        assert samples[("livepulse_invalid_events_total", (("reason", reason),))] == want
+    for kind, count in expected.events_by_type.items():
+        assert samples[("livepulse_events_total", (("type", kind),))] == count
+    wait_for_sample(url, "livepulse_active_streams", {}, 1)  # only gamma never ended
+    wait_for_sample(url, "livepulse_streams", {"tier": "moderate"}, 1)
