@@ -52,4 +52,4 @@ test: $(STAMP) system-deps kafka-fetch lint  ## everything CI runs: lint, unit a
 
 clean:  ## remove the virtualenv and local broker data (not the fetched jars)
 	bash deploy/kafka/kafka.sh down || true
-	rm -rf $(VENV) .local/kafka/data .local/kafka-test .local/worker
+	rm -rf $(VENV) .local/kafka/data .local/kafka-test-* .local/worker .local/run

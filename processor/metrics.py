@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 
+from processor.core.alerts import TierChanged
+from processor.core.engine import Engine, Outcome
 from processor.core.tiers import TIERS
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -28,8 +30,9 @@ EVENT_TYPES = (
 class Metrics:
     """The worker's metrics. Tests pass a fresh ``CollectorRegistry``."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, usd_per_coin: float = 0.005) -> None:
         self.registry = registry
+        self.usd_per_coin = usd_per_coin
         self.events = Counter(
             "livepulse_events",
             "Valid events processed, by event type.",
@@ -78,3 +81,30 @@ class Metrics:
             self.events.labels(type=event_type)
         for tier in TIERS:
             self.streams_by_tier.labels(tier=str(tier))
+
+    def record_event(self, event_type: str, outcome: Outcome) -> None:
+        """A valid, in-time event and what it added."""
+        self.events.labels(type=event_type).inc()
+        if outcome.likes:
+            self.likes.inc(outcome.likes)
+        if outcome.gifts:
+            self.gifts.inc(outcome.gifts)
+            self.coins.inc(outcome.coins)
+            self.creator_usd.inc(outcome.coins * self.usd_per_coin)
+
+    def record_invalid(self, reason: str) -> None:
+        """A record sent to the dead-letter topic."""
+        self.invalid_events.labels(reason=reason).inc()
+
+    def record_alert(self, alert: TierChanged, latency_seconds: float) -> None:
+        """An alert published ``latency_seconds`` after its event reached Kafka."""
+        self.alerts.labels(type=alert.type).inc()
+        self.tier_transitions.labels(
+            policy=alert.policy, from_tier=alert.from_tier, to_tier=alert.to_tier
+        ).inc()
+
+    def refresh(self, engine: Engine) -> None:
+        """Gauges read from the engine's state, on a timer rather than per event."""
+        self.active_streams.set(len(engine.streams))
+        for tier, count in engine.tier_counts().items():
+            self.streams_by_tier.labels(tier=str(tier)).set(count)

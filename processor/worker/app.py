@@ -72,7 +72,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     async def dead_letter(
         value: bytes | None, key: bytes | None, invalid: InvalidRecord, message: Any
     ) -> None:
-        metrics.invalid_events.labels(reason=invalid.reason).inc()
+        metrics.record_invalid(invalid.reason)
         await dlq_topic.send(
             key=key,
             value=value,
@@ -95,20 +95,13 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
                     late = InvalidRecord(Reason.LATE, "event is older than the tier window")
                     await dead_letter(value, key, late, message)
                     continue
-                metrics.events.labels(type=decoded["type"]).inc()
-                if outcome.likes:
-                    metrics.likes.inc(outcome.likes)
-                if outcome.coins:
-                    metrics.gifts.inc(outcome.gifts)
-                    metrics.coins.inc(outcome.coins)
-                    metrics.creator_usd.inc(outcome.coins * settings.usd_per_coin)
+                metrics.record_event(decoded["type"], outcome)
                 for alert in outcome.alerts:
-                    record_value = orjson.dumps(alert.to_record(int(time.time() * 1000)))
+                    now = time.time()
+                    record_value = orjson.dumps(alert.to_record(int(now * 1000)))
                     await alerts_topic.send(key=alert.stream_id.encode(), value=record_value)
-                    metrics.alerts.labels(type=alert.type).inc()
-                    metrics.tier_transitions.labels(
-                        policy=alert.policy, from_tier=alert.from_tier, to_tier=alert.to_tier
-                    ).inc()
+                    # latency from the event's arrival on Kafka (record timestamp, seconds)
+                    metrics.record_alert(alert, now - message.timestamp)
                     log.info(
                         "alert %s %s %s -> %s at %d likes",
                         alert.alert_id[:12],
@@ -129,9 +122,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
 
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def refresh_gauges() -> None:
-        metrics.active_streams.set(len(engine.streams))
-        for tier, count in engine.tier_counts().items():
-            metrics.streams_by_tier.labels(tier=str(tier)).set(count)
+        metrics.refresh(engine)
 
     app.livepulse_engine = engine  # type: ignore[attr-defined]
     return app

@@ -32,7 +32,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from processor.worker.app import create_app
 
     registry = CollectorRegistry(auto_describe=True)
-    metrics = Metrics(registry)
+    metrics = Metrics(registry, usd_per_coin=settings.usd_per_coin)
     try:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     except OSError as exc:

@@ -1,8 +1,8 @@
 """Integration fixtures: a real KRaft broker for the session, real worker processes.
 
-The broker is the project's own (deploy/kafka/kafka.sh) on test ports, so a `make run`
-on the default ports is left alone. Set LIVEPULSE_TEST_BROKER=host:port to use a broker
-that is already running instead.
+The broker is the project's own (deploy/kafka/kafka.sh) on test ports (19092/19093, or
+LIVEPULSE_TEST_KAFKA_PORT and the port after it), so a `make run` on the default ports is
+left alone. Set LIVEPULSE_TEST_BROKER=host:port to use a broker that is already running.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from tests.integration.kafka import create_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
-TEST_PORT = 19092
+# Parallel test sessions (several checkouts, or helpers) pick distinct ports.
+TEST_PORT = int(os.environ.get("LIVEPULSE_TEST_KAFKA_PORT", "19092"))
 TEST_KAFKA_ENV = {
     "LIVEPULSE_KAFKA_PORT": str(TEST_PORT),
     "LIVEPULSE_KAFKA_CONTROLLER_PORT": str(TEST_PORT + 1),
-    "LIVEPULSE_KAFKA_HOME": str(ROOT / ".local" / "kafka-test"),
+    "LIVEPULSE_KAFKA_HOME": str(ROOT / ".local" / f"kafka-test-{TEST_PORT}"),
 }
 
 
