@@ -1,0 +1,1 @@
+"""Event simulator: a deterministic generator of contract-v1 events, Kafka producer, CLI."""
