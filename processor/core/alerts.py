@@ -1,14 +1,18 @@
-"""Alert events (alert contract v1) and their deterministic ids."""
+"""What the engine publishes: alerts (alert contract v1) and closed tumbling windows."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from processor.core.tiers import Tier
 
 ALERT_VERSION = 1
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
 def alert_id(stream_id: str, policy: str, sequence: int, to_tier: str, event_time: int) -> str:
@@ -17,13 +21,17 @@ def alert_id(stream_id: str, policy: str, sequence: int, to_tier: str, event_tim
     The same input replayed (after a restart, or by a second deployment) gives the same
     id, so subscribers can de-duplicate on it.
     """
-    key = f"{stream_id}\x1f{policy}\x1f{sequence}\x1f{to_tier}\x1f{event_time}"
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    return _digest(stream_id, policy, sequence, to_tier, event_time)
+
+
+def stream_ended_id(stream_id: str, ended_at: int) -> str:
+    """Deterministic id of a stream's end."""
+    return _digest(stream_id, "stream_ended", ended_at)
 
 
 @dataclass(frozen=True, slots=True)
 class WindowSnapshot:
-    """The trailing window's content at the moment of an alert."""
+    """A window's content: the trailing tier window at an alert, or a closed tumbling one."""
 
     start_ms: int
     end_ms: int
@@ -31,6 +39,16 @@ class WindowSnapshot:
     gifts: int
     coins: int
     creator_usd: float
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "start": self.start_ms,
+            "end": self.end_ms,
+            "likes": self.likes,
+            "gifts": self.gifts,
+            "coins": self.coins,
+            "creator_usd": self.creator_usd,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +66,7 @@ class TierChanged:
     event_time: int
     window: WindowSnapshot
 
-    type = "tier_changed"
+    type: ClassVar[str] = "tier_changed"
 
     @property
     def direction(self) -> str:
@@ -56,7 +74,6 @@ class TierChanged:
 
     def to_record(self, emitted_at: int) -> dict[str, Any]:
         """The alert as the JSON object published on the alerts topic."""
-        w = self.window
         return {
             "v": ALERT_VERSION,
             "alert_id": self.alert_id,
@@ -71,12 +88,73 @@ class TierChanged:
             "threshold": self.threshold,
             "event_time": self.event_time,
             "emitted_at": emitted_at,
-            "window": {
-                "start": w.start_ms,
-                "end": w.end_ms,
-                "likes": w.likes,
-                "gifts": w.gifts,
-                "coins": w.coins,
-                "creator_usd": w.creator_usd,
-            },
+            "window": self.window.to_record(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """A stream's session is over: by ``live_end`` or by inactivity."""
+
+    alert_id: str
+    stream_id: str
+    creator_id: str
+    reason: str  # ended | suspended | inactive
+    started_at: int
+    event_time: int
+    likes: int
+    gifts: int
+    coins: int
+    creator_usd: float
+    peak_tier: Tier
+    final_tier: Tier
+
+    type: ClassVar[str] = "stream_ended"
+
+    def to_record(self, emitted_at: int) -> dict[str, Any]:
+        return {
+            "v": ALERT_VERSION,
+            "alert_id": self.alert_id,
+            "type": self.type,
+            "stream_id": self.stream_id,
+            "creator_id": self.creator_id,
+            "reason": self.reason,
+            "started_at": self.started_at,
+            "event_time": self.event_time,
+            "duration_ms": self.event_time - self.started_at,
+            "emitted_at": emitted_at,
+            "session": {
+                "likes": self.likes,
+                "gifts": self.gifts,
+                "coins": self.coins,
+                "creator_usd": self.creator_usd,
+            },
+            "peak_tier": str(self.peak_tier),
+            "final_tier": str(self.final_tier),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WindowClosed:
+    """A tumbling window of one stream that will not change any more."""
+
+    stream_id: str
+    creator_id: str
+    window: WindowSnapshot
+
+    type: ClassVar[str] = "window_closed"
+
+    def to_record(self, emitted_at: int) -> dict[str, Any]:
+        return {
+            "v": ALERT_VERSION,
+            "type": self.type,
+            "window_id": f"{self.stream_id}@{self.window.start_ms}",
+            "stream_id": self.stream_id,
+            "creator_id": self.creator_id,
+            "emitted_at": emitted_at,
+            "window": self.window.to_record(),
+        }
+
+
+Alert = TierChanged | StreamEnded
+Output = TierChanged | StreamEnded | WindowClosed

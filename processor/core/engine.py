@@ -1,32 +1,53 @@
-"""Per-stream state and the engine that turns validated events into alerts.
+"""Per-stream state and the engine that turns validated events into alerts and windows.
 
-Pure: no Kafka, no Faust, no clock. The Faust layer feeds it events in partition order
-and publishes what it returns.
+Pure: no Kafka, no Faust, no clock. The Faust layer feeds one engine per input partition
+with events in partition order (and the wall-clock time it saw them, which only drives
+idle decay) and publishes what it returns.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from processor.core.alerts import TierChanged, WindowSnapshot, alert_id
+from processor.core.alerts import (
+    Output,
+    StreamEnded,
+    TierChanged,
+    WindowClosed,
+    WindowSnapshot,
+    alert_id,
+    stream_ended_id,
+)
 from processor.core.rules import gift_value, like_growth
 from processor.core.tiers import Tier, TierPolicy
-from processor.core.windows import SlidingTotals, Totals
+from processor.core.windows import SlidingTotals, Totals, TumblingTotals
 
 WINDOW_LIKES_POLICY = "window_likes"
+SESSION_LIKES_POLICY = "session_likes"
 
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    """What the engine needs from the settings."""
+    """What the engine needs from the settings (times in milliseconds)."""
 
     tier_window_ms: int = 600_000
     tier_step_ms: int = 10_000
+    tumbling_ms: int = 60_000
+    grace_ms: int = 10_000
     moderate: int = 1_000
     high: int = 10_000
     hysteresis: float = 0.10
+    session_moderate: int = 1_000
+    session_high: int = 10_000
+    inactivity_ms: int = 1_800_000
     usd_per_coin: float = 0.005
+    ended_memory: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.grace_ms > self.tier_window_ms - self.tier_step_ms:
+            raise ValueError("grace must be at most the tier window minus one step")
 
 
 @dataclass(slots=True)
@@ -36,10 +57,17 @@ class StreamState:
     stream_id: str
     creator_id: str
     window: SlidingTotals
+    tumbling: TumblingTotals
+    started_ms: int
+    stream_time_ms: int
+    max_event_ms: int
+    seen_wall_ms: int = 0  # wall clock when max_event_ms was seen; drives idle decay only
     like_total: int | None = None
-    stream_time_ms: int = 0
     tier: Tier = Tier.LOW
+    peak_tier: Tier = Tier.LOW
+    session_tier: Tier = Tier.LOW
     transitions: int = 0
+    session_transitions: int = 0
     session: Totals = field(default_factory=Totals)
 
 
@@ -47,38 +75,32 @@ class StreamState:
 class Outcome:
     """What processing one event produced."""
 
-    alerts: tuple[TierChanged, ...] = ()
-    late: bool = False
+    outputs: tuple[Output, ...] = ()
+    late: str | None = None  # why the event was not counted, if it was not
     likes: int = 0
     gifts: int = 0
     coins: int = 0
 
 
 NOTHING = Outcome()
-LATE = Outcome(late=True)
+LATE = Outcome(late="late")
+AFTER_END = Outcome(late="after_end")
 
 
 class Engine:
-    """Keeps windowed like and gift counts per stream and detects tier changes."""
+    """Windowed like and gift counts per stream, tier changes, sessions."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.policy = TierPolicy(
             WINDOW_LIKES_POLICY, config.moderate, config.high, config.hysteresis
         )
+        self.session_policy = TierPolicy(
+            SESSION_LIKES_POLICY, config.session_moderate, config.session_high, 0.0
+        )
         self.streams: dict[str, StreamState] = {}
-
-    def _state(self, event: dict[str, Any]) -> StreamState:
-        stream_id: str = event["stream_id"]
-        state = self.streams.get(stream_id)
-        if state is None:
-            state = StreamState(
-                stream_id=stream_id,
-                creator_id=event["creator_id"],
-                window=SlidingTotals(self.config.tier_window_ms, self.config.tier_step_ms),
-            )
-            self.streams[stream_id] = state
-        return state
+        # recently ended streams, so a straggler event does not start a ghost session
+        self.ended: OrderedDict[str, int] = OrderedDict()
 
     def tier_counts(self) -> dict[Tier, int]:
         """How many active streams are in each tier."""
@@ -87,15 +109,40 @@ class Engine:
             counts[state.tier] += 1
         return counts
 
-    def process(self, event: dict[str, Any]) -> Outcome:
-        """Apply one contract-valid event; return the alerts it causes."""
-        kind = event["type"]
-        state = self._state(event)
-        ts: int = event["ts"]
-        if ts > state.stream_time_ms:
-            state.stream_time_ms = ts
-            state.window.advance(ts)
+    def _new_state(self, event: dict[str, Any], ts: int) -> StreamState:
+        c = self.config
+        state = StreamState(
+            stream_id=event["stream_id"],
+            creator_id=event["creator_id"],
+            window=SlidingTotals(c.tier_window_ms, c.tier_step_ms),
+            tumbling=TumblingTotals(c.tumbling_ms),
+            started_ms=ts,
+            stream_time_ms=ts,
+            max_event_ms=ts,
+        )
+        state.window.advance(ts)
+        self.streams[state.stream_id] = state
+        return state
 
+    def process(self, event: dict[str, Any], wall_ms: int = 0) -> Outcome:
+        """Apply one contract-valid event seen at ``wall_ms``; return what it caused."""
+        stream_id: str = event["stream_id"]
+        ts: int = event["ts"]
+        state = self.streams.get(stream_id)
+        if state is None:
+            if stream_id in self.ended:
+                return AFTER_END
+            state = self._new_state(event, ts)
+        outputs: list[Output] = []
+        if ts > state.stream_time_ms:
+            self._advance(state, ts, outputs)
+        elif ts < state.stream_time_ms - self.config.grace_ms:
+            return LATE
+        if ts >= state.max_event_ms:
+            state.max_event_ms = ts
+            state.seen_wall_ms = wall_ms
+
+        kind = event["type"]
         likes = gifts = coins = 0
         if kind == "like":
             likes, state.like_total = like_growth(state.like_total, event["count"], event["total"])
@@ -104,49 +151,156 @@ class Engine:
         elif kind == "live_start":
             if state.like_total is None:
                 state.like_total = 0
-        elif kind == "live_end":
-            del self.streams[state.stream_id]
-            return NOTHING
+            state.started_ms = min(state.started_ms, ts)
 
         if likes or gifts or coins:
-            if not state.window.add(ts, likes, gifts, coins):
-                return LATE
+            state.window.add(ts, likes, gifts, coins)
+            state.tumbling.add(ts, likes, gifts, coins)
             state.session.add(likes, gifts, coins)
+            self._evaluate(state, state.stream_time_ms, outputs)
 
-        alert = self._evaluate(state)
-        if alert is None:
+        if kind == "live_end":
+            self._end(state, event["reason"], state.stream_time_ms, outputs)
+        if not outputs:
             if likes or gifts or coins:
                 return Outcome(likes=likes, gifts=gifts, coins=coins)
             return NOTHING
-        return Outcome(alerts=(alert,), likes=likes, gifts=gifts, coins=coins)
+        return Outcome(tuple(outputs), None, likes, gifts, coins)
 
-    def _evaluate(self, state: StreamState) -> TierChanged | None:
+    def tick(self, wall_ms: int) -> list[Output]:
+        """Let stream time follow the wall clock for streams that receive nothing.
+
+        A stream idle for ``d`` ms of wall clock is at stream time ``max_ts + d``: its
+        window slides, its tier decays, its tumbling windows close, and after the
+        inactivity timeout it ends (reason ``inactive``) at ``max_ts + timeout``.
+        """
+        outputs: list[Output] = []
+        inactivity = self.config.inactivity_ms
+        for state in list(self.streams.values()):
+            idle_time = state.max_event_ms + max(0, wall_ms - state.seen_wall_ms)
+            if idle_time - state.max_event_ms >= inactivity:
+                end_time = state.max_event_ms + inactivity
+                if end_time > state.stream_time_ms:
+                    self._advance(state, end_time, outputs)
+                self._end(state, "inactive", max(end_time, state.stream_time_ms), outputs)
+            elif idle_time > state.stream_time_ms:
+                self._advance(state, idle_time, outputs)
+        return outputs
+
+    def _advance(self, state: StreamState, new_time: int, outputs: list[Output]) -> None:
+        """Move a stream's time forward, evaluating the tier at every bucket expiry."""
+        for boundary in state.window.slide_to(new_time):
+            self._evaluate_window(state, boundary, outputs)
+        state.stream_time_ms = new_time
+        for start, totals in state.tumbling.close_until(new_time, self.config.grace_ms):
+            outputs.append(self._closed(state, start, totals))
+
+    def _closed(self, state: StreamState, start: int, totals: Totals) -> WindowClosed:
+        return WindowClosed(
+            state.stream_id,
+            state.creator_id,
+            WindowSnapshot(
+                start,
+                start + self.config.tumbling_ms,
+                totals.likes,
+                totals.gifts,
+                totals.coins,
+                self._usd(totals.coins),
+            ),
+        )
+
+    def _usd(self, coins: int) -> float:
+        return round(coins * self.config.usd_per_coin, 4)
+
+    def _evaluate(self, state: StreamState, at: int, outputs: list[Output]) -> None:
+        self._evaluate_window(state, at, outputs)
+        value = state.session.likes
+        new_tier = max(state.session_tier, self.session_policy.tier_for(value), key=_rank)
+        if new_tier is not state.session_tier:
+            old, state.session_tier = state.session_tier, new_tier
+            state.session_transitions += 1
+            outputs.append(
+                self._tier_changed(
+                    state,
+                    self.session_policy,
+                    state.session_transitions,
+                    old,
+                    new_tier,
+                    value,
+                    at,
+                )
+            )
+
+    def _evaluate_window(self, state: StreamState, at: int, outputs: list[Output]) -> None:
         value = state.window.totals.likes
         new_tier = self.policy.classify(value, state.tier)
         if new_tier is state.tier:
-            return None
-        old_tier, state.tier = state.tier, new_tier
+            return
+        old, state.tier = state.tier, new_tier
+        if new_tier.rank > state.peak_tier.rank:
+            state.peak_tier = new_tier
         state.transitions += 1
+        outputs.append(
+            self._tier_changed(state, self.policy, state.transitions, old, new_tier, value, at)
+        )
+
+    def _tier_changed(
+        self,
+        state: StreamState,
+        policy: TierPolicy,
+        sequence: int,
+        old: Tier,
+        new: Tier,
+        value: int,
+        at: int,
+    ) -> TierChanged:
         totals = state.window.totals
-        entered = new_tier if new_tier.rank > old_tier.rank else old_tier
+        entered = new if new.rank > old.rank else old
         return TierChanged(
-            alert_id=alert_id(
-                state.stream_id, self.policy.name, state.transitions, new_tier, state.stream_time_ms
-            ),
+            alert_id=alert_id(state.stream_id, policy.name, sequence, new, at),
             stream_id=state.stream_id,
             creator_id=state.creator_id,
-            policy=self.policy.name,
-            from_tier=old_tier,
-            to_tier=new_tier,
+            policy=policy.name,
+            from_tier=old,
+            to_tier=new,
             value=value,
-            threshold=self.policy.threshold(entered),
-            event_time=state.stream_time_ms,
+            threshold=policy.threshold(entered),
+            event_time=at,
             window=WindowSnapshot(
                 start_ms=state.window.start_ms,
                 end_ms=state.window.end_ms,
                 likes=totals.likes,
                 gifts=totals.gifts,
                 coins=totals.coins,
-                creator_usd=round(totals.coins * self.config.usd_per_coin, 4),
+                creator_usd=self._usd(totals.coins),
             ),
         )
+
+    def _end(self, state: StreamState, reason: str, at: int, outputs: list[Output]) -> None:
+        for start, totals in state.tumbling.close_all():
+            outputs.append(self._closed(state, start, totals))
+        s = state.session
+        outputs.append(
+            StreamEnded(
+                alert_id=stream_ended_id(state.stream_id, at),
+                stream_id=state.stream_id,
+                creator_id=state.creator_id,
+                reason=reason,
+                started_at=state.started_ms,
+                event_time=at,
+                likes=s.likes,
+                gifts=s.gifts,
+                coins=s.coins,
+                creator_usd=self._usd(s.coins),
+                peak_tier=state.peak_tier,
+                final_tier=state.tier,
+            )
+        )
+        del self.streams[state.stream_id]
+        self.ended[state.stream_id] = at
+        if len(self.ended) > self.config.ended_memory:
+            self.ended.popitem(last=False)
+
+
+def _rank(tier: Tier) -> int:
+    return tier.rank

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -22,6 +23,9 @@ class Totals:
         self.likes -= other.likes
         self.gifts -= other.gifts
         self.coins -= other.coins
+
+    def as_list(self) -> list[int]:
+        return [self.likes, self.gifts, self.coins]
 
 
 @dataclass(slots=True)
@@ -54,16 +58,26 @@ class SlidingTotals:
         """End of the window (exclusive) at the current stream time."""
         return self.current_bucket + self.step_ms
 
-    def advance(self, now_ms: int) -> None:
-        """Move stream time forward to ``now_ms``, dropping buckets that left the window."""
+    def slide_to(self, now_ms: int) -> Iterator[int]:
+        """Move stream time forward to ``now_ms`` one expiring bucket at a time.
+
+        Yields each stream time at which a non-empty bucket left the window, with the
+        window positioned there, so a caller can see every value the window took.
+        """
         bucket = now_ms - now_ms % self.step_ms
         if bucket <= self.current_bucket:
             return
-        self.current_bucket = bucket
-        start = self.start_ms
-        expired = [b for b in self.buckets if b < start]
-        for b in expired:
+        expiring = sorted(b for b in self.buckets if b + self.size_ms <= bucket)
+        for b in expiring:
+            self.current_bucket = b + self.size_ms
             self.totals.subtract(self.buckets.pop(b))
+            yield self.current_bucket
+        self.current_bucket = bucket
+
+    def advance(self, now_ms: int) -> None:
+        """Move stream time forward to ``now_ms``, dropping buckets that left the window."""
+        for _ in self.slide_to(now_ms):
+            pass
 
     def add(self, ts_ms: int, likes: int, gifts: int, coins: int) -> bool:
         """Count an event at ``ts_ms``; False (and nothing counted) if its bucket has expired.
@@ -80,3 +94,34 @@ class SlidingTotals:
         slot.add(likes, gifts, coins)
         self.totals.add(likes, gifts, coins)
         return True
+
+
+@dataclass(slots=True)
+class TumblingTotals:
+    """Totals per aligned, non-overlapping window of ``size_ms``; only non-empty ones kept.
+
+    A window ``[start, start + size)`` stays open for events until stream time reaches
+    ``start + size + grace``; then :meth:`close_until` hands it out, once.
+    """
+
+    size_ms: int
+    open: dict[int, Totals] = field(default_factory=dict)
+
+    def add(self, ts_ms: int, likes: int, gifts: int, coins: int) -> None:
+        start = ts_ms - ts_ms % self.size_ms
+        slot = self.open.get(start)
+        if slot is None:
+            slot = self.open[start] = Totals()
+        slot.add(likes, gifts, coins)
+
+    def close_until(self, stream_time_ms: int, grace_ms: int) -> list[tuple[int, Totals]]:
+        """Remove and return, oldest first, the windows closed at ``stream_time_ms``."""
+        if not self.open:
+            return []
+        limit = stream_time_ms - grace_ms - self.size_ms
+        closed = sorted(start for start in self.open if start <= limit)
+        return [(start, self.open.pop(start)) for start in closed]
+
+    def close_all(self) -> list[tuple[int, Totals]]:
+        closed = sorted(self.open)
+        return [(start, self.open.pop(start)) for start in closed]
