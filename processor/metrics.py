@@ -1,18 +1,44 @@
 """Every livepulse metric, defined once against an injectable registry.
 
-Naming follows Prometheus conventions: prefix ``livepulse_``, base units, ``_total`` only
-on counters, and no per-stream labels (label values are bounded).
+Naming follows Prometheus conventions: prefix ``livepulse_``, base units (seconds),
+``_total`` only on counters (prometheus_client appends it), ``_created`` series off, and
+bounded label values. The one place a stream id appears is the top-K gauges, bounded by
+``top_k`` rows each. docs/observability.md lists every metric; a unit test keeps it in step
+with this module.
+
+The worker calls methods on :class:`Metrics`, never metric objects: ``record_*`` per event,
+``refresh`` and ``refresh_consumer_lag`` on a timer.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+import asyncio
+import heapq
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any, Protocol
 
-from processor.core.alerts import TierChanged
-from processor.core.engine import Engine, Outcome
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from processor.contract import Reason
+from processor.core.alerts import StreamEnded, TierChanged
+from processor.core.engine import WINDOW_LIKES_POLICY, Engine, Outcome, StreamState
 from processor.core.tiers import TIERS
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+log = logging.getLogger("livepulse.metrics")
 
 EVENT_TYPES = (
     "live_start",
@@ -26,13 +52,148 @@ EVENT_TYPES = (
     "live_end",
 )
 
+# Known dead-letter reasons, exported at 0 from the start so rate() sees the first one.
+DEAD_LETTER_REASONS = (
+    Reason.TOO_LARGE,
+    Reason.INVALID_JSON,
+    Reason.NOT_AN_OBJECT,
+    Reason.CONTRACT,
+    Reason.KEY_MISMATCH,
+    Reason.LATE,
+    "after_end",  # an event for a stream that has already ended (the engine's reason)
+    "processing_error",
+)
+
+# Event-to-alert latency: from a few milliseconds (caught up) to a minute (far behind).
+ALERT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+DEFAULT_TOP_K = 10
+
+# Consumer lag is read every LAG_INTERVAL_S, each read given up after LAG_TIMEOUT_S.
+LAG_INTERVAL_S = 5.0
+LAG_TIMEOUT_S = 4.5
+
+
+class SnapshotGauge(Collector):
+    """A gauge family whose whole set of series is replaced at once.
+
+    ``set`` swaps one tuple, so a scrape running in the metrics server's thread sees either
+    the previous set or the new one, never a half-cleared family; series not in the new
+    set vanish. Used where the label values themselves change (top-K stream ids, assigned
+    partitions) and where a value can be undefined (no stream yet: no series).
+    """
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._rows: tuple[tuple[tuple[str, ...], float], ...] = ()
+        registry.register(self)
+
+    def set(self, rows: Iterable[tuple[Sequence[str], float]]) -> None:
+        """Replace every series: ``rows`` are (label values in ``labelnames`` order, value)."""
+        new = tuple((tuple(labels), float(value)) for labels, value in rows)
+        for labels, _ in new:
+            if len(labels) != len(self.labelnames):
+                raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {labels}")
+        self._rows = new
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, value in self._rows:
+            family.add_metric(list(labels), value)
+        yield family
+
+
+def top_streams(
+    streams: Iterable[StreamState], k: int, value: Callable[[StreamState], int]
+) -> list[tuple[str, int]]:
+    """The ``k`` streams with the largest positive ``value``, as (stream_id, value).
+
+    Order: value descending, then stream_id ascending (so ties rank the same way on every
+    refresh and every worker). Streams whose value is 0 are left out: an idle stream is not
+    one of the hottest. O(n log k), one pass over the streams.
+    """
+    ranked = heapq.nsmallest(k, ((-v, s.stream_id) for s in streams if (v := value(s)) > 0))
+    return [(stream_id, -negated) for negated, stream_id in ranked]
+
+
+def _window_likes(state: StreamState) -> int:
+    return state.window.totals.likes
+
+
+def _window_coins(state: StreamState) -> int:
+    return state.window.totals.coins
+
+
+class OffsetSource(Protocol):
+    """What consumer lag needs from Faust's consumer (``app.consumer`` in faust-streaming).
+
+    Besides these methods, :func:`read_consumer_lag` reads ``_committed_offset``: Faust's
+    own record of the offset it last committed per partition (the next offset to read;
+    seeded from the broker on assignment, updated after every commit). It is private to
+    faust-streaming 0.15.3, which the project pins; a unit test fails if it goes away.
+    """
+
+    def assignment(self) -> AbstractSet[Any]: ...
+
+    async def highwaters(self, *partitions: Any) -> Mapping[Any, int]: ...
+
+    async def earliest_offsets(self, *partitions: Any) -> Mapping[Any, int]: ...
+
+
+async def read_consumer_lag(consumer: OffsetSource, topic: str) -> dict[int, int]:
+    """Messages not yet committed, per assigned partition of ``topic``.
+
+    lag = log end offset (asked from the broker, so it is fresh even while Faust has
+    paused fetching a partition) - committed offset; a partition the group has never
+    committed counts from its earliest available offset. Never negative.
+    """
+    assigned = sorted(
+        (tp for tp in consumer.assignment() if tp.topic == topic), key=lambda tp: tp.partition
+    )
+    if not assigned:
+        return {}
+    ends = await consumer.highwaters(*assigned)
+    known: Mapping[Any, int | None] = vars(consumer)["_committed_offset"]  # KeyError if gone
+    committed: dict[Any, int | None] = {tp: known.get(tp) for tp in assigned}
+    never = [tp for tp, offset in committed.items() if offset is None]
+    if never:
+        committed.update(await consumer.earliest_offsets(*never))
+    lag: dict[int, int] = {}
+    for tp in assigned:
+        end, done = ends.get(tp), committed.get(tp)
+        if end is not None and done is not None:
+            lag[tp.partition] = max(0, end - done)
+    return lag
+
+
+class Published(Protocol):
+    """An alert the worker published (``TierChanged`` and the other alert types)."""
+
+    @property
+    def type(self) -> str: ...
+
 
 class Metrics:
     """The worker's metrics. Tests pass a fresh ``CollectorRegistry``."""
 
-    def __init__(self, registry: CollectorRegistry, usd_per_coin: float = 0.005) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        usd_per_coin: float = 0.005,
+        top_k: int = DEFAULT_TOP_K,
+    ) -> None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
         self.registry = registry
         self.usd_per_coin = usd_per_coin
+        self.top_k = top_k
         self.events = Counter(
             "livepulse_events",
             "Valid events processed, by event type.",
@@ -41,7 +202,7 @@ class Metrics:
         )
         self.invalid_events = Counter(
             "livepulse_invalid_events",
-            "Records sent to the dead-letter topic, by reason.",
+            "Records sent to the dead-letter topic, by reason (late events: reason late).",
             ["reason"],
             registry=registry,
         )
@@ -59,6 +220,11 @@ class Metrics:
             "Estimated creator revenue in US dollars (coins x LIVEPULSE_USD_PER_COIN).",
             registry=registry,
         )
+        self.windows_closed = Counter(
+            "livepulse_windows_closed",
+            "Closed per-stream tumbling windows published.",
+            registry=registry,
+        )
         self.alerts = Counter(
             "livepulse_alerts_published",
             "Alerts published, by alert type.",
@@ -71,14 +237,59 @@ class Metrics:
             ["policy", "from_tier", "to_tier"],
             registry=registry,
         )
+        self.alert_latency = Histogram(
+            "livepulse_alert_latency_seconds",
+            "Seconds from an event's arrival on Kafka (record timestamp) to its alert's publish.",
+            buckets=ALERT_LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.active_streams = Gauge(
             "livepulse_active_streams", "Streams with state in this worker.", registry=registry
         )
         self.streams_by_tier = Gauge(
             "livepulse_streams", "Active streams by current tier.", ["tier"], registry=registry
         )
+        self.stream_time_lag = SnapshotGauge(
+            "livepulse_stream_time_lag_seconds",
+            "Wall clock minus the newest stream time (event time) of any active stream; "
+            "absent while there is none.",
+            [],
+            registry,
+        )
+        self.consumer_lag = SnapshotGauge(
+            "livepulse_consumer_lag_messages",
+            "Records of the events topic not yet committed, by assigned partition.",
+            ["partition"],
+            registry,
+        )
+        self.top_likes = SnapshotGauge(
+            "livepulse_top_stream_likes",
+            f"Windowed likes of the top {top_k} streams by windowed likes "
+            "(rank 1 = most; ties by stream_id).",
+            ["rank", "stream_id"],
+            registry,
+        )
+        self.top_coins = SnapshotGauge(
+            "livepulse_top_stream_coins",
+            f"Windowed coins of the top {top_k} streams by windowed coins "
+            "(rank 1 = most; ties by stream_id).",
+            ["rank", "stream_id"],
+            registry,
+        )
+        # Known label values exist at 0 from the start, so rate() and increase() see the
+        # first increment and dashboards show 0 rather than "no data".
         for event_type in EVENT_TYPES:
             self.events.labels(type=event_type)
+        for reason in DEAD_LETTER_REASONS:
+            self.invalid_events.labels(reason=reason)
+        for alert_type in (TierChanged.type, StreamEnded.type):
+            self.alerts.labels(type=alert_type)
+        for from_tier in TIERS:
+            for to_tier in TIERS:
+                if from_tier is not to_tier:
+                    self.tier_transitions.labels(
+                        policy=WINDOW_LIKES_POLICY, from_tier=str(from_tier), to_tier=str(to_tier)
+                    )
         for tier in TIERS:
             self.streams_by_tier.labels(tier=str(tier))
 
@@ -92,19 +303,67 @@ class Metrics:
             self.coins.inc(outcome.coins)
             self.creator_usd.inc(outcome.coins * self.usd_per_coin)
 
+    def record_window(self) -> None:
+        """A closed tumbling window published to the windows topic."""
+        self.windows_closed.inc()
+
     def record_invalid(self, reason: str) -> None:
         """A record sent to the dead-letter topic."""
         self.invalid_events.labels(reason=reason).inc()
 
-    def record_alert(self, alert: TierChanged, latency_seconds: float) -> None:
-        """An alert published ``latency_seconds`` after its event reached Kafka."""
-        self.alerts.labels(type=alert.type).inc()
-        self.tier_transitions.labels(
-            policy=alert.policy, from_tier=alert.from_tier, to_tier=alert.to_tier
-        ).inc()
+    def record_alert(self, alert: Published, latency_seconds: float | None) -> None:
+        """An alert published ``latency_seconds`` after its event reached Kafka.
 
-    def refresh(self, engine: Engine) -> None:
-        """Gauges read from the engine's state, on a timer rather than per event."""
-        self.active_streams.set(len(engine.streams))
-        for tier, count in engine.tier_counts().items():
-            self.streams_by_tier.labels(tier=str(tier)).set(count)
+        Every alert counts by its ``type``; a tier change also counts as a transition.
+        ``latency_seconds`` is None for an alert no event caused (idle decay on a timer):
+        it is not observed. A negative latency (producer clock ahead of ours) is observed
+        as 0, so the histogram's sum never decreases.
+        """
+        self.alerts.labels(type=alert.type).inc()
+        if isinstance(alert, TierChanged):
+            self.tier_transitions.labels(
+                policy=alert.policy, from_tier=alert.from_tier, to_tier=alert.to_tier
+            ).inc()
+        if latency_seconds is not None:
+            self.alert_latency.observe(max(0.0, latency_seconds))
+
+    def refresh(self, engines: Engine | Iterable[Engine], now: float | None = None) -> None:
+        """Gauges read from the engines' state, on a timer rather than per event.
+
+        ``engines``: the worker's engine, or its engines (one per partition). ``now`` is the
+        wall clock in epoch seconds (default: ``time.time()``).
+        """
+        now = time.time() if now is None else now
+        group = [engines] if isinstance(engines, Engine) else engines
+        streams = [state for engine in group for state in engine.streams.values()]
+        self.active_streams.set(len(streams))
+        tiers = Tally(state.tier for state in streams)
+        for tier in TIERS:
+            self.streams_by_tier.labels(tier=str(tier)).set(tiers[tier])
+        newest = max((state.stream_time_ms for state in streams), default=None)
+        self.stream_time_lag.set([] if newest is None else [((), now - newest / 1000)])
+        self.top_likes.set(_ranked(top_streams(streams, self.top_k, _window_likes)))
+        self.top_coins.set(_ranked(top_streams(streams, self.top_k, _window_coins)))
+
+    def set_consumer_lag(self, lag: Mapping[int, int]) -> None:
+        """Lag per assigned partition; partitions not in ``lag`` (revoked) vanish."""
+        self.consumer_lag.set(((str(p),), n) for p, n in sorted(lag.items()))
+
+    async def refresh_consumer_lag(
+        self, consumer: OffsetSource, topic: str, timeout_s: float = LAG_TIMEOUT_S
+    ) -> None:
+        """Read the consumer's lag from the broker; on failure keep the last values.
+
+        Failures are expected around start-up and rebalances (consumer not started, no
+        assignment yet) and while the broker is unreachable; they are logged at debug level.
+        """
+        try:
+            lag = await asyncio.wait_for(read_consumer_lag(consumer, topic), timeout_s)
+        except Exception as exc:
+            log.debug("consumer lag not read: %s: %s", type(exc).__name__, exc)
+            return
+        self.set_consumer_lag(lag)
+
+
+def _ranked(top: list[tuple[str, int]]) -> list[tuple[tuple[str, str], int]]:
+    return [((str(rank), stream_id), value) for rank, (stream_id, value) in enumerate(top, 1)]

@@ -30,17 +30,26 @@ class Settings:
     events_topic: str = "live.events"
     alerts_topic: str = "live.alerts"
     dlq_topic: str = "live.events.dlq"
+    windows_topic: str = "live.windows"
     app_id: str = "livepulse"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 6066
     data_dir: str = ".local/worker"
     tier_window_seconds: int = 600
     tier_step_seconds: int = 10
+    tumbling_window_seconds: int = 60
+    grace_seconds: int = 10
     tier_moderate: int = 1_000
     tier_high: int = 10_000
     hysteresis: float = 0.10
+    session_tier_moderate: int = 1_000
+    session_tier_high: int = 10_000
+    inactivity_timeout_seconds: int = 1_800
+    commit_interval_seconds: float = 1.0
+    session_timeout_seconds: float = 10.0
     usd_per_coin: float = 0.005
     max_record_bytes: int = 65_536
+    top_k: int = 10
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -64,17 +73,30 @@ _RULES: dict[str, _Rule] = {
     "events_topic": _NON_EMPTY,
     "alerts_topic": _NON_EMPTY,
     "dlq_topic": _NON_EMPTY,
+    "windows_topic": _NON_EMPTY,
     "app_id": _NON_EMPTY,
     "metrics_host": _NON_EMPTY,
     "metrics_port": _Rule(lambda v: isinstance(v, int) and 0 <= v <= 65535, "a port 0-65535"),
     "data_dir": _NON_EMPTY,
     "tier_window_seconds": _POSITIVE_INT,
     "tier_step_seconds": _POSITIVE_INT,
+    "tumbling_window_seconds": _POSITIVE_INT,
+    "grace_seconds": _Rule(lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
     "tier_moderate": _POSITIVE_INT,
     "tier_high": _POSITIVE_INT,
+    "session_tier_moderate": _POSITIVE_INT,
+    "session_tier_high": _POSITIVE_INT,
+    "inactivity_timeout_seconds": _POSITIVE_INT,
+    "commit_interval_seconds": _Rule(
+        lambda v: isinstance(v, float) and 0.05 <= v <= 60.0, "a number of seconds 0.05-60"
+    ),
+    "session_timeout_seconds": _Rule(
+        lambda v: isinstance(v, float) and 6.0 <= v <= 300.0, "a number of seconds 6-300"
+    ),
     "hysteresis": _Rule(lambda v: isinstance(v, float) and 0.0 <= v < 1.0, "a fraction 0 <= h < 1"),
     "usd_per_coin": _Rule(lambda v: isinstance(v, float) and v >= 0.0, "a number >= 0"),
     "max_record_bytes": _POSITIVE_INT,
+    "top_k": _Rule(lambda v: isinstance(v, int) and 1 <= v <= 100, "an integer 1-100"),
     "log_level": _Rule(
         lambda v: v in {"debug", "info", "warning", "error"}, "one of debug, info, warning, error"
     ),
@@ -99,6 +121,18 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"{_env_name('tier_high')}: must be greater than {_env_name('tier_moderate')} "
             f"({settings.tier_high} <= {settings.tier_moderate})"
+        )
+    if settings.session_tier_high <= settings.session_tier_moderate:
+        raise ConfigError(
+            f"{_env_name('session_tier_high')}: must be greater than "
+            f"{_env_name('session_tier_moderate')} ({settings.session_tier_high} <= "
+            f"{settings.session_tier_moderate})"
+        )
+    if settings.grace_seconds > settings.tier_window_seconds - settings.tier_step_seconds:
+        raise ConfigError(
+            f"{_env_name('grace_seconds')}: must be at most {_env_name('tier_window_seconds')} "
+            f"- {_env_name('tier_step_seconds')} ({settings.grace_seconds} > "
+            f"{settings.tier_window_seconds - settings.tier_step_seconds})"
         )
     if settings.tier_window_seconds % settings.tier_step_seconds:
         raise ConfigError(

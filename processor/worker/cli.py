@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 
@@ -32,7 +33,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from processor.worker.app import create_app
 
     registry = CollectorRegistry(auto_describe=True)
-    metrics = Metrics(registry, usd_per_coin=settings.usd_per_coin)
+    metrics = Metrics(registry, usd_per_coin=settings.usd_per_coin, top_k=settings.top_k)
     try:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     except OSError as exc:
@@ -50,6 +51,16 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
+    from processor.worker.state_store import StartupError, StateStore
+
+    loop = asyncio.new_event_loop()  # not the default loop: Faust sets up its own
+    try:
+        loop.run_until_complete(StateStore(settings).ensure_topics())
+    except StartupError as exc:
+        print(f"livepulse worker: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        loop.close()
     app = create_app(settings, metrics)
     worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     logging.getLogger("livepulse").setLevel(settings.log_level.upper())

@@ -66,6 +66,7 @@ class Topics:
     events: str
     alerts: str
     dlq: str
+    windows: str
     app_id: str
 
 
@@ -73,8 +74,14 @@ class Topics:
 def topics(broker: str) -> Topics:
     """Fresh topics and consumer group per test, so tests never see each other's records."""
     run = uuid.uuid4().hex[:8]
-    t = Topics(f"t{run}.events", f"t{run}.alerts", f"t{run}.dlq", f"livepulse-test-{run}")
-    asyncio.run(create_topics(broker, [t.events, t.alerts, t.dlq], partitions=4))
+    t = Topics(
+        f"t{run}.events",
+        f"t{run}.alerts",
+        f"t{run}.dlq",
+        f"t{run}.windows",
+        f"livepulse-test-{run}",
+    )
+    asyncio.run(create_topics(broker, [t.events, t.alerts, t.dlq, t.windows], partitions=4))
     return t
 
 
@@ -136,6 +143,7 @@ def worker_env(broker: str, topics: Topics, tmp_path: Path) -> dict[str, str]:
         "LIVEPULSE_EVENTS_TOPIC": topics.events,
         "LIVEPULSE_ALERTS_TOPIC": topics.alerts,
         "LIVEPULSE_DLQ_TOPIC": topics.dlq,
+        "LIVEPULSE_WINDOWS_TOPIC": topics.windows,
         "LIVEPULSE_APP_ID": topics.app_id,
         "LIVEPULSE_DATA_DIR": str(tmp_path / "worker-data"),
         "LIVEPULSE_METRICS_PORT": str(free_port()),

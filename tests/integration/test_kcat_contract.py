@@ -40,20 +40,23 @@ def test_events_from_kcat_give_schema_valid_alerts_read_by_kcat(
     kcat("-b", broker, "-P", "-t", topics.events, "-K", "\t", stdin=lines)
     asyncio.run(wait_until_committed(broker, topics.app_id, topics.events))
 
-    out = kcat("-b", broker, "-C", "-t", topics.alerts, "-o", "beginning", "-e", "-q",
-               "-f", "%k\t%s\n")
+    out = kcat(
+        "-b", broker, "-C", "-t", topics.alerts, "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n"
+    )
     rows = [line.split(b"\t", 1) for line in out.splitlines()]
     alerts = [json.loads(value) for _, value in rows]
-    assert [key for key, _ in rows] == [b"kcat-stream", b"kcat-stream"]
+    assert [key for key, _ in rows] == [b"kcat-stream"] * 4
 
     validator = Draft7Validator(json.loads(ALERT_SCHEMA.read_text()))
     for alert in alerts:
         assert list(validator.iter_errors(alert)) == []
-    assert [(a["from_tier"], a["to_tier"], a["value"]) for a in alerts] == [
-        ("low", "moderate", 1_000),
-        ("moderate", "high", 10_000),
+    assert [(a["policy"], a["from_tier"], a["to_tier"], a["value"]) for a in alerts] == [
+        ("window_likes", "low", "moderate", 1_000),
+        ("session_likes", "low", "moderate", 1_000),
+        ("window_likes", "moderate", "high", 10_000),
+        ("session_likes", "moderate", "high", 10_000),
     ]
-    assert alerts[1]["window"]["coins"] == 5 + 44_999
-    assert alerts[1]["window"]["creator_usd"] == 225.02
+    assert alerts[2]["window"]["coins"] == 5 + 44_999
+    assert alerts[2]["window"]["creator_usd"] == 225.02
     expected = expected_outcome(events, Params()).alerts
     assert [{k: v for k, v in a.items() if k != "emitted_at"} for a in alerts] == expected

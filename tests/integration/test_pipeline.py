@@ -98,21 +98,51 @@ def test_scenario_gives_exactly_the_expected_alerts_dead_letters_and_metrics(
     asyncio.run(produce(broker, topics.events, records))
     asyncio.run(wait_until_committed(broker, topics.app_id, topics.events))
 
-    alerts = [orjson.loads(r.value) for r in asyncio.run(read_all(broker, topics.alerts))]
-    alerts.sort(key=lambda a: (a["stream_id"], a["event_time"]))
-
-    # worked out by hand from the scenario (defaults: 600 s window, 10 s steps, 10 % hysteresis)
-    assert [
-        (a["stream_id"], a["from_tier"], a["to_tier"], a["value"], a["event_time"] - T0)
-        for a in alerts
-    ] == [
-        ("alpha", "low", "moderate", 1_000, 5_000),
-        ("alpha", "moderate", "high", 10_000, 60_000),
-        # at +605 s the window kept 9,000 likes: not below 9,000, still high
-        ("alpha", "high", "low", 0, 660_000),
-        ("gamma", "low", "moderate", 1_010, 2_000),
+    alerts = [
+        without_emitted_at(orjson.loads(r.value))
+        for r in asyncio.run(read_all(broker, topics.alerts))
     ]
-    assert alerts[1]["window"] == {
+    by_stream = sorted(
+        alerts, key=lambda a: (a["stream_id"], a["event_time"], a["type"], a.get("policy", ""))
+    )
+
+    # worked out by hand from the scenario (defaults: 600 s window in 10 s steps, 10 %
+    # hysteresis, session milestones at 1,000 and 10,000 likes, 60 s tumbling windows)
+    def summary(a: dict[str, Any]) -> tuple[Any, ...]:
+        if a["type"] == "stream_ended":
+            return (
+                a["stream_id"],
+                "ended",
+                a["event_time"] - T0,
+                a["duration_ms"],
+                tuple(a["session"].values()),
+                a["peak_tier"],
+                a["final_tier"],
+            )
+        return (
+            a["stream_id"],
+            a["policy"],
+            a["from_tier"],
+            a["to_tier"],
+            a["value"],
+            a["event_time"] - T0,
+        )
+
+    assert [summary(a) for a in by_stream] == [
+        ("alpha", "session_likes", "low", "moderate", 1_000, 5_000),
+        ("alpha", "window_likes", "low", "moderate", 1_000, 5_000),
+        ("alpha", "session_likes", "moderate", "high", 10_000, 60_000),
+        ("alpha", "window_likes", "moderate", "high", 10_000, 60_000),
+        # at +600 s bucket +0 s left, 9,000 likes remain: not below 9,000, still high;
+        # at +660 s bucket +60 s left too
+        ("alpha", "window_likes", "high", "low", 0, 660_000),
+        ("alpha", "ended", 662_000, 662_000, (10_000, 8, 507, 2.535), "high", "low"),
+        ("beta", "ended", 3_000, 3_000, (100, 3, 90, 0.45), "low", "low"),
+        ("gamma", "session_likes", "low", "moderate", 1_010, 2_000),
+        ("gamma", "window_likes", "low", "moderate", 1_010, 2_000),
+    ]
+    high = next(a for a in alerts if a.get("to_tier") == "high" and a["policy"] == "window_likes")
+    assert high["window"] == {
         "start": T0 - 530_000,
         "end": T0 + 70_000,
         "likes": 10_000,
@@ -120,11 +150,26 @@ def test_scenario_gives_exactly_the_expected_alerts_dead_letters_and_metrics(
         "coins": 507,
         "creator_usd": 2.535,
     }
-    # and by the independent brute-force model, field for field
+    windows = [
+        without_emitted_at(orjson.loads(r.value))
+        for r in asyncio.run(read_all(broker, topics.windows))
+    ]
+    assert sorted((w["window_id"], tuple(w["window"].values())) for w in windows) == [
+        (f"alpha@{T0}", (T0, T0 + 60_000, 1_000, 8, 507, 2.535)),
+        (f"alpha@{T0 + 60_000}", (T0 + 60_000, T0 + 120_000, 9_000, 0, 0, 0.0)),
+        (f"beta@{T0}", (T0, T0 + 60_000, 100, 3, 90, 0.45)),
+    ]
+    # and by the independent brute-force model, field for field, in each stream's order
     expected = expected_outcome(events, Params())
-    expected_alerts = sorted(expected.alerts, key=lambda a: (a["stream_id"], a["event_time"]))
-    assert [without_emitted_at(a) for a in alerts] == expected_alerts
-    assert all(a["emitted_at"] >= 1_700_000_000_000 for a in alerts)
+
+    def per_stream(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for r in records:
+            grouped.setdefault(r["stream_id"], []).append(r)
+        return grouped
+
+    assert per_stream(alerts) == per_stream(expected.alerts)
+    assert per_stream(windows) == per_stream(expected.windows)
 
     dead = asyncio.run(read_all(broker, topics.dlq))
     got = sorted((r.key, r.value, dict(r.headers)["livepulse.reason"].decode()) for r in dead)
@@ -140,7 +185,9 @@ def test_scenario_gives_exactly_the_expected_alerts_dead_letters_and_metrics(
     assert samples[("livepulse_gifts_total", ())] == 11
     assert samples[("livepulse_coins_total", ())] == 597
     assert (expected.likes, expected.gifts, expected.coins) == (11_110, 11, 597)
-    assert samples[("livepulse_alerts_published_total", (("type", "tier_changed"),))] == 4
+    assert samples[("livepulse_alerts_published_total", (("type", "tier_changed"),))] == 7
+    assert samples[("livepulse_alerts_published_total", (("type", "stream_ended"),))] == 2
+    assert samples[("livepulse_windows_closed_total", ())] == 3
     for reason in ("invalid_json", "contract_violation", "key_mismatch", "not_an_object", "late"):
         want = sum(1 for *_, r in malformed if r == reason)
         assert samples[("livepulse_invalid_events_total", (("reason", reason),))] == want

@@ -11,16 +11,27 @@ import pytest
 
 def livepulse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True,
-        env=os.environ | (env or {}), timeout=60, check=False,
+        [sys.executable, "-m", "processor.cli", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ | (env or {}),
+        timeout=60,
+        check=False,
     )
 
 
 def test_help_lists_commands_and_settings() -> None:
     result = livepulse("--help")
     assert result.returncode == 0
-    for text in ("worker", "simulate", "replay", "alerts", "LIVEPULSE_BROKER",
-                 "LIVEPULSE_TIER_WINDOW_SECONDS", "LIVEPULSE_HYSTERESIS"):
+    for text in (
+        "worker",
+        "simulate",
+        "replay",
+        "alerts",
+        "LIVEPULSE_BROKER",
+        "LIVEPULSE_TIER_WINDOW_SECONDS",
+        "LIVEPULSE_HYSTERESIS",
+    ):
         assert text in result.stdout
 
 
