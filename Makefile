@@ -41,7 +41,7 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check processor tests
 	$(BIN)/mypy
 
-unit: $(STAMP)  ## unit tests of the pure core (no broker)
+unit: $(STAMP) system-deps  ## unit tests (no broker; promtool checks the deploy/ files)
 	$(BIN)/pytest -q tests/unit
 
 integration: $(STAMP) system-deps kafka-fetch  ## tests against a real broker the tests start

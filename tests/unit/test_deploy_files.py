@@ -1,0 +1,368 @@
+"""deploy/: Prometheus config and rules (promtool), the Grafana dashboard and provisioning,
+the compose file (against the Compose Specification's schema) and the Dockerfile.
+
+promtool is Debian's (installed by deploy/system-deps.sh, which `make test` runs).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, generate_latest
+
+from processor.core.engine import Engine, EngineConfig, Outcome
+from processor.metrics import Metrics
+from tests.support.events import T0, StreamScript
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+PROM = DEPLOY / "prometheus"
+RULES = PROM / "rules"
+GRAFANA = DEPLOY / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "livepulse.json"
+COMPOSE = DEPLOY / "docker-compose.yml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+DOC = ROOT / "docs" / "observability.md"
+DATASOURCE_UID = "livepulse-prometheus"
+# Grafana's own variables; the dashboard's are in its templating list
+GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range"}
+
+
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("promtool")
+    assert exe, "promtool not found: run `make system-deps` (Debian package prometheus)"
+    return subprocess.run(
+        [exe, *args], input=stdin, text=True, capture_output=True, timeout=60, check=False
+    )
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return data
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = load_yaml(COMPOSE)
+    return data
+
+
+# --- Prometheus -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.compose.yml"])
+def test_promtool_check_config(config: str) -> None:
+    result = promtool("check", "config", str(PROM / config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 2 rule files found" in result.stdout
+
+
+def test_promtool_check_rules() -> None:
+    result = promtool("check", "rules", str(RULES / "recording.yml"), str(RULES / "alerts.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 13 rules found" in result.stdout
+    assert "SUCCESS: 4 rules found" in result.stdout
+
+
+def test_promtool_test_rules() -> None:
+    result = promtool("test", "rules", str(RULES / "tests.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_every_alert_has_a_firing_and_a_silent_rule_test() -> None:
+    alerts = [r["alert"] for g in load_yaml(RULES / "alerts.yml")["groups"] for r in g["rules"]]
+    assert alerts == [
+        "LivepulseWorkerDown",
+        "LivepulseConsumerLagGrowing",
+        "LivepulseDeadLetterRateHigh",
+        "LivepulseNoEvents",
+    ]
+    fires: set[str] = set()
+    silent: set[str] = set()
+    for case in load_yaml(RULES / "tests.yml")["tests"]:
+        for check in case.get("alert_rule_test", []):
+            (fires if check["exp_alerts"] else silent).add(check["alertname"])
+    assert fires == silent == set(alerts)
+    assert load_yaml(RULES / "tests.yml")["rule_files"] == ["recording.yml", "alerts.yml"]
+
+
+def test_the_local_and_compose_configs_differ_only_in_the_target() -> None:
+    local, docker = load_yaml(PROM / "prometheus.yml"), load_yaml(PROM / "prometheus.compose.yml")
+    assert local["scrape_configs"][0]["static_configs"] == [{"targets": ["127.0.0.1:6066"]}]
+    assert docker["scrape_configs"][0]["static_configs"] == [{"targets": ["worker:6066"]}]
+    for config in (local, docker):
+        config["scrape_configs"][0]["static_configs"] = []
+    assert local == docker
+    assert local["global"]["scrape_interval"] == "5s"
+    assert local["scrape_configs"][0]["job_name"] == "livepulse"
+    assert local["scrape_configs"][0]["metrics_path"] == "/metrics"
+
+
+def test_promtool_check_metrics_accepts_the_exposition() -> None:
+    registry = CollectorRegistry(auto_describe=True)
+    metrics = Metrics(registry)
+    s = StreamScript("s1")
+    engine = Engine(EngineConfig())
+    for event in (s.start(T0), s.likes(T0 + 1, 5), s.gift(T0 + 2, 30, 1, False, True)):
+        engine.process(event)
+    metrics.record_event("like", Outcome(likes=5))
+    metrics.record_invalid("late")
+    metrics.refresh(engine, now=T0 / 1000 + 3)
+    metrics.set_consumer_lag({0: 2, 1: 0})
+    result = promtool("check", "metrics", stdin=generate_latest(registry).decode())
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+# --- Grafana ----------------------------------------------------------------------------
+
+
+def panel_queries() -> list[tuple[str, list[str]]]:
+    return [(p["title"], [t["expr"] for t in p["targets"]]) for p in dashboard()["panels"]]
+
+
+def substitute(expr: str, job: str = "livepulse", window: str = "1m") -> str:
+    """A panel query as Grafana would send it, for one job and rate window."""
+    return expr.replace("$__rate_interval", window).replace("$job", job)
+
+
+def test_dashboard_structure() -> None:
+    d = dashboard()
+    assert (d["uid"], d["title"]) == ("livepulse", "livepulse")
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    assert set(variables) == {"datasource", "job"}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["datasource"]["current"]["value"] == DATASOURCE_UID
+    assert variables["job"]["query"]["query"] == "label_values(livepulse_events_total, job)"
+    ds = {"type": "prometheus", "uid": "${datasource}"}
+    assert variables["job"]["datasource"] == ds
+
+    ids = [p["id"] for p in d["panels"]]
+    assert len(ids) == len(set(ids)) == 17
+    cells: set[tuple[int, int]] = set()
+    for p in d["panels"]:
+        assert p["datasource"] == ds, p["title"]
+        assert p["description"], p["title"]
+        g = p["gridPos"]
+        assert g["x"] >= 0 and g["w"] > 0 and g["x"] + g["w"] <= 24, p["title"]
+        mine = {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
+        assert not cells & mine, f"{p['title']} overlaps another panel"
+        cells |= mine
+        assert p["targets"], p["title"]
+        ref_ids = [t["refId"] for t in p["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), p["title"]
+        for t in p["targets"]:
+            assert t["datasource"] == ds, p["title"]
+            used = set(re.findall(r"\$\{?(\w+)", t["expr"]))
+            assert used <= set(variables) | GRAFANA_BUILTINS, (p["title"], used)
+            assert 'job=~"$job"' in t["expr"], p["title"]  # every query follows the job picker
+
+
+def test_every_panel_query_is_valid_promql() -> None:
+    """promtool parses each query (variables substituted) as an alerting rule's expression."""
+    exprs = [expr for _, panel_exprs in panel_queries() for expr in panel_exprs]
+    rules = [{"alert": f"PanelQuery{i}", "expr": substitute(e)} for i, e in enumerate(exprs)]
+    text = yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]})
+    exe = shutil.which("promtool")
+    assert exe
+    result = subprocess.run(
+        [exe, "check", "rules", "/dev/stdin"], input=text, text=True, capture_output=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in result.stdout, result.stdout
+    assert "FAILED" not in result.stdout, result.stdout
+
+
+def test_the_dashboard_shows_what_the_issue_asks_for() -> None:
+    queries = " ".join(expr for _, exprs in panel_queries() for expr in exprs)
+    for needed in (
+        "livepulse_events_total",
+        "livepulse_likes_total",
+        "livepulse_gifts_total",
+        "livepulse_coins_total",
+        "livepulse_streams{",
+        "livepulse_tier_transitions_total",
+        "livepulse_alert_latency_seconds_bucket",
+        "livepulse_consumer_lag_messages",
+        "livepulse_stream_time_lag_seconds",
+        "livepulse_invalid_events_total",
+        "livepulse_top_stream_likes",
+        "livepulse_top_stream_coins",
+        "livepulse_creator_usd_total",
+    ):
+        assert needed in queries, needed
+    tables = [p for p in dashboard()["panels"] if p["type"] == "table"]
+    assert [t["targets"][0]["format"] for t in tables] == ["table", "table"]
+    assert all(t["targets"][0]["instant"] for t in tables)
+
+
+def test_grafana_provisioning_matches_the_dashboard_and_compose() -> None:
+    (datasource,) = load_yaml(GRAFANA / "provisioning" / "datasources" / "prometheus.yml")[
+        "datasources"
+    ]
+    assert (datasource["uid"], datasource["type"]) == (DATASOURCE_UID, "prometheus")
+    assert datasource["url"] == "http://prometheus:9090"
+    assert "prometheus" in compose()["services"]
+    (provider,) = load_yaml(GRAFANA / "provisioning" / "dashboards" / "dashboards.yml")["providers"]
+    mounts = dict(bind_mounts(compose()["services"]["grafana"]))
+    assert mounts[provider["options"]["path"]] == GRAFANA / "dashboards"
+    home = compose()["services"]["grafana"]["environment"][
+        "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"
+    ]
+    assert home == provider["options"]["path"] + "/livepulse.json"
+
+
+# --- docs -------------------------------------------------------------------------------
+
+
+def doc_table(title: str) -> list[list[str]]:
+    text = DOC.read_text()
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"docs/observability.md has no '## {title}' section"
+    rows = [line for line in match.group(1).splitlines() if line.startswith("|")]
+    return [[c.strip() for c in row.strip("|").split(" | ")] for row in rows[2:]]
+
+
+def test_the_panel_table_matches_the_dashboard() -> None:
+    documented = [
+        (title, [q.strip("`") for q in query.split("<br>")])
+        for title, _, query in doc_table("Dashboard panels")
+    ]
+    assert documented == panel_queries()
+
+
+def test_the_rule_tables_list_exactly_the_rules() -> None:
+    recorded = [
+        r["record"] for g in load_yaml(RULES / "recording.yml")["groups"] for r in g["rules"]
+    ]
+    alerts = [r["alert"] for g in load_yaml(RULES / "alerts.yml")["groups"] for r in g["rules"]]
+    assert [row[0].strip("`") for row in doc_table("Recording rules")] == recorded
+    assert [row[0].strip("`") for row in doc_table("Alerts")] == alerts
+
+
+# --- Docker Compose and the Dockerfile --------------------------------------------------
+
+
+def bind_mounts(service: dict[str, Any]) -> list[tuple[str, Path]]:
+    """(container path, host path) of a service's bind mounts (host paths start with . or /)."""
+    out = []
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith((".", "/")):
+            out.append((target, (COMPOSE.parent / source).resolve()))
+    return out
+
+
+def test_compose_file_is_valid_against_the_compose_specification() -> None:
+    schema = json.loads((DEPLOY / "compose-spec.schema.json").read_text())
+    assert schema["title"] == "Compose Specification"
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(compose())]
+    assert errors == []
+    # and the validator does reject a broken file
+    broken = compose()
+    broken["services"]["worker"]["ports"] = [{"no": "such key"}]
+    broken["services"]["kafka"]["healthcheck"]["retries"] = "many"
+    assert len(list(validator.iter_errors(broken))) >= 2
+
+
+def test_compose_services_are_wired_together() -> None:
+    c = compose()
+    services = c["services"]
+    assert set(services) == {"kafka", "topics", "worker", "simulator", "prometheus", "grafana"}
+    for name, service in services.items():
+        assert "image" in service or "build" in service, name
+        image = service.get("image", "")
+        assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image tag"
+        for dep in service.get("depends_on", []):
+            assert dep in services, f"{name} depends on unknown service {dep}"
+        for key, value in service.get("environment", {}).items():
+            assert isinstance(value, str), f"{name}: {key} must be a string"
+        for port in service.get("ports", []):
+            assert re.fullmatch(r"127\.0\.0\.1:\d+:\d+", port), f"{name}: {port}"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in c["volumes"], f"{name}: undeclared volume {source}"
+
+    # the images livepulse runs
+    assert services["worker"]["image"] == services["simulator"]["image"] == "livepulse:local"
+    assert services["worker"]["command"] == ["worker"]
+    assert services["simulator"]["command"][0] == "simulate"
+    # the worker and the simulator reach the broker on the kafka service's internal listener
+    listeners = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    for name in ("worker", "simulator"):
+        assert services[name]["environment"]["LIVEPULSE_BROKER"] == "kafka:19092"
+    assert "INTERNAL://kafka:19092" in listeners.split(",")
+    # Prometheus scrapes the worker where it serves metrics
+    worker_env = services["worker"]["environment"]
+    assert (worker_env["LIVEPULSE_METRICS_HOST"], worker_env["LIVEPULSE_METRICS_PORT"]) == (
+        "0.0.0.0",
+        "6066",
+    )
+    topics_script = services["topics"]["command"][0]
+    for topic in ("live.events", "live.alerts", "live.events.dlq"):
+        assert topic in topics_script
+
+
+def test_every_file_the_services_point_at_exists() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        for target, host in bind_mounts(service):
+            assert host.exists(), f"{name}: {host} (mounted at {target}) does not exist"
+    build = services["worker"]["build"]
+    context = (COMPOSE.parent / build["context"]).resolve()
+    assert context == ROOT
+    assert (context / build["dockerfile"]).resolve() == DOCKERFILE
+    # Prometheus reads its config, and the rules the config names, through its mount
+    prom = services["prometheus"]
+    mounts = dict(bind_mounts(prom))
+    (config_arg,) = [a for a in prom["command"] if a.startswith("--config.file=")]
+    config_in_container = config_arg.split("=", 1)[1]
+    mount, host_dir = next((t, h) for t, h in mounts.items() if config_in_container.startswith(t))
+    host_config = host_dir / config_in_container[len(mount) :].lstrip("/")
+    assert host_config == (PROM / "prometheus.compose.yml").resolve()
+    for rule_file in load_yaml(host_config)["rule_files"]:
+        assert (host_config.parent / rule_file).is_file(), rule_file
+    # Grafana's provisioning folders hold the files
+    for target, host in bind_mounts(services["grafana"]):
+        if target.startswith("/etc/grafana/provisioning/"):
+            assert list(host.glob("*.yml")), host
+
+
+def test_dockerfile_builds_the_livepulse_entrypoint_from_files_that_exist() -> None:
+    lines = [
+        line.strip()
+        for line in DOCKERFILE.read_text().replace("\\\n", " ").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    instructions = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    copies = [shlex.split(arg) for op, arg in instructions if op == "COPY"]
+    assert copies
+    for *sources, _ in copies:
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: not in the build context"
+    entrypoint = [json.loads(arg) for op, arg in instructions if op == "ENTRYPOINT"]
+    assert entrypoint == [["livepulse"]]
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'livepulse = "processor.cli:main"' in pyproject
+    assert [json.loads(arg) for op, arg in instructions if op == "CMD"] == [["worker"]]
+    assert any(op == "RUN" and "pip install" in arg for op, arg in instructions)

@@ -1,0 +1,431 @@
+"""The metrics module: exact values, naming rules, top-K, consumer lag, and the doc table."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from processor.core.alerts import TierChanged, WindowSnapshot
+from processor.core.engine import Engine, EngineConfig, Outcome
+from processor.core.tiers import Tier
+from processor.metrics import (
+    ALERT_LATENCY_BUCKETS,
+    DEAD_LETTER_REASONS,
+    EVENT_TYPES,
+    Metrics,
+    read_consumer_lag,
+    top_streams,
+)
+from processor.settings import ConfigError, load_settings
+from tests.support.events import T0, StreamScript
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "observability.md"
+
+
+def new_metrics(top_k: int = 10) -> tuple[Metrics, CollectorRegistry]:
+    registry = CollectorRegistry(auto_describe=True)
+    return Metrics(registry, usd_per_coin=0.005, top_k=top_k), registry
+
+
+def alert(from_tier: Tier = Tier.LOW, to_tier: Tier = Tier.MODERATE) -> TierChanged:
+    return TierChanged(
+        alert_id="a1",
+        stream_id="s1",
+        creator_id="c1",
+        policy="window_likes",
+        from_tier=from_tier,
+        to_tier=to_tier,
+        value=1_000,
+        threshold=1_000,
+        event_time=T0,
+        window=WindowSnapshot(T0 - 600_000, T0, 1_000, 0, 0, 0.0),
+    )
+
+
+def test_counters_count_exactly_what_they_are_given() -> None:
+    m, r = new_metrics()
+    m.record_event("like", Outcome(likes=40))
+    m.record_event("like", Outcome(likes=2))
+    m.record_event("gift", Outcome(gifts=10, coins=300))
+    m.record_event("gift", Outcome(gifts=1, coins=1))
+    m.record_event("comment", Outcome())
+    m.record_invalid("invalid_json")
+    m.record_invalid("invalid_json")
+    m.record_invalid("late")
+    m.record_invalid("something_new")  # unknown reasons are counted too
+
+    assert r.get_sample_value("livepulse_events_total", {"type": "like"}) == 2
+    assert r.get_sample_value("livepulse_events_total", {"type": "gift"}) == 2
+    assert r.get_sample_value("livepulse_events_total", {"type": "comment"}) == 1
+    assert r.get_sample_value("livepulse_likes_total") == 42
+    assert r.get_sample_value("livepulse_gifts_total") == 11
+    assert r.get_sample_value("livepulse_coins_total") == 301
+    assert r.get_sample_value("livepulse_creator_usd_total") == pytest.approx(1.505, abs=1e-12)
+    reasons = {"invalid_json": 2, "late": 1, "something_new": 1, "contract_violation": 0}
+    for reason, n in reasons.items():
+        assert r.get_sample_value("livepulse_invalid_events_total", {"reason": reason}) == n
+
+
+def test_known_label_values_exist_at_zero_from_the_start() -> None:
+    _, r = new_metrics()
+    for kind in EVENT_TYPES:
+        assert r.get_sample_value("livepulse_events_total", {"type": kind}) == 0
+    for reason in DEAD_LETTER_REASONS:
+        assert r.get_sample_value("livepulse_invalid_events_total", {"reason": reason}) == 0
+    assert r.get_sample_value("livepulse_alerts_published_total", {"type": "tier_changed"}) == 0
+    assert r.get_sample_value("livepulse_alerts_published_total", {"type": "stream_ended"}) == 0
+    pairs = [(a, b) for a in ("low", "moderate", "high") for b in ("low", "moderate", "high")]
+    for a, b in pairs:
+        labels = {"policy": "window_likes", "from_tier": a, "to_tier": b}
+        want = None if a == b else 0
+        assert r.get_sample_value("livepulse_tier_transitions_total", labels) == want
+    for tier in ("low", "moderate", "high"):
+        assert r.get_sample_value("livepulse_streams", {"tier": tier}) == 0
+    assert r.get_sample_value("livepulse_alert_latency_seconds_count") == 0
+
+
+def test_alerts_count_transitions_and_observe_latency_in_seconds() -> None:
+    m, r = new_metrics()
+    m.record_alert(alert(), 0.02)
+    m.record_alert(alert(Tier.MODERATE, Tier.HIGH), 3.0)
+    m.record_alert(alert(Tier.HIGH, Tier.LOW), -0.5)  # producer clock ahead: observed as 0
+    m.record_alert(alert(Tier.MODERATE, Tier.LOW), None)  # caused by no event: not observed
+    m.record_window()
+    m.record_window()
+
+    assert r.get_sample_value("livepulse_alerts_published_total", {"type": "tier_changed"}) == 4
+    assert r.get_sample_value("livepulse_windows_closed_total") == 2
+    for a, b in (("low", "moderate"), ("moderate", "high"), ("high", "low"), ("moderate", "low")):
+        labels = {"policy": "window_likes", "from_tier": a, "to_tier": b}
+        assert r.get_sample_value("livepulse_tier_transitions_total", labels) == 1
+    assert r.get_sample_value("livepulse_alert_latency_seconds_count") == 3
+    assert r.get_sample_value("livepulse_alert_latency_seconds_sum") == pytest.approx(3.02)
+
+    def bucket(le: str) -> float | None:
+        return r.get_sample_value("livepulse_alert_latency_seconds_bucket", {"le": le})
+
+    assert (bucket("0.005"), bucket("0.01"), bucket("0.025")) == (1, 1, 2)
+    assert (bucket("2.5"), bucket("5.0"), bucket("+Inf")) == (2, 3, 3)
+    assert len(ALERT_LATENCY_BUCKETS) == 13
+
+
+class OtherAlert(NamedTuple):
+    type: str
+
+
+def test_other_alert_types_count_by_type_but_are_no_transition() -> None:
+    m, r = new_metrics()
+    m.record_alert(OtherAlert("stream_ended"), 0.2)
+    m.record_alert(OtherAlert("something_new"), 0.2)
+    assert r.get_sample_value("livepulse_alerts_published_total", {"type": "stream_ended"}) == 1
+    assert r.get_sample_value("livepulse_alerts_published_total", {"type": "something_new"}) == 1
+    assert r.get_sample_value("livepulse_alerts_published_total", {"type": "tier_changed"}) == 0
+    transitions = [
+        s
+        for family in r.collect()
+        if family.name == "livepulse_tier_transitions"
+        for s in family.samples
+        if s.value
+    ]
+    assert transitions == []
+    assert r.get_sample_value("livepulse_alert_latency_seconds_count") == 2
+
+
+def engine_with(events: list[dict[str, Any]]) -> Engine:
+    engine = Engine(EngineConfig())
+    for event in events:
+        engine.process(event)
+    return engine
+
+
+def sample_map(registry: CollectorRegistry, name: str) -> dict[tuple[str, str], float]:
+    """{(rank, stream_id): value} of a top-K gauge."""
+    return {
+        (s.labels["rank"], s.labels["stream_id"]): s.value
+        for family in registry.collect()
+        if family.name == name
+        for s in family.samples
+    }
+
+
+def test_refresh_sets_stream_gauges_lag_and_the_top_k_by_value_then_stream_id() -> None:
+    m, r = new_metrics(top_k=3)
+    a, b, c, d, e = (StreamScript(x) for x in ("a", "b", "c", "d", "e"))
+    events = [
+        *(s.start(T0) for s in (a, b, c, d, e)),
+        a.likes(T0 + 1_000, 10, dropped=1_990),  # 2,000: moderate
+        b.likes(T0 + 1_000, 5, dropped=495),  # 500 (ties with c, loses on stream id)
+        c.likes(T0 + 2_000, 5, dropped=495),  # 500
+        d.likes(T0 + 2_000, 1, dropped=299),  # 300: ranked 4th, outside top 3
+        *c.combo(T0 + 3_000, coins=30, steps=2, streak="k"),  # 60 coins
+        d.gift(T0 + 4_500, 500, 1, streakable=False, end=True),  # 500 coins
+        b.gift(T0 + 4_000, 1, 1, streakable=False, end=True),  # 1 coin
+    ]
+    engine = engine_with(events)  # e has no likes and no coins: in neither top list
+    m.refresh(engine, now=T0 / 1000 + 12.5)
+
+    assert r.get_sample_value("livepulse_active_streams") == 5
+    assert r.get_sample_value("livepulse_streams", {"tier": "low"}) == 4
+    assert r.get_sample_value("livepulse_streams", {"tier": "moderate"}) == 1
+    assert r.get_sample_value("livepulse_streams", {"tier": "high"}) == 0
+    # newest stream time is T0 + 4.5 s; the wall clock is T0 + 12.5 s
+    assert r.get_sample_value("livepulse_stream_time_lag_seconds") == 8.0
+    assert sample_map(r, "livepulse_top_stream_likes") == {
+        ("1", "a"): 2_000,
+        ("2", "b"): 500,
+        ("3", "c"): 500,
+    }
+    assert sample_map(r, "livepulse_top_stream_coins") == {
+        ("1", "d"): 500,
+        ("2", "c"): 60,
+        ("3", "b"): 1,
+    }
+
+    # streams that end vanish from every gauge at the next refresh
+    engine.process(a.end(T0 + 5_000))
+    engine.process(d.end(T0 + 5_000))
+    m.refresh(engine, now=T0 / 1000 + 20)
+    assert r.get_sample_value("livepulse_active_streams") == 3
+    assert sample_map(r, "livepulse_top_stream_likes") == {("1", "b"): 500, ("2", "c"): 500}
+    assert sample_map(r, "livepulse_top_stream_coins") == {("1", "c"): 60, ("2", "b"): 1}
+    assert r.get_sample_value("livepulse_stream_time_lag_seconds") == 16.0  # newest: c, +4 s
+
+    # with no stream at all the lag is undefined: no series rather than a made-up number
+    for s in (b, c, e):
+        engine.process(s.end(T0 + 6_000))
+    m.refresh(engine, now=T0 / 1000 + 30)
+    assert r.get_sample_value("livepulse_stream_time_lag_seconds") is None
+    assert sample_map(r, "livepulse_top_stream_likes") == {}
+    assert r.get_sample_value("livepulse_active_streams") == 0
+
+
+def test_refresh_over_several_engines_ranks_their_streams_together() -> None:
+    m, r = new_metrics(top_k=2)
+    a, b, c = StreamScript("a"), StreamScript("b"), StreamScript("c")
+    one = engine_with([a.start(T0), a.likes(T0 + 1_000, 5, dropped=1_195)])  # 1,200
+    two = engine_with(
+        [
+            b.start(T0),
+            b.likes(T0 + 2_000, 5, dropped=95),  # 100
+            c.start(T0),
+            c.likes(T0 + 3_000, 5, dropped=195),  # 200
+        ]
+    )
+    m.refresh([one, two], now=T0 / 1000 + 10)
+    assert r.get_sample_value("livepulse_active_streams") == 3
+    assert r.get_sample_value("livepulse_streams", {"tier": "moderate"}) == 1
+    assert r.get_sample_value("livepulse_streams", {"tier": "low"}) == 2
+    assert r.get_sample_value("livepulse_stream_time_lag_seconds") == 7.0
+    assert sample_map(r, "livepulse_top_stream_likes") == {("1", "a"): 1_200, ("2", "c"): 200}
+
+
+class State(NamedTuple):
+    stream_id: str
+    likes: int
+
+
+def test_top_streams_is_bounded_ordered_and_skips_zeros() -> None:
+    streams = [State(f"s{i:03d}", (i * 7) % 13) for i in range(200)]
+    top = top_streams(streams, 10, lambda s: s.likes)
+    want = sorted(((s.stream_id, s.likes) for s in streams if s.likes), key=lambda x: (-x[1], x[0]))
+    assert top == want[:10]
+    assert top[:3] == [("s011", 12), ("s024", 12), ("s037", 12)]
+    assert top_streams(streams[:1], 10, lambda s: s.likes) == []
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+class FakeConsumer:
+    """The few members of Faust's consumer that consumer lag uses."""
+
+    def __init__(
+        self,
+        assigned: set[TP],
+        ends: Mapping[TP, int],
+        committed: Mapping[TP, int | None],
+        earliest: Mapping[TP, int],
+    ) -> None:
+        self._assigned = assigned
+        self._ends = ends
+        self._committed_offset = dict(committed)
+        self._earliest = earliest
+        self.asked_earliest: list[TP] = []
+
+    def assignment(self) -> set[TP]:
+        return self._assigned
+
+    async def highwaters(self, *partitions: TP) -> dict[TP, int]:
+        return {tp: self._ends[tp] for tp in partitions}
+
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+        self.asked_earliest.extend(partitions)
+        return {tp: self._earliest[tp] for tp in partitions}
+
+
+def test_consumer_lag_is_end_minus_committed_per_assigned_partition_of_the_topic() -> None:
+    ev = [TP("live.events", p) for p in range(4)]
+    leader = TP("livepulse-__assignor-__leader", 0)
+    consumer = FakeConsumer(
+        assigned={*ev, leader},
+        ends={ev[0]: 100, ev[1]: 50, ev[2]: 7, ev[3]: 0, leader: 9},
+        committed={ev[0]: 90, ev[1]: 50, ev[2]: None, leader: 0},  # 3: never committed
+        earliest={ev[2]: 2, ev[3]: 0},
+    )
+    lag = asyncio.run(read_consumer_lag(consumer, "live.events"))
+    assert lag == {0: 10, 1: 0, 2: 5, 3: 0}
+    assert sorted(consumer.asked_earliest) == [ev[2], ev[3]]
+
+    m, r = new_metrics()
+    asyncio.run(m.refresh_consumer_lag(consumer, "live.events"))
+    got = {
+        p: r.get_sample_value("livepulse_consumer_lag_messages", {"partition": str(p)})
+        for p in range(5)
+    }
+    assert got == {0: 10, 1: 0, 2: 5, 3: 0, 4: None}
+
+    # a rebalance took partitions 0 and 1 away: their series vanish
+    consumer._assigned = {ev[2], ev[3]}
+    asyncio.run(m.refresh_consumer_lag(consumer, "live.events"))
+    got = {
+        p: r.get_sample_value("livepulse_consumer_lag_messages", {"partition": str(p)})
+        for p in range(4)
+    }
+    assert got == {0: None, 1: None, 2: 5, 3: 0}
+
+
+class BrokenConsumer(FakeConsumer):
+    async def highwaters(self, *partitions: TP) -> dict[TP, int]:
+        raise RuntimeError("broker unreachable")
+
+
+class SlowConsumer(FakeConsumer):
+    async def highwaters(self, *partitions: TP) -> dict[TP, int]:
+        await asyncio.sleep(10)
+        raise AssertionError("not reached")
+
+
+def test_a_failed_or_slow_lag_read_keeps_the_last_values() -> None:
+    m, r = new_metrics()
+    m.set_consumer_lag({0: 3, 1: 4})
+    tp = TP("live.events", 0)
+    broken = BrokenConsumer({tp}, {}, {}, {})
+    asyncio.run(m.refresh_consumer_lag(broken, "live.events"))
+    slow = SlowConsumer({tp}, {}, {}, {})
+    asyncio.run(m.refresh_consumer_lag(slow, "live.events", timeout_s=0.05))
+    assert r.get_sample_value("livepulse_consumer_lag_messages", {"partition": "0"}) == 3
+    assert r.get_sample_value("livepulse_consumer_lag_messages", {"partition": "1"}) == 4
+
+
+def test_faust_consumer_still_keeps_the_committed_offsets_lag_reads() -> None:
+    from faust.transport.consumer import Consumer
+
+    assert "_committed_offset" in Consumer.__annotations__
+    for member in ("assignment", "highwaters", "earliest_offsets"):
+        assert callable(getattr(Consumer, member))
+
+
+def populated() -> tuple[Metrics, CollectorRegistry]:
+    """Metrics with at least one sample in every family."""
+    m, r = new_metrics()
+    s = StreamScript("s1")
+    engine = engine_with([s.start(T0), s.likes(T0 + 1, 5), s.gift(T0 + 2, 5, 1, False, True)])
+    m.record_event("like", Outcome(likes=5))
+    m.record_event("gift", Outcome(gifts=1, coins=5))
+    m.record_alert(alert(), 0.1)
+    m.record_window()
+    m.refresh(engine, now=T0 / 1000 + 1)
+    m.set_consumer_lag({0: 0})
+    return m, r
+
+
+def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """{name as queried: (type, label names)} of every family in the registry."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for family in registry.collect():
+        name = family.name + "_total" if family.type == "counter" else family.name
+        labels = {k for s in family.samples for k in s.labels if k != "le"}
+        out[name] = (family.type, tuple(sorted(labels)))
+    return out
+
+
+def test_names_follow_prometheus_conventions_and_stream_ids_stay_bounded() -> None:
+    _, r = populated()
+    families = list(r.collect())
+    assert len(families) == 16
+    for family in families:
+        assert family.name.startswith("livepulse_"), family.name
+        assert not family.name.endswith("_total"), family.name  # the client adds it once
+        assert not re.search(r"_(milliseconds|ms|minutes|hours)\b", family.name)
+        for s in family.samples:
+            assert not s.name.endswith("_created"), s.name
+            assert not s.name.endswith("_total_total"), s.name
+            if "stream_id" in s.labels:
+                assert family.name.startswith("livepulse_top_stream_"), s
+    text = generate_latest(r).decode()
+    assert "_created" not in text
+    m, r2 = new_metrics(top_k=5)
+    engine = engine_with(
+        [StreamScript(f"s{i}").likes(T0 + i, 1 + i % 15, dropped=i) for i in range(1_000)]
+    )
+    m.refresh(engine, now=T0 / 1000)
+    assert len(sample_map(r2, "livepulse_top_stream_likes")) == 5  # 1,000 streams, 5 series
+
+
+def test_top_k_setting_is_validated() -> None:
+    assert load_settings(env={}).top_k == 10
+    assert load_settings(env={"LIVEPULSE_TOP_K": "25"}).top_k == 25
+    for bad in ("0", "101", "x"):
+        with pytest.raises(ConfigError, match="LIVEPULSE_TOP_K: expected an integer 1-100"):
+            load_settings(env={"LIVEPULSE_TOP_K": bad})
+    with pytest.raises(ValueError, match="top_k must be >= 1"):
+        Metrics(CollectorRegistry(), top_k=0)
+
+
+def doc_section(title: str) -> str:
+    text = DOC.read_text()
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"docs/observability.md has no '## {title}' section"
+    return match.group(1)
+
+
+def table_rows(section: str) -> list[list[str]]:
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in row.strip("|").split("|")] for row in rows[2:]]  # no header
+
+
+def test_the_metric_table_lists_exactly_what_the_registry_exposes() -> None:
+    _, r = populated()
+    documented: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for name, kind, labels, meaning in table_rows(doc_section("Metrics")):
+        label_names = tuple(sorted(re.findall(r"`([a-z_]+)`", labels)))
+        documented[name.strip("`")] = (kind, label_names)
+        assert meaning, name
+    assert documented == exposed(r)
+
+
+def test_the_text_exposition_parses_back_to_the_same_finite_samples() -> None:
+    _, r = populated()
+    parsed = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(r).decode())
+        for s in family.samples
+    }
+    direct = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in r.collect()
+        for s in family.samples
+    }
+    assert parsed == direct
+    assert all(math.isfinite(v) for v in direct.values())
