@@ -33,19 +33,28 @@ def scenario() -> tuple[list[dict[str, Any]], list[tuple[bytes | None, bytes, st
         *alpha.combo(T0 + 6_000, coins=1, steps=7, streak="r1"),
         alpha.gift(T0 + 6_000, 500, 1, streakable=False, end=True),
         alpha.likes(T0 + 60_000, 15, dropped=8_985),
+        # 5 s out of order, within the 10 s grace: counted in its own bucket and window
+        alpha.gift(T0 + 55_000, 500, 1, streakable=False, end=True),
         alpha.comment(T0 + 605_000),
         alpha.comment(T0 + 660_000),
     ]
     late = alpha.gift(T0 + 10_000, 500, 1, streakable=False, end=True)
-    events += [late, alpha.end(T0 + 662_000)]
+    after_end = beta.comment(T0 + 3_500)
+    events += [late, alpha.end(T0 + 662_000), after_end]
     bad_like = dict(alpha.likes(T0 + 1, 3)) | {"count": 99}
+    negative = alpha.gift(T0 + 1, 500, 1, streakable=False, end=True) | {"coins": -5}
+    anonymous = {k: v for k, v in alpha.comment(T0 + 1).items() if k != "stream_id"}
     malformed = [
         (b"alpha", b"{not json", "invalid_json"),
         (b"alpha", orjson.dumps(bad_like), "contract_violation"),
         (b"beta", orjson.dumps(beta.comment(T0) | {"type": "dance"}), "contract_violation"),
         (b"beta", orjson.dumps(gamma.comment(T0)), "key_mismatch"),
         (b"gamma", b"[]", "not_an_object"),
+        (b"alpha", b'{"pad": "' + b"x" * 70_000 + b'"}', "too_large"),
+        (b"alpha", orjson.dumps(negative), "contract_violation"),
+        (b"alpha", orjson.dumps(anonymous), "contract_violation"),
         (b"alpha", orjson.dumps(late), "late"),
+        (b"beta", orjson.dumps(after_end), "after_end"),
     ]
     return events, malformed
 
@@ -54,7 +63,8 @@ def interleave(
     events: list[dict[str, Any]], malformed: list[tuple[bytes | None, bytes, str]]
 ) -> list[tuple[bytes | None, bytes]]:
     """The valid events in order, with a malformed record after every third one."""
-    bad = [(k, v) for k, v, reason in malformed if reason != "late"]  # late is among events
+    # late and after_end records are valid events, already among the events
+    bad = [(k, v) for k, v, reason in malformed if reason not in ("late", "after_end")]
     out: list[tuple[bytes | None, bytes]] = []
     for i, record in enumerate(keyed(events)):
         out.append(record)
@@ -133,10 +143,10 @@ def test_scenario_gives_exactly_the_expected_alerts_dead_letters_and_metrics(
         ("alpha", "window_likes", "low", "moderate", 1_000, 5_000),
         ("alpha", "session_likes", "moderate", "high", 10_000, 60_000),
         ("alpha", "window_likes", "moderate", "high", 10_000, 60_000),
-        # at +600 s bucket +0 s left, 9,000 likes remain: not below 9,000, still high;
-        # at +660 s bucket +60 s left too
+        # at +600 s bucket +0 s left, 9,000 likes remain: not below 9,000, still high; at
+        # +650 s the out-of-order gift's bucket left (no likes); at +660 s bucket +60 s
         ("alpha", "window_likes", "high", "low", 0, 660_000),
-        ("alpha", "ended", 662_000, 662_000, (10_000, 8, 507, 2.535), "high", "low"),
+        ("alpha", "ended", 662_000, 662_000, (10_000, 9, 1_007, 5.035), "high", "low"),
         ("beta", "ended", 3_000, 3_000, (100, 3, 90, 0.45), "low", "low"),
         ("gamma", "session_likes", "low", "moderate", 1_010, 2_000),
         ("gamma", "window_likes", "low", "moderate", 1_010, 2_000),
@@ -155,7 +165,7 @@ def test_scenario_gives_exactly_the_expected_alerts_dead_letters_and_metrics(
         for r in asyncio.run(read_all(broker, topics.windows))
     ]
     assert sorted((w["window_id"], tuple(w["window"].values())) for w in windows) == [
-        (f"alpha@{T0}", (T0, T0 + 60_000, 1_000, 8, 507, 2.535)),
+        (f"alpha@{T0}", (T0, T0 + 60_000, 1_000, 9, 1_007, 5.035)),
         (f"alpha@{T0 + 60_000}", (T0 + 60_000, T0 + 120_000, 9_000, 0, 0, 0.0)),
         (f"beta@{T0}", (T0, T0 + 60_000, 100, 3, 90, 0.45)),
     ]
@@ -182,13 +192,22 @@ def test_scenario_gives_exactly_the_expected_alerts_dead_letters_and_metrics(
     url = worker.metrics_url
     samples = scrape(url)
     assert samples[("livepulse_likes_total", ())] == 11_110
-    assert samples[("livepulse_gifts_total", ())] == 11
-    assert samples[("livepulse_coins_total", ())] == 597
-    assert (expected.likes, expected.gifts, expected.coins) == (11_110, 11, 597)
+    assert samples[("livepulse_gifts_total", ())] == 12
+    assert samples[("livepulse_coins_total", ())] == 1_097
+    assert (expected.likes, expected.gifts, expected.coins) == (11_110, 12, 1_097)
+    assert [reason for _, reason in expected.rejected] == ["late", "after_end"]
     assert samples[("livepulse_alerts_published_total", (("type", "tier_changed"),))] == 7
     assert samples[("livepulse_alerts_published_total", (("type", "stream_ended"),))] == 2
     assert samples[("livepulse_windows_closed_total", ())] == 3
-    for reason in ("invalid_json", "contract_violation", "key_mismatch", "not_an_object", "late"):
+    for reason in (
+        "invalid_json",
+        "contract_violation",
+        "key_mismatch",
+        "not_an_object",
+        "too_large",
+        "late",
+        "after_end",
+    ):
         want = sum(1 for *_, r in malformed if r == reason)
         assert samples[("livepulse_invalid_events_total", (("reason", reason),))] == want
     for kind, count in expected.events_by_type.items():
