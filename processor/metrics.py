@@ -3,7 +3,7 @@
 Naming follows Prometheus conventions: prefix ``livepulse_``, base units (seconds),
 ``_total`` only on counters (prometheus_client appends it), ``_created`` series off, and
 bounded label values. The one place a stream id appears is the top-K gauges, bounded by
-``top_k`` rows each. docs/observability.md lists every metric; a unit test keeps it in step
+``top_k`` rows each. README.md lists every metric; a unit test keeps it in step
 with this module.
 
 The worker calls methods on :class:`Metrics`, never metric objects: ``record_*`` per event,

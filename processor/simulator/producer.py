@@ -28,6 +28,8 @@ FAST_BATCH = 10_000
 REALTIME_REAP = 1_000
 PACE_GRANULARITY_S = 0.02
 TOPIC_WAIT_S = 15.0
+DELIVERY_TIMEOUT_S = 60.0
+ENABLE_IDEMPOTENCE = True
 
 
 class BrokerError(Exception):
@@ -95,7 +97,14 @@ async def _as_async(records: Iterable[Record] | AsyncIterable[Record]) -> AsyncI
 async def _settle(futures: list[asyncio.Future[object]], where: str) -> None:
     if not futures:
         return
-    results = await asyncio.gather(*futures, return_exceptions=True)
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(*futures, return_exceptions=True), DELIVERY_TIMEOUT_S
+        )
+    except TimeoutError:
+        raise BrokerError(
+            f"sending to {where} failed: no acknowledgement within {DELIVERY_TIMEOUT_S:.0f} s"
+        ) from None
     futures.clear()
     for result in results:
         if isinstance(result, BaseException):
@@ -144,7 +153,7 @@ async def produce(
         bootstrap_servers=broker,
         client_id="livepulse-simulator",
         acks="all",
-        enable_idempotence=True,
+        enable_idempotence=ENABLE_IDEMPOTENCE,
         linger_ms=5,
         max_batch_size=256 * 1024,
     )
@@ -238,7 +247,11 @@ async def _send_all(
                 await _settle(previous, where)
                 previous, current = current, previous
             progress.tick(queued)
-        await producer.flush()
+        await asyncio.wait_for(producer.flush(), DELIVERY_TIMEOUT_S)
+    except TimeoutError:
+        raise BrokerError(
+            f"sending to {where} failed: no acknowledgement within {DELIVERY_TIMEOUT_S:.0f} s"
+        ) from None
     except KafkaError as exc:
         raise BrokerError(f"sending to {where} failed: {_describe(exc)}") from None
     await _settle(previous, where)

@@ -39,7 +39,7 @@ from tests.support.reference import Params, expected_outcome
 
 RULES = ROOT / "deploy" / "prometheus" / "rules"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "livepulse.json"
-DOC = ROOT / "docs" / "observability.md"
+DOC = ROOT / "README.md"
 JOB = "livepulse"  # the job name of deploy/prometheus/*.yml, which the alert rules use
 PARTITIONS = 4  # conftest's topics
 STREAMS = 24

@@ -48,3 +48,17 @@ def test_bad_setting_stops_start_up_naming_it(env: dict[str, str], message: str)
     assert result.returncode == 2
     assert f"livepulse: configuration error: {message}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_readme_configuration_table_lists_every_setting_with_its_default() -> None:
+    import re
+    from pathlib import Path
+
+    from processor.settings import settings_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(LIVEPULSE_[A-Z_]+)` \| `([^`]*)` \|", section, re.M)
+    documented = dict(rows)
+    expected = {env: default.strip("'") for env, _, default in settings_table()}
+    assert documented == expected

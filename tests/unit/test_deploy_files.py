@@ -31,7 +31,7 @@ GRAFANA = DEPLOY / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "livepulse.json"
 COMPOSE = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
-DOC = ROOT / "docs" / "observability.md"
+DOC = ROOT / "README.md"
 DATASOURCE_UID = "livepulse-prometheus"
 # Grafana's own variables; the dashboard's are in its templating list
 GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range"}
@@ -233,7 +233,7 @@ def test_grafana_provisioning_matches_the_dashboard_and_compose() -> None:
 def doc_table(title: str) -> list[list[str]]:
     text = DOC.read_text()
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
-    assert match, f"docs/observability.md has no '## {title}' section"
+    assert match, f"README.md has no '## {title}' section"
     rows = [line for line in match.group(1).splitlines() if line.startswith("|")]
     return [[c.strip() for c in row.strip("|").split(" | ")] for row in rows[2:]]
 
@@ -252,7 +252,7 @@ def test_the_rule_tables_list_exactly_the_rules() -> None:
     ]
     alerts = [r["alert"] for g in load_yaml(RULES / "alerts.yml")["groups"] for r in g["rules"]]
     assert [row[0].strip("`") for row in doc_table("Recording rules")] == recorded
-    assert [row[0].strip("`") for row in doc_table("Alerts")] == alerts
+    assert [row[0].strip("`") for row in doc_table("Prometheus alerts")] == alerts
 
 
 # --- Docker Compose and the Dockerfile --------------------------------------------------

@@ -28,7 +28,7 @@ from processor.settings import ConfigError, load_settings
 from tests.support.events import T0, StreamScript
 
 ROOT = Path(__file__).resolve().parents[2]
-DOC = ROOT / "docs" / "observability.md"
+DOC = ROOT / "README.md"
 
 
 def new_metrics(top_k: int = 10) -> tuple[Metrics, CollectorRegistry]:
@@ -396,7 +396,7 @@ def test_top_k_setting_is_validated() -> None:
 def doc_section(title: str) -> str:
     text = DOC.read_text()
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
-    assert match, f"docs/observability.md has no '## {title}' section"
+    assert match, f"README.md has no '## {title}' section"
     return match.group(1)
 
 

@@ -153,3 +153,17 @@ async def test_broker_failures_become_one_line_errors(
     message = str(raised.value)
     assert expected in message and "127.0.0.1:9092" in message
     assert "\n" not in message
+
+
+async def test_missing_acknowledgements_time_out(
+    fake: type[FakeProducer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def never_acked(
+        self: FakeProducer, topic: str, value: bytes, key: bytes | None = None
+    ) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+    monkeypatch.setattr(FakeProducer, "send", never_acked)
+    monkeypatch.setattr(producer_module, "DELIVERY_TIMEOUT_S", 0.05)
+    with pytest.raises(BrokerError, match="no acknowledgement within"):
+        await produce(SETTINGS, records(5), pace="fast", progress=ProgressReporter("t", quiet=True))
