@@ -37,7 +37,7 @@ stop_all() {
 
 if ! bash "$KAFKA" status >/dev/null 2>&1; then started_kafka=1; fi
 trap stop_all EXIT
-trap 'exit 130' INT TERM
+trap 'exit 0' INT TERM  # a requested stop is not a failure
 bash "$KAFKA" up
 bash "$KAFKA" topics-create live.events:4 live.alerts:4 live.events.dlq:4
 

@@ -40,17 +40,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def format_alert(alert: dict[str, Any]) -> str:
     """One readable line for a human watching the terminal."""
-    if alert.get("type") != "tier_changed":
-        return orjson.dumps(alert).decode()
     when = datetime.fromtimestamp(alert["event_time"] / 1000, tz=UTC).strftime("%H:%M:%S")
+    who = f"{alert['stream_id']} ({alert['creator_id']})"
+    if alert["type"] == "stream_ended":
+        s = alert["session"]
+        minutes = alert["duration_ms"] / 60_000
+        return (
+            f"{when} ■ {who} ended ({alert['reason']}) after {minutes:.1f} min: "
+            f"{s['likes']:,} likes, {s['gifts']:,} gifts, {s['coins']:,} coins "
+            f"(~${s['creator_usd']:,.2f} to the creator), peak tier {alert['peak_tier']}"
+        )
+    if alert["type"] != "tier_changed":
+        return orjson.dumps(alert).decode()
+    if alert["policy"] == "session_likes":
+        return f"{when} ★ {who} reached {alert['to_tier']}: {alert['value']:,} likes this session"
     arrow = "▲" if alert["direction"] == "up" else "▼"
     window = alert["window"]
     seconds = (window["end"] - window["start"]) // 1000
     return (
-        f"{when} {arrow} {alert['stream_id']} ({alert['creator_id']}) "
-        f"{alert['from_tier']} -> {alert['to_tier']}: {alert['value']:,} likes in {seconds}s, "
-        f"{window['gifts']:,} gifts, {window['coins']:,} coins "
-        f"(~${window['creator_usd']:,.2f} to the creator)"
+        f"{when} {arrow} {who} {alert['from_tier']} -> {alert['to_tier']}: "
+        f"{alert['value']:,} likes in the last {seconds}s, {window['gifts']:,} gifts, "
+        f"{window['coins']:,} coins (~${window['creator_usd']:,.2f} to the creator)"
     )
 
 

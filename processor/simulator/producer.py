@@ -27,7 +27,7 @@ Pace = Literal["realtime", "fast"]
 FAST_BATCH = 10_000
 REALTIME_REAP = 1_000
 PACE_GRANULARITY_S = 0.02
-TOPIC_WAIT_S = 15.0
+TOPIC_WAIT_S = 5.0
 DELIVERY_TIMEOUT_S = 60.0
 ENABLE_IDEMPOTENCE = True
 
@@ -204,9 +204,14 @@ async def _start(producer: AIOKafkaProducer, broker: str, topic: str, stop: _Sto
     except (TimeoutError, KafkaError) as exc:
         with contextlib.suppress(Exception):
             await producer.stop()
+        reason = (
+            f"no metadata after {TOPIC_WAIT_S:.0f} s"
+            if isinstance(exc, TimeoutError)
+            else _describe(exc)
+        )
         raise BrokerError(
-            f"topic {topic!r} is not available on Kafka broker at {broker} "
-            f"({_describe(exc)}); create it first"
+            f"topic {topic!r} is not available on Kafka broker at {broker} ({reason}); "
+            "create it first"
         ) from None
     return True
 
