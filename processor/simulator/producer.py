@@ -29,6 +29,7 @@ REALTIME_REAP = 1_000
 PACE_GRANULARITY_S = 0.02
 TOPIC_WAIT_S = 5.0
 DELIVERY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
 ENABLE_IDEMPOTENCE = True
 
 
@@ -111,6 +112,20 @@ async def _settle(futures: list[asyncio.Future[object]], where: str) -> None:
             raise BrokerError(f"sending to {where} failed: {_describe(result)}") from None
 
 
+def _discard(futures: Iterable[asyncio.Future[object]]) -> None:
+    """Mark failed deliveries as seen so asyncio does not log each one at exit."""
+
+    def consume(future: asyncio.Future[object]) -> None:
+        if not future.cancelled():
+            future.exception()
+
+    for future in futures:
+        if future.done():
+            consume(future)
+        else:
+            future.add_done_callback(consume)
+
+
 def _describe(exc: BaseException) -> str:
     name = type(exc).__name__
     text = str(exc).strip()
@@ -169,8 +184,8 @@ async def produce(
         finally:
             stop.remove()
             if started:
-                with contextlib.suppress(KafkaError):
-                    await producer.stop()
+                with contextlib.suppress(KafkaError, TimeoutError):
+                    await asyncio.wait_for(producer.stop(), STOP_TIMEOUT_S)
     interrupted = stop.requested
     progress.finish(sent, interrupted=interrupted, target=where)
     return ProduceResult(sent, interrupted, progress.elapsed_s)
@@ -253,14 +268,19 @@ async def _send_all(
                 previous, current = current, previous
             progress.tick(queued)
         await asyncio.wait_for(producer.flush(), DELIVERY_TIMEOUT_S)
+        await _settle(previous, where)
+        await _settle(current, where)
     except TimeoutError:
+        _discard(previous + current)
         raise BrokerError(
             f"sending to {where} failed: no acknowledgement within {DELIVERY_TIMEOUT_S:.0f} s"
         ) from None
     except KafkaError as exc:
+        _discard(previous + current)
         raise BrokerError(f"sending to {where} failed: {_describe(exc)}") from None
-    await _settle(previous, where)
-    await _settle(current, where)
+    except BaseException:
+        _discard(previous + current)
+        raise
     return queued
 
 

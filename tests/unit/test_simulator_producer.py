@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import os
 import signal
@@ -145,14 +146,23 @@ async def test_sigint_stops_flushes_and_reports(fake: type[FakeProducer]) -> Non
     ],
 )
 async def test_broker_failures_become_one_line_errors(
-    fake: type[FakeProducer], attribute: str, error: BaseException, expected: str
+    fake: type[FakeProducer],
+    attribute: str,
+    error: BaseException,
+    expected: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     setattr(fake, attribute, error)
     with pytest.raises(BrokerError) as raised:
-        await produce(SETTINGS, records(5), pace="fast", progress=ProgressReporter("t", quiet=True))
+        await produce(
+            SETTINGS, records(25_000), pace="fast", progress=ProgressReporter("t", quiet=True)
+        )
     message = str(raised.value)
     assert expected in message and "127.0.0.1:9092" in message
     assert "\n" not in message
+    del raised
+    gc.collect()
+    assert "never retrieved" not in caplog.text
 
 
 async def test_missing_acknowledgements_time_out(
