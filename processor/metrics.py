@@ -278,8 +278,8 @@ class Metrics:
         )
         # Known label values exist at 0 from the start, so rate() and increase() see the
         # first increment and dashboards show 0 rather than "no data".
-        for event_type in EVENT_TYPES:
-            self.events.labels(type=event_type)
+        # children looked up once: .labels() per event costs a lock and a dict lookup
+        self._events_by_type = {t: self.events.labels(type=t) for t in EVENT_TYPES}
         for reason in DEAD_LETTER_REASONS:
             self.invalid_events.labels(reason=reason)
         for alert_type in (TierChanged.type, StreamEnded.type):
@@ -295,7 +295,7 @@ class Metrics:
 
     def record_event(self, event_type: str, outcome: Outcome) -> None:
         """A valid, in-time event and what it added."""
-        self.events.labels(type=event_type).inc()
+        self._events_by_type[event_type].inc()
         if outcome.likes:
             self.likes.inc(outcome.likes)
         if outcome.gifts:

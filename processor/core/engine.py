@@ -101,6 +101,8 @@ class Engine:
         self.streams: dict[str, StreamState] = {}
         # recently ended streams, so a straggler event does not start a ghost session
         self.ended: OrderedDict[str, int] = OrderedDict()
+        # streams whose state changed since a snapshot writer last looked
+        self.changed: set[str] = set()
 
     def tier_counts(self) -> dict[Tier, int]:
         """How many active streams are in each tier."""
@@ -138,6 +140,7 @@ class Engine:
             self._advance(state, ts, outputs)
         elif ts < state.stream_time_ms - self.config.grace_ms:
             return LATE
+        self.changed.add(stream_id)
         if ts >= state.max_event_ms:
             state.max_event_ms = ts
             state.seen_wall_ms = wall_ms
@@ -189,6 +192,7 @@ class Engine:
 
     def _advance(self, state: StreamState, new_time: int, outputs: list[Output]) -> None:
         """Move a stream's time forward, evaluating the tier at every bucket expiry."""
+        self.changed.add(state.stream_id)
         for boundary in state.window.slide_to(new_time):
             self._evaluate_window(state, boundary, outputs)
         state.stream_time_ms = new_time
@@ -277,6 +281,7 @@ class Engine:
         )
 
     def _end(self, state: StreamState, reason: str, at: int, outputs: list[Output]) -> None:
+        self.changed.add(state.stream_id)
         for start, totals in state.tumbling.close_all():
             outputs.append(self._closed(state, start, totals))
         s = state.session

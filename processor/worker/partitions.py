@@ -27,10 +27,11 @@ class PartitionState:
     replay_until: int = -1  # records at or below this were applied before (re)assignment
     pending: list[Pending] = field(default_factory=list)  # published since last checkpoint
     dirty: bool = False
+    writer: snapshot.SnapshotWriter = field(default_factory=snapshot.SnapshotWriter)
 
     def checkpoint(self) -> bytes:
         """Snapshot for the state topic; clears the pending outputs it now carries."""
-        data = snapshot.encode(self.engine, self.applied, [list(p) for p in self.pending])
+        data = self.writer.encode(self.engine, self.applied, [list(p) for p in self.pending])
         self.pending.clear()
         self.dirty = False
         return data
