@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install system-deps kafka-fetch kafka-up kafka-down topics run test unit integration lint clean
+.PHONY: help install system-deps kafka-fetch kafka-up kafka-down topics run test unit integration lint clean bench bench-quick
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install livepulse with its dev tools
+
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 system-deps:  ## install kcat and prometheus from Debian's packages if missing
 	bash deploy/system-deps.sh
@@ -37,8 +42,8 @@ run: $(STAMP) system-deps  ## start broker, worker and simulator; stream alerts 
 	bash deploy/run.sh
 
 lint: $(STAMP)  ## ruff and mypy
-	$(BIN)/ruff check processor tests
-	$(BIN)/ruff format --check processor tests
+	$(BIN)/ruff check processor tests bench
+	$(BIN)/ruff format --check processor tests bench
 	$(BIN)/mypy
 
 unit: $(STAMP) system-deps  ## unit tests (no broker; promtool checks the deploy/ files)
@@ -50,6 +55,13 @@ integration: $(STAMP) system-deps kafka-fetch  ## tests against a real broker th
 test: $(STAMP) system-deps kafka-fetch lint  ## everything CI runs: lint, unit and integration tests
 	$(BIN)/pytest -q tests
 
+bench: $(BENCH_STAMP) kafka-fetch  ## benchmark vs ceiling, Faust, Quix Streams on 2M events (own broker on :39092; ~20 min)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP) kafka-fetch  ## the same on 100k events, 1,000 streams (under 2 min)
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+
 clean:  ## remove the virtualenv and local broker data (not the fetched jars)
 	bash deploy/kafka/kafka.sh down || true
-	rm -rf $(VENV) .local/kafka/data .local/kafka-test-* .local/worker .local/run
+	LIVEPULSE_KAFKA_HOME=.local/kafka-bench LIVEPULSE_KAFKA_PORT=39092 bash deploy/kafka/kafka.sh down || true
+	rm -rf $(VENV) .local/kafka/data .local/kafka-test-* .local/kafka-bench .local/bench .local/worker .local/run

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import threading
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -27,10 +30,37 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run_worker)
 
 
+SHUTDOWN_TIMEOUT_S = 20.0
+
+
+def _force_exit() -> None:
+    print(
+        f"livepulse worker: shutdown did not finish within {SHUTDOWN_TIMEOUT_S:.0f} s "
+        "(broker unreachable?); exiting now. Work since the last checkpoint is replayed "
+        "on the next start.",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(3)
+
+
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker  # imported late: faust is slow to import for other commands
 
     from processor.worker.app import create_app
+
+    class _BoundedShutdownWorker(Worker):
+        """Faust's worker, but Ctrl-C / SIGTERM stop it within a bounded time.
+
+        A graceful stop flushes and commits, which waits forever for a broker that is
+        gone; checkpoints make a hard exit safe, so after a grace period we take it.
+        """
+
+        def _schedule_shutdown(self, signal: Any) -> None:
+            watchdog = threading.Timer(SHUTDOWN_TIMEOUT_S, _force_exit)
+            watchdog.daemon = True
+            watchdog.start()
+            super()._schedule_shutdown(signal)
 
     registry = CollectorRegistry(auto_describe=True)
     metrics = Metrics(registry, usd_per_coin=settings.usd_per_coin, top_k=settings.top_k)
@@ -62,7 +92,9 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         loop.close()
     app = create_app(settings, metrics)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = _BoundedShutdownWorker(
+        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False
+    )
     logging.getLogger("livepulse").setLevel(settings.log_level.upper())
     try:
         worker.execute_from_commandline()

@@ -1,0 +1,1 @@
+"""livepulse benchmark harness: ``python -m bench.run --help``."""

@@ -1,0 +1,804 @@
+"""Benchmark livepulse against a raw-consumer ceiling, naive Faust and Quix Streams.
+
+One run: start the bench's own Kafka broker (unless it is running), pre-fill a topic with
+the simulator's deterministic workload (reused by later runs while the workload and the
+generator are unchanged), then run each contender as its own process, one after another,
+on the same records:
+
+  ceiling      raw aiokafka consumer + orjson.loads per record, nothing else
+  faust-floor  Faust agent that only iterates the stream and decodes (no tables): the
+               per-message cost of Faust itself, under any Faust app (not in --quick)
+  naive-faust  Faust agent, likes per stream in Faust windowed tables (tumbling 60 s +
+               hopping 600 s / --faust-hop-step s), `+=` per like event, changelogs on
+  quix         Quix Streams: per-stream 60 s tumbling sum of likes on event time
+  livepulse    `livepulse worker` doing its full job (alerts, windows, DLQ, snapshots)
+
+Throughput = records / wall time from the first record (first commit, for consumer
+groups) to the last, so start-up is left out. CPU = user+system seconds of the process
+tree over that span; peak RSS = the highest resident set seen (and VmHWM). Then
+livepulse again, fresh, at half its measured events/s, for event-to-alert latency, and
+its state snapshot size per active stream. Results: bench-results/<stamp>.json, .png,
+latest.json, and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.common import (
+    DEFAULT_CONTROLLER_PORT,
+    DEFAULT_HOME,
+    DEFAULT_PORT,
+    LOCAL,
+    ROOT,
+    Broker,
+    Child,
+    OffsetWatcher,
+    create_topics,
+    delete_topics,
+    free_port,
+    list_topics,
+    quiet_kafka_logs,
+    say,
+)
+from bench.workload import Workload, ensure_prefilled
+
+CONTENDERS = ("ceiling", "faust-floor", "naive-faust", "quix", "livepulse")
+MARK = "benchc-"  # in every name a contender creates, so leftovers can be found and deleted
+POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class Profile:
+    events: int
+    streams: int
+    partitions: int
+    max_seconds: float
+    faust_max_seconds: float
+    latency_seconds: float
+    contenders: tuple[str, ...]
+
+
+FULL = Profile(2_000_000, 10_000, 8, 900.0, 150.0, 60.0, CONTENDERS)
+QUICK = Profile(
+    100_000, 1_000, 4, 60.0, 15.0, 15.0, tuple(c for c in CONTENDERS if c != "faust-floor")
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  make bench                       # full run (about 20 min the first time)\n"
+            "  make bench-quick                 # 100k events, 1,000 streams: under 2 min\n"
+            "  python -m bench.run --only ceiling,livepulse --events 500000\n"
+            "  python -m bench.run --keep-broker   # leave the bench broker up for reruns\n\n"
+            f"The bench broker listens on 127.0.0.1:{DEFAULT_PORT} (controller {DEFAULT_CONTROLLER_PORT}),\n"
+            f"data in {DEFAULT_HOME.relative_to(ROOT)}/; it is started if not running and stopped at\n"
+            "the end if this run started it. Ctrl-C stops every process the run started."
+        ),
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"small workload: {QUICK.events:,} events, {QUICK.streams:,} streams, "
+        f"{QUICK.partitions} partitions, short caps",
+    )
+    parser.add_argument("--events", type=int, help=f"records to pre-fill (default {FULL.events:,})")
+    parser.add_argument(
+        "--streams", type=int, help=f"concurrent live streams (default {FULL.streams:,})"
+    )
+    parser.add_argument(
+        "--partitions", type=int, help=f"partitions of the topic (default {FULL.partitions})"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=10_000.0,
+        help="the simulator's virtual events/s, i.e. how much event time the workload spans "
+        "(default 10,000: 2M events are about 170 s of event time)",
+    )
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated contenders to run (default: {','.join(CONTENDERS)}; "
+        "--quick leaves out faust-floor)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        help=f"stop a contender that has not finished after this long and report it as partial "
+        f"(default {FULL.max_seconds:.0f}, quick {QUICK.max_seconds:.0f})",
+    )
+    parser.add_argument(
+        "--faust-max-seconds",
+        type=float,
+        help=f"the same cap for naive Faust (a few hundred events/s) and faust-floor "
+        f"(default {FULL.faust_max_seconds:.0f}, quick {QUICK.faust_max_seconds:.0f})",
+    )
+    parser.add_argument(
+        "--faust-hop-step",
+        type=float,
+        default=60.0,
+        help="hop of naive Faust's 600 s hopping table in seconds: every like writes 600/step "
+        "windows (default 60; livepulse's tier window steps by 10 s)",
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        help=f"seconds of paced load for livepulse's latency (default {FULL.latency_seconds:.0f}, "
+        f"quick {QUICK.latency_seconds:.0f}; 0 skips it)",
+    )
+    parser.add_argument(
+        "--refill", action="store_true", help="pre-fill again even if a matching topic exists"
+    )
+    parser.add_argument(
+        "--broker", metavar="HOST:PORT", help="use this running broker instead of the bench's own"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"bench broker port (default {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--controller-port",
+        type=int,
+        default=DEFAULT_CONTROLLER_PORT,
+        help=f"bench broker controller port (default {DEFAULT_CONTROLLER_PORT})",
+    )
+    parser.add_argument(
+        "--kafka-home", type=Path, default=DEFAULT_HOME, help="bench broker data dir"
+    )
+    parser.add_argument(
+        "--keep-broker", action="store_true", help="leave the bench broker running at the end"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench-results", help="results directory"
+    )
+    args = parser.parse_args(argv)
+    profile = QUICK if args.quick else FULL
+    for name in (
+        "events",
+        "streams",
+        "partitions",
+        "max_seconds",
+        "faust_max_seconds",
+        "latency_seconds",
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(profile, name))
+    if args.only is None:
+        args.only = list(profile.contenders)
+    else:
+        args.only = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = set(args.only) - set(CONTENDERS)
+    if unknown:
+        parser.error(f"--only: unknown contender(s) {', '.join(sorted(unknown))}")
+    if args.events < 1 or args.streams < 1 or args.partitions < 1:
+        parser.error("--events, --streams and --partitions must be >= 1")
+    return args
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_gb = 0.0
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as fh:
+        mem_gb = int(fh.readline().split()[1]) / 1024 / 1024
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kafka": "Apache Kafka 4.3.1 (KRaft, single node, deploy/kafka/kafka.sh)",
+    }
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("aiokafka", "faust-streaming", "quixstreams", "confluent-kafka", "orjson"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+class Run:
+    """One bench run: its names, directories, and the measurement of each contender."""
+
+    def __init__(self, args: argparse.Namespace, bootstrap: str, workload: Workload) -> None:
+        self.args = args
+        self.bootstrap = bootstrap
+        self.workload = workload
+        self.topic = workload.topic
+        self.run_id = time.strftime("%Y%m%d-%H%M%S")
+        self.tmp = LOCAL / "tmp" / self.run_id
+        self.logs = LOCAL / "logs" / self.run_id
+        self.total = workload.events
+        self.child: Child | None = None
+
+    def name(self, contender: str) -> str:
+        return f"{MARK}{self.run_id}-{contender}"
+
+    def env(self, extra: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEPULSE_", "BENCH_"))}
+        env["PYTHONUNBUFFERED"] = "1"
+        return env | extra
+
+    def start(
+        self, contender: str, argv: list[str], env: dict[str, str], interval_s: float = 0.1
+    ) -> Child:
+        self.child = Child(contender, argv, env, self.logs / f"{contender}.log", interval_s)
+        return self.child
+
+    def stop_child(self) -> int | None:
+        child, self.child = self.child, None
+        return None if child is None else child.stop()
+
+    async def cleanup_topics(self, contender: str) -> None:
+        mine = {t for t in await list_topics(self.bootstrap) if self.name(contender) in t}
+        await delete_topics(self.bootstrap, mine)
+
+    # -- contenders ---------------------------------------------------------------------
+
+    async def ceiling(self) -> dict[str, Any]:
+        result_path = self.tmp / "ceiling.json"
+        child = self.start(
+            "ceiling",
+            [
+                sys.executable,
+                "-m",
+                "bench.ceiling",
+                self.bootstrap,
+                self.topic,
+                str(self.workload.partitions),
+                str(result_path),
+            ],
+            self.env({}),
+            interval_s=0.02,
+        )
+        launched = time.time()
+        code = await child.wait(self.args.max_seconds)
+        if code is None:
+            self.stop_child()
+            return {"error": f"did not finish in {self.args.max_seconds:.0f}s"}
+        monitor = child.monitor
+        self.stop_child()
+        if code != 0:
+            return {"error": f"exit code {code}; log {child.log_path}:\n{child.tail()}"}
+        data = json.loads(result_path.read_text())
+        t_first, t_last, records = data["t_first"], data["t_last"], data["records"]
+        wall = max(t_last - t_first, 1e-6)
+        cpu = monitor.cpu_at(t_last) - monitor.cpu_at(t_first)
+        return {
+            "events_per_s": round(records / wall, 1),
+            "wall_s": round(wall, 3),
+            "startup_s": round(t_first - launched, 2),
+            "records_done": records,
+            "records_total": self.total,
+            "complete": records == self.total,
+            "cpu_s": round(cpu, 2),
+            "cpu_s_per_million": round(cpu / records * 1e6, 1),
+            "cpu_s_total": round(monitor.cpu_total, 2),
+            "peak_rss_mb": round(monitor.peak_rss / 2**20, 1),
+            "exit_code": code,
+            "note": "wall time from first fetched batch to last record",
+        }
+
+    async def group_contender(
+        self,
+        contender: str,
+        argv: list[str],
+        env: dict[str, str],
+        group: str,
+        cap_s: float,
+        on_done: Any = None,
+    ) -> dict[str, Any]:
+        """Run a consumer-group contender until its committed offsets reach the end."""
+        child = self.start(contender, argv, env)
+        launched = time.time()
+        first: tuple[float, int] | None = None
+        last: tuple[float, int] = (launched, 0)
+        next_report = launched + 5.0
+        extra: dict[str, Any] = {}
+        error = None
+        async with OffsetWatcher(self.bootstrap, group, self.topic) as watcher:
+            while True:
+                committed = await watcher.committed()
+                now = time.time()
+                if committed and first is None:
+                    first = (now, committed)
+                last = (now, committed)
+                if committed >= self.total:
+                    break
+                if not child.alive():
+                    error = f"exited with code {child.proc.returncode}; log {child.log_path}:\n{child.tail()}"
+                    break
+                if now - launched > cap_s:
+                    break
+                if now >= next_report:
+                    rate = (
+                        (committed - first[1]) / (now - first[0]) if first and now > first[0] else 0
+                    )
+                    say(
+                        f"  {contender}: {committed:>11,}/{self.total:,} committed "
+                        f"({100 * committed / self.total:3.0f}%), {rate:,.0f} ev/s"
+                    )
+                    next_report = now + 5.0
+                await asyncio.sleep(POLL_S)
+        if on_done is not None and error is None:
+            extra = await on_done()
+        monitor = child.monitor
+        code = self.stop_child()
+        result: dict[str, Any] = {"exit_code": code, **extra}
+        if first is None:
+            result["error"] = error or f"committed nothing in {cap_s:.0f}s; log {child.log_path}"
+            return result
+        complete = last[1] >= self.total
+        t0, c0 = first
+        t1, c1 = last
+        span = max(t1 - t0, 1e-6)
+        done = c1 - c0
+        cpu = monitor.cpu_at(t1) - monitor.cpu_at(t0)
+        result |= {
+            "events_per_s": round(done / span, 1) if done > 0 else None,
+            "wall_s": round(span, 2),
+            "startup_s": round(t0 - launched, 2),
+            "records_done": c1,
+            "records_total": self.total,
+            "complete": complete,
+            "cpu_s": round(cpu, 2),
+            "cpu_s_per_million": round(cpu / done * 1e6, 1) if done > 0 else None,
+            "cpu_s_total": round(monitor.cpu_total, 2),
+            "peak_rss_mb": round(monitor.peak_rss / 2**20, 1),
+        }
+        if error:
+            result["error"] = error
+        if not complete and not error:
+            result["note"] = f"partial: stopped at the {cap_s:.0f}s cap"
+        return result
+
+    async def naive_faust(self) -> dict[str, Any]:
+        app_id = self.name("naive-faust")
+        env = self.env(
+            {
+                "BENCH_BROKER": self.bootstrap,
+                "BENCH_TOPIC": self.topic,
+                "BENCH_APP_ID": app_id,
+                "BENCH_PARTITIONS": str(self.workload.partitions),
+                "BENCH_DATA_DIR": str(self.tmp / "naive-faust"),
+                "BENCH_HOP_SIZE": "600",
+                "BENCH_HOP_STEP": f"{self.args.faust_hop_step:g}",
+            }
+        )
+        result = await self.group_contender(
+            "naive-faust",
+            [sys.executable, "-m", "bench.naive_faust"],
+            env,
+            app_id,
+            self.args.faust_max_seconds,
+        )
+        result["config"] = (
+            f"tumbling 60 s + hopping 600/{self.args.faust_hop_step:g} s, in-memory, changelogs"
+        )
+        return result
+
+    async def faust_floor(self) -> dict[str, Any]:
+        app_id = self.name("faust-floor")
+        env = self.env(
+            {
+                "BENCH_BROKER": self.bootstrap,
+                "BENCH_TOPIC": self.topic,
+                "BENCH_APP_ID": app_id,
+                "BENCH_PARTITIONS": str(self.workload.partitions),
+                "BENCH_DATA_DIR": str(self.tmp / "faust-floor"),
+                "BENCH_MODE": "floor",
+            }
+        )
+        result = await self.group_contender(
+            "faust-floor",
+            [sys.executable, "-m", "bench.naive_faust"],
+            env,
+            app_id,
+            self.args.faust_max_seconds,
+        )
+        result["config"] = "Faust agent: async for value in stream: orjson.loads(value)"
+        return result
+
+    async def quix(self) -> dict[str, Any]:
+        if importlib.util.find_spec("quixstreams") is None:
+            return {"skipped": "quixstreams is not installed: pip install -e '.[bench]'"}
+        group = self.name("quix")
+        env = self.env(
+            {
+                "BENCH_BROKER": self.bootstrap,
+                "BENCH_TOPIC": self.topic,
+                "BENCH_GROUP": group,
+                "BENCH_STATE_DIR": str(self.tmp / "quix"),
+            }
+        )
+        result = await self.group_contender(
+            "quix", [sys.executable, "-m", "bench.quix"], env, group, self.args.max_seconds
+        )
+        result["config"] = "tumbling 60 s sum on event time, RocksDB + changelog"
+        return result
+
+    def livepulse_env(self, app_id: str, events_topic: str, metrics_port: int) -> dict[str, str]:
+        return self.env(
+            {
+                "LIVEPULSE_BROKER": self.bootstrap,
+                "LIVEPULSE_EVENTS_TOPIC": events_topic,
+                "LIVEPULSE_ALERTS_TOPIC": f"{app_id}.alerts",
+                "LIVEPULSE_DLQ_TOPIC": f"{app_id}.dlq",
+                "LIVEPULSE_WINDOWS_TOPIC": f"{app_id}.windows",
+                "LIVEPULSE_APP_ID": app_id,
+                "LIVEPULSE_DATA_DIR": str(self.tmp / app_id),
+                "LIVEPULSE_METRICS_PORT": str(metrics_port),
+            }
+        )
+
+    async def livepulse(self) -> dict[str, Any]:
+        app_id = self.name("livepulse")
+        port = free_port()
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+
+        async def on_done() -> dict[str, Any]:
+            text = await asyncio.to_thread(scrape, metrics_url)
+            return {"metrics": metric_totals(text)} if text else {}
+
+        result = await self.group_contender(
+            "livepulse",
+            [sys.executable, "-m", "processor.cli", "worker"],
+            self.livepulse_env(app_id, self.topic, port),
+            app_id,
+            self.args.max_seconds,
+            on_done,
+        )
+        result["config"] = (
+            "defaults: 600 s tier window in 10 s steps, 60 s tumbling, snapshots per commit"
+        )
+        if result.get("records_done"):
+            result["state"] = await state_size(
+                self.bootstrap, f"{app_id}.state", self.workload.partitions
+            )
+        return result
+
+    async def latency(self, rate: float) -> dict[str, Any]:
+        """A fresh worker on a fresh topic, fed at ``rate`` events/s by bench.latency."""
+        app_id = self.name("latency")
+        events_topic = f"{app_id}.events"
+        partitions = self.workload.partitions
+        await create_topics(self.bootstrap, [events_topic], partitions)
+        port = free_port()
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+        worker = self.start(
+            "latency-worker",
+            [sys.executable, "-m", "processor.cli", "worker"],
+            self.livepulse_env(app_id, events_topic, port),
+        )
+        try:
+            if not await wait_assigned(metrics_url, partitions, worker, timeout=90):
+                return {
+                    "error": f"worker not consuming after 90s; log {worker.log_path}:\n{worker.tail()}"
+                }
+            result_path = self.tmp / "latency.json"
+            say(
+                f"  latency: {rate:,.0f} ev/s for {self.args.latency_seconds:.0f}s "
+                f"({self.workload.streams:,} fresh streams, ts = wall clock at send)"
+            )
+            pacer = Child(
+                "latency-producer",
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.latency",
+                    "--broker",
+                    self.bootstrap,
+                    "--topic",
+                    events_topic,
+                    "--alerts-topic",
+                    f"{app_id}.alerts",
+                    "--partitions",
+                    str(partitions),
+                    "--rate",
+                    f"{rate:.0f}",
+                    "--duration",
+                    f"{self.args.latency_seconds:g}",
+                    "--streams",
+                    str(self.workload.streams),
+                    "--warmup",
+                    f"{min(5.0, self.args.latency_seconds / 4):g}",
+                    "--result",
+                    str(result_path),
+                ],
+                self.env({}),
+                self.logs / "latency-producer.log",
+            )
+            try:
+                code = await pacer.wait(self.args.latency_seconds + 240)
+            finally:
+                pacer.stop()
+            if code != 0:
+                return {
+                    "error": f"bench.latency exit {code}; log {pacer.log_path}:\n{pacer.tail()}"
+                }
+            result: dict[str, Any] = json.loads(result_path.read_text())
+            text = await asyncio.to_thread(scrape, metrics_url)
+            result["worker_histogram"] = histogram_quantiles(
+                text or "", "livepulse_alert_latency_seconds"
+            )
+            result["worker_peak_rss_mb"] = round(worker.monitor.peak_rss / 2**20, 1)
+            return result
+        finally:
+            self.stop_child()
+            with contextlib.suppress(Exception):
+                await self.cleanup_topics("latency")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def scrape(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body: bytes = response.read()
+            return body.decode()
+    except OSError:
+        return None
+
+
+def metric_totals(text: str) -> dict[str, float]:
+    """A few counters of the worker's /metrics, summed over labels."""
+    wanted = (
+        "livepulse_events_total",
+        "livepulse_invalid_events_total",
+        "livepulse_alerts_published_total",
+        "livepulse_windows_closed_total",
+        "livepulse_active_streams",
+    )
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        for name in wanted:
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def histogram_quantiles(text: str, name: str) -> dict[str, Any]:
+    """p50/p99 of a Prometheus histogram, interpolated in its buckets like histogram_quantile."""
+    buckets: list[tuple[float, float]] = []
+    pattern = re.compile(rf'^{name}_bucket\{{le="([^"]+)"\}} (\S+)$')
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if match:
+            le = float("inf") if match.group(1) == "+Inf" else float(match.group(1))
+            buckets.append((le, float(match.group(2))))
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return {"count": 0, "p50_ms": None, "p99_ms": None}
+    total = buckets[-1][1]
+
+    def quantile(q: float) -> float:
+        rank = q * total
+        prev_le, prev_count = 0.0, 0.0
+        for le, count in buckets:
+            if count >= rank:
+                if le == float("inf"):
+                    return prev_le
+                span = count - prev_count
+                return prev_le + (le - prev_le) * ((rank - prev_count) / span if span else 1.0)
+            prev_le, prev_count = le, count
+        return prev_le
+
+    return {
+        "count": int(total),
+        "p50_ms": round(quantile(0.5) * 1000, 1),
+        "p99_ms": round(quantile(0.99) * 1000, 1),
+        "note": "event's Kafka timestamp to the worker's publish, interpolated in histogram buckets",
+    }
+
+
+async def wait_assigned(url: str, partitions: int, worker: Child, timeout: float) -> bool:
+    """True once the worker's /metrics shows consumer lag for every partition (assigned)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and worker.alive():
+        text = await asyncio.to_thread(scrape, url)
+        if text and text.count("livepulse_consumer_lag_messages{") >= partitions:
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def state_size(bootstrap: str, topic: str, partitions: int) -> dict[str, Any]:
+    """Size of the newest snapshot of every partition in the worker's state topic."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=32 * 2**20,
+        fetch_max_bytes=64 * 2**20,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        total_bytes = streams = ended = 0
+        for tp in tps:
+            if not ends[tp]:
+                continue
+            consumer.seek(tp, ends[tp] - 1)
+            record = await asyncio.wait_for(consumer.getone(tp), 30)
+            doc = json.loads(record.value)
+            total_bytes += len(record.value)
+            streams += len(doc.get("streams", ()))
+            ended += len(doc.get("ended", ()))
+    finally:
+        await consumer.stop()
+    return {
+        "bytes": total_bytes,
+        "streams": streams,
+        "ended_streams_remembered": ended,
+        "bytes_per_stream": round(total_bytes / streams, 1) if streams else None,
+        "method": "newest snapshot record per partition of the state topic (JSON), summed, "
+        "divided by the active streams in them",
+    }
+
+
+# ---------------------------------------------------------------------------- main
+
+
+async def bench(args: argparse.Namespace) -> int:
+    quiet_kafka_logs()
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S")
+    durations: dict[str, float] = {}
+    t_start = time.monotonic()
+    broker: Broker | None = None
+    started_broker = False
+    run: Run | None = None
+    try:
+        if args.broker:
+            bootstrap = args.broker
+            say(f"using the broker at {bootstrap}")
+        else:
+            broker = Broker(args.port, args.controller_port, args.kafka_home)
+            bootstrap = broker.bootstrap
+            if broker.running():
+                say(f"bench broker already running on {bootstrap}; leaving it running afterwards")
+            else:
+                say(f"starting the bench broker on {bootstrap} ({args.kafka_home})")
+                t = time.monotonic()
+                await asyncio.to_thread(broker.up)
+                started_broker = True
+                durations["broker_start_s"] = round(time.monotonic() - t, 1)
+        workload = Workload(args.events, args.streams, args.partitions, args.seed, args.rate)
+        stale = {t for t in await list_topics(bootstrap) if MARK in t}
+        if stale:
+            say(f"deleting {len(stale)} topics left by an earlier interrupted run")
+            await delete_topics(bootstrap, stale)
+        t = time.monotonic()
+        filled = await ensure_prefilled(bootstrap, workload, args.refill)
+        durations["prefill_step_s"] = round(time.monotonic() - t, 1)
+        run = Run(args, bootstrap, workload)
+        run.tmp.mkdir(parents=True, exist_ok=True)
+        results: dict[str, Any] = {
+            "started_at": started_at,
+            "command": "python -m bench.run " + " ".join(sys.argv[1:]),
+            "machine": machine() | {"loadavg_1m_at_start": round(os.getloadavg()[0], 2)},
+            "versions": versions(),
+            "workload": asdict(workload) | {"topic": workload.topic, "prefill": filled},
+            "contenders": {},
+            "durations": durations,
+        }
+        measure = {
+            "ceiling": run.ceiling,
+            "faust-floor": run.faust_floor,
+            "naive-faust": run.naive_faust,
+            "quix": run.quix,
+            "livepulse": run.livepulse,
+        }
+        for name in CONTENDERS:
+            if name not in args.only:
+                continue
+            say(f"measuring {name}")
+            t = time.monotonic()
+            try:
+                outcome = await measure[name]()
+            finally:
+                run.stop_child()
+                await run.cleanup_topics(name)
+            durations[f"{name}_s"] = round(time.monotonic() - t, 1)
+            # Other work on the machine skews the numbers: keep the 1-minute load with them.
+            outcome["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
+            results["contenders"][name] = outcome
+            if outcome.get("error"):
+                say(f"  {name} FAILED: {outcome['error']}")
+            elif outcome.get("skipped"):
+                say(f"  {name} skipped: {outcome['skipped']}")
+            else:
+                say(
+                    f"  {name}: {outcome['events_per_s'] or 0:,.0f} ev/s, "
+                    f"{outcome['cpu_s_per_million'] or 0:,.1f} CPU s/M, {outcome['peak_rss_mb']:,.0f} MB peak"
+                    + (f" ({outcome['note']})" if outcome.get("note") else "")
+                )
+        lp = results["contenders"].get("livepulse") or {}
+        results["state"] = lp.get("state") or {}
+        if lp.get("events_per_s") and args.latency_seconds > 0:
+            say("measuring livepulse alert latency at half its maximum")
+            t = time.monotonic()
+            results["latency"] = await run.latency(lp["events_per_s"] / 2)
+            durations["latency_s"] = round(time.monotonic() - t, 1)
+            if results["latency"].get("error"):
+                say(f"  latency FAILED: {results['latency']['error']}")
+        else:
+            results["latency"] = {"skipped": "livepulse not measured or --latency-seconds 0"}
+        results["ratios"] = report.ratios(results)
+        durations["total_s"] = round(time.monotonic() - t_start, 1)
+        stamp = started_at.replace(":", "").replace("-", "")
+        paths = report.write(results, args.out, stamp)
+        print()
+        print(report.table(results))
+        print()
+        say(
+            "results: "
+            + ", ".join(
+                str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths
+            )
+        )
+        say(f"logs: {run.logs.relative_to(ROOT)}/; total {durations['total_s']:.0f}s")
+        failed = [n for n, c in results["contenders"].items() if c.get("error")]
+        return 1 if failed else 0
+    finally:
+        if run is not None:
+            run.stop_child()
+            shutil.rmtree(run.tmp, ignore_errors=True)
+        if broker is not None and started_broker and not args.keep_broker:
+            say("stopping the bench broker")
+            await asyncio.to_thread(broker.down)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    async def guarded() -> int:
+        # SIGTERM cancels the run like Ctrl-C does, so the same cleanup runs.
+        task = asyncio.current_task()
+        if task is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await bench(args)
+
+    try:
+        return asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        say("interrupted; every process this run started has been stopped")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
