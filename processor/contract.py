@@ -28,6 +28,8 @@ class Reason:
     CONTRACT = "contract_violation"
     KEY_MISMATCH = "key_mismatch"
     LATE = "late"
+    AFTER_END = "after_end"
+    PROCESSING_ERROR = "processing_error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,8 +60,8 @@ DEAD_LETTER_REASONS = (
     Reason.CONTRACT,
     Reason.KEY_MISMATCH,
     Reason.LATE,
-    "after_end",  # an event for a stream that has already ended (the engine's reason)
-    "processing_error",
+    Reason.AFTER_END,
+    Reason.PROCESSING_ERROR,
 )
 
 # Event-to-alert latency: from a few milliseconds (caught up) to a minute (far behind).

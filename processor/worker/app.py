@@ -311,7 +311,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
                     message.partition,
                     message.offset,
                 )
-                failure = InvalidRecord("processing_error", f"{type(exc).__name__}: {exc}")
+                failure = InvalidRecord(Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
                 await worker.dead_letter(message.value, message.key, failure, message)
 
     @app.on_partitions_assigned.connect
