@@ -31,7 +31,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from processor.contract import Reason
+from processor.contract import EVENT_TYPES, Reason
 from processor.core.alerts import StreamEnded, TierChanged
 from processor.core.engine import WINDOW_LIKES_POLICY, Engine, Outcome, StreamState
 from processor.core.tiers import TIERS
@@ -39,18 +39,6 @@ from processor.core.tiers import TIERS
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 log = logging.getLogger("livepulse.metrics")
-
-EVENT_TYPES = (
-    "live_start",
-    "like",
-    "gift",
-    "comment",
-    "follow",
-    "share",
-    "join",
-    "viewers",
-    "live_end",
-)
 
 # Known dead-letter reasons, exported at 0 from the start so rate() sees the first one.
 DEAD_LETTER_REASONS = (
