@@ -16,7 +16,6 @@ import asyncio
 import heapq
 import logging
 import time
-from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
@@ -322,12 +321,12 @@ class Metrics:
         wall clock in epoch seconds (default: ``time.time()``).
         """
         now = time.time() if now is None else now
-        group = [engines] if isinstance(engines, Engine) else engines
+        group = [engines] if isinstance(engines, Engine) else list(engines)
         streams = [state for engine in group for state in engine.streams.values()]
         self.active_streams.set(len(streams))
-        tiers = Tally(state.tier for state in streams)
+        counts = [engine.tier_counts() for engine in group]
         for tier in TIERS:
-            self.streams_by_tier.labels(tier=str(tier)).set(tiers[tier])
+            self.streams_by_tier.labels(tier=str(tier)).set(sum(c[tier] for c in counts))
         newest = max((state.stream_time_ms for state in streams), default=None)
         self.stream_time_lag.set([] if newest is None else [((), now - newest / 1000)])
         self.top_likes.set(_ranked(top_streams(streams, self.top_k, _window_likes)))

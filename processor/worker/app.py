@@ -139,6 +139,11 @@ class LivepulseWorker:
         for state in self.partitions.values():
             # Faust seeks back to the committed offset: skip what is already applied.
             state.replay_until = state.applied
+        new = sorted(p for p in mine if p not in self.partitions and p not in self.restoring)
+        if new:  # one read of the state topic for all of them
+            snapshots = asyncio.ensure_future(self.store.latest(new))
+            for partition in new:
+                self._start_restore(partition, snapshots)
         for partition in sorted(mine):
             await self.restored(partition)
 
@@ -151,14 +156,22 @@ class LivepulseWorker:
         state = self.partitions.get(partition)
         if state is not None:
             return state
-        task = self.restoring.get(partition)
-        if task is None:
-            task = self.restoring[partition] = asyncio.ensure_future(self._restore(partition))
-            task.add_done_callback(lambda _: self.restoring.pop(partition, None))
+        task = self.restoring.get(partition) or self._start_restore(partition, None)
         return await asyncio.shield(task)
 
-    async def _restore(self, partition: int) -> PartitionState:
-        data = (await self.store.latest([partition])).get(partition)
+    def _start_restore(
+        self, partition: int, snapshots: asyncio.Future[dict[int, bytes]] | None
+    ) -> asyncio.Future[PartitionState]:
+        task = asyncio.ensure_future(self._restore(partition, snapshots))
+        self.restoring[partition] = task
+        task.add_done_callback(lambda _: self.restoring.pop(partition, None))
+        return task
+
+    async def _restore(
+        self, partition: int, snapshots: asyncio.Future[dict[int, bytes]] | None
+    ) -> PartitionState:
+        found = await (snapshots if snapshots is not None else self.store.latest([partition]))
+        data = found.get(partition)
         state, pending = PartitionState.restore(data, self.config, int(time.time() * 1000))
         state.pending.extend(pending)
         state.dirty = bool(pending)
