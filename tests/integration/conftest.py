@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from processor.core.engine import EngineConfig
 from tests.integration.kafka import create_topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,6 +135,23 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def engine_env(config: EngineConfig) -> dict[str, str]:
+    """The worker settings that give its engine ``config``."""
+    return {
+        "LIVEPULSE_TIER_WINDOW_SECONDS": str(config.tier_window_ms // 1000),
+        "LIVEPULSE_TIER_STEP_SECONDS": str(config.tier_step_ms // 1000),
+        "LIVEPULSE_TUMBLING_WINDOW_SECONDS": str(config.tumbling_ms // 1000),
+        "LIVEPULSE_GRACE_SECONDS": str(config.grace_ms // 1000),
+        "LIVEPULSE_TIER_MODERATE": str(config.moderate),
+        "LIVEPULSE_TIER_HIGH": str(config.high),
+        "LIVEPULSE_HYSTERESIS": str(config.hysteresis),
+        "LIVEPULSE_SESSION_TIER_MODERATE": str(config.session_moderate),
+        "LIVEPULSE_SESSION_TIER_HIGH": str(config.session_high),
+        "LIVEPULSE_INACTIVITY_TIMEOUT_SECONDS": str(config.inactivity_ms // 1000),
+        "LIVEPULSE_USD_PER_COIN": str(config.usd_per_coin),
+    }
 
 
 @pytest.fixture

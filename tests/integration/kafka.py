@@ -68,6 +68,19 @@ async def end_offsets(broker: str, topic: str) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
+async def committed_offsets(
+    admin: AIOKafkaAdminClient, group: str, topic: str
+) -> dict[TopicPartition, int] | None:
+    """What ``group`` has committed on ``topic``; None while the broker cannot say yet."""
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError as exc:  # e.g. the offsets topic is still being created
+        if not exc.retriable:
+            raise
+        return None
+    return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
 async def wait_until_committed(
     broker: str, group: str, topic: str, deadline_s: float = DEADLINE_S
 ) -> None:
@@ -83,15 +96,8 @@ async def wait_until_committed(
         give_up = time.monotonic() + deadline_s
         committed: dict[TopicPartition, int] = {}
         while time.monotonic() < give_up:
-            try:
-                offsets = await admin.list_consumer_group_offsets(group)
-            except KafkaError as exc:  # e.g. the offsets topic is still being created
-                if not exc.retriable:
-                    raise
-                await asyncio.sleep(0.2)
-                continue
-            committed = {tp: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
-            if all(committed.get(tp, 0) >= end for tp, end in targets.items()):
+            committed = await committed_offsets(admin, group, topic) or {}
+            if committed and all(committed.get(tp, 0) >= end for tp, end in targets.items()):
                 return
             await asyncio.sleep(0.2)
         raise AssertionError(f"{group} committed {committed}, expected {targets}")

@@ -14,8 +14,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from processor.core.alerts import WindowClosed
 from processor.core.engine import Engine, EngineConfig
 from processor.simulator.generator import SimulationConfig, generate
-from tests.integration.conftest import Topics, WorkerProcess
+from tests.integration.conftest import Topics, WorkerProcess, engine_env
 from tests.integration.kafka import (
+    committed_offsets,
     end_offsets,
     keyed,
     produce,
@@ -41,17 +42,7 @@ MALFORMED = [(b"s-x", b"{broken"), (b"s-y", b'{"v": 1}'), (None, b"[]")]
 
 @pytest.fixture
 def worker_env(worker_env: dict[str, str]) -> dict[str, str]:
-    return worker_env | {
-        "LIVEPULSE_TIER_WINDOW_SECONDS": "30",
-        "LIVEPULSE_TIER_STEP_SECONDS": "5",
-        "LIVEPULSE_TUMBLING_WINDOW_SECONDS": "20",
-        "LIVEPULSE_GRACE_SECONDS": "10",
-        "LIVEPULSE_TIER_MODERATE": "150",
-        "LIVEPULSE_TIER_HIGH": "1000",
-        "LIVEPULSE_SESSION_TIER_MODERATE": "2000",
-        "LIVEPULSE_SESSION_TIER_HIGH": "8000",
-        "LIVEPULSE_COMMIT_INTERVAL_SECONDS": "0.2",
-    }
+    return worker_env | engine_env(ENGINE) | {"LIVEPULSE_COMMIT_INTERVAL_SECONDS": "0.2"}
 
 
 def uninterrupted(events: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
@@ -70,12 +61,10 @@ async def committed_total(broker: str, group: str, topic: str) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=broker)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    except Exception:  # group coordinator not ready yet
-        return 0
+        committed = await committed_offsets(admin, group, topic) or {}
     finally:
         await admin.close()
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+    return sum(offset for offset in committed.values() if offset > 0)
 
 
 def dedupe(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:

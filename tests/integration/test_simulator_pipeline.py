@@ -12,10 +12,10 @@ import pytest
 
 from processor.contract import decode_event
 from processor.simulator.generator import SimulationConfig, generate
-from tests.integration.conftest import Topics, WorkerProcess
+from tests.integration.conftest import Topics, WorkerProcess, engine_env
 from tests.integration.kafka import read_all, wait_until_committed
 from tests.support.events import T0
-from tests.support.reference import Params, expected_outcome
+from tests.support.reference import Params, engine_config, expected_outcome
 
 CONFIG = SimulationConfig(start_ms=T0, streams=40, rate=150.0, max_events=30_000, seed=7)
 # short windows and low thresholds so three virtual minutes see tiers rise and fall
@@ -24,12 +24,7 @@ PARAMS = Params(window_ms=30_000, step_ms=5_000, moderate=150, high=1_000)
 
 @pytest.fixture
 def worker_env(worker_env: dict[str, str]) -> dict[str, str]:
-    return worker_env | {
-        "LIVEPULSE_TIER_WINDOW_SECONDS": str(PARAMS.window_ms // 1000),
-        "LIVEPULSE_TIER_STEP_SECONDS": str(PARAMS.step_ms // 1000),
-        "LIVEPULSE_TIER_MODERATE": str(PARAMS.moderate),
-        "LIVEPULSE_TIER_HIGH": str(PARAMS.high),
-    }
+    return worker_env | engine_env(engine_config(PARAMS))
 
 
 def test_simulated_traffic_gives_exactly_the_reference_alerts(

@@ -14,6 +14,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from processor.core.engine import EngineConfig
+
 
 @dataclass
 class Params:
@@ -56,6 +58,22 @@ class Expected:
 
 
 RANK = {"low": 0, "moderate": 1, "high": 2}
+
+
+def engine_config(p: Params) -> EngineConfig:
+    """The engine configured like the model (only a mapping: no logic is shared)."""
+    return EngineConfig(
+        tier_window_ms=p.window_ms,
+        tier_step_ms=p.step_ms,
+        tumbling_ms=p.tumbling_ms,
+        grace_ms=p.grace_ms,
+        moderate=p.moderate,
+        high=p.high,
+        hysteresis=p.hysteresis,
+        session_moderate=p.session_moderate,
+        session_high=p.session_high,
+        usd_per_coin=p.usd_per_coin,
+    )
 
 
 def _id(*parts: object) -> str:

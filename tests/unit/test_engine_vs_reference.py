@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor.core.alerts import WindowClosed
-from processor.core.engine import Engine, EngineConfig
+from processor.core.engine import Engine
 from tests.support.events import T0, StreamScript
-from tests.support.reference import Params, expected_outcome
+from tests.support.reference import Params, engine_config, expected_outcome
 
 PARAMS = Params(
     window_ms=60_000,
@@ -21,18 +21,7 @@ PARAMS = Params(
     session_moderate=150,
     session_high=600,
 )
-CONFIG = EngineConfig(
-    tier_window_ms=PARAMS.window_ms,
-    tier_step_ms=PARAMS.step_ms,
-    tumbling_ms=PARAMS.tumbling_ms,
-    grace_ms=PARAMS.grace_ms,
-    moderate=PARAMS.moderate,
-    high=PARAMS.high,
-    hysteresis=PARAMS.hysteresis,
-    session_moderate=PARAMS.session_moderate,
-    session_high=PARAMS.session_high,
-    usd_per_coin=PARAMS.usd_per_coin,
-)
+CONFIG = engine_config(PARAMS)
 
 step = st.tuples(
     st.sampled_from(["a", "b", "c"]),
