@@ -1,25 +1,32 @@
 """Event contract v1: decoding and validating raw Kafka record values.
 
-Pure protocol code (no Kafka client): bytes in, a valid event dict or an
-:class:`InvalidRecord` with a machine-readable reason out.
+Pure protocol code (no Kafka client): bytes in, a typed event (one frozen msgspec Struct per
+event ``type``) or an :class:`InvalidRecord` with a machine-readable reason out.
+
+The Structs below are the rules of ``schemas/event.v1.schema.json``, the published contract;
+unit tests hold the two equal (every field of every type set to edge values, and generated
+events, judged by a JSON Schema validator). Beyond JSON Schema, integers must be real ints
+(3.0 and true are rejected: msgspec decodes strictly) and the engine relies on that.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
-import orjson
+import msgspec
+from msgspec import Meta, Struct
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 EVENT_SCHEMA = SCHEMA_DIR / "event.v1.schema.json"
 ALERT_SCHEMA = SCHEMA_DIR / "alert.v1.schema.json"
 
 
-class Reason:
+class Reason(StrEnum):
     """Reasons a record goes to the dead-letter topic (the ``livepulse.reason`` header)."""
 
     TOO_LARGE = "too_large"
@@ -36,7 +43,7 @@ class Reason:
 class InvalidRecord:
     """Why a record was rejected: a short ``reason`` code and a human ``detail``."""
 
-    reason: str
+    reason: Reason
     detail: str
 
 
@@ -47,138 +54,177 @@ def load_schema(path: Path) -> dict[str, Any]:
     return schema
 
 
-# The rules of schemas/event.v1.schema.json, hand-compiled: a generic JSON Schema validator
-# cost more than everything else per event. A unit test holds the two equal on generated
-# events. Integers must be real ints (JSON Schema would let 3.0 and the engine needs exact
-# counts). A spec is (kind, a, b): ("int", min, max), ("str", min_len, max_len),
-# ("bool", _, _), ("enum", values, _).
-Spec = tuple[str, Any, Any]
-_ID: Spec = ("str", 1, 200)
-EVENT_TYPES = (
-    "live_start",
-    "like",
-    "gift",
-    "comment",
-    "follow",
-    "share",
-    "join",
-    "viewers",
-    "live_end",
+Id = Annotated[str, Meta(min_length=1, max_length=200)]
+EpochMs = Annotated[int, Meta(ge=1_000_000_000_000, le=9_999_999_999_999)]
+
+
+class EventBase(Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True, gc=False):
+    """Fields every event has. ``type`` is the tag (a class attribute, not a field).
+
+    Unknown extra fields are ignored. All fields are scalars, so instances are left out of
+    the cyclic garbage collector (``gc=False``). Fields are keyword-only. An optional field
+    that is absent or JSON ``null`` is ``None``, and is left out again by :func:`encode_event`.
+    """
+
+    type: ClassVar[str]
+
+    v: Literal[1]
+    event_id: Id
+    stream_id: Id
+    creator_id: Id
+    ts: EpochMs  # event time, integer epoch milliseconds UTC
+
+
+class LiveStart(EventBase, tag="live_start", frozen=True, kw_only=True):
+    type: ClassVar[str] = "live_start"
+    user_id: Id | None = None
+    title: Annotated[str, Meta(max_length=1_000)] | None = None
+
+
+class Like(EventBase, tag="like", frozen=True, kw_only=True):
+    type: ClassVar[str] = "like"
+    user_id: Id
+    count: Annotated[int, Meta(ge=1, le=15)]
+    total: Annotated[int, Meta(ge=0, le=1_000_000_000_000)]  # running room total
+
+
+class Gift(EventBase, tag="gift", frozen=True, kw_only=True):
+    type: ClassVar[str] = "gift"
+    user_id: Id
+    gift_id: Annotated[int, Meta(ge=0, le=2_147_483_647)]
+    gift_name: Annotated[str, Meta(max_length=200)]
+    coins: Annotated[int, Meta(ge=1, le=1_000_000)]
+    repeat_count: Annotated[int, Meta(ge=1, le=100_000)]
+    streakable: bool
+    streak_id: Annotated[str, Meta(max_length=200)]
+    repeat_end: bool
+
+
+class Comment(EventBase, tag="comment", frozen=True, kw_only=True):
+    type: ClassVar[str] = "comment"
+    user_id: Id
+    text: Annotated[str, Meta(max_length=10_000)]
+
+
+class Follow(EventBase, tag="follow", frozen=True, kw_only=True):
+    type: ClassVar[str] = "follow"
+    user_id: Id
+
+
+class Share(EventBase, tag="share", frozen=True, kw_only=True):
+    type: ClassVar[str] = "share"
+    user_id: Id
+
+
+class Join(EventBase, tag="join", frozen=True, kw_only=True):
+    type: ClassVar[str] = "join"
+    user_id: Id
+
+
+class Viewers(EventBase, tag="viewers", frozen=True, kw_only=True):
+    type: ClassVar[str] = "viewers"
+    user_id: Id | None = None
+    count: Annotated[int, Meta(ge=0, le=1_000_000_000)]  # current viewers
+
+
+class LiveEnd(EventBase, tag="live_end", frozen=True, kw_only=True):
+    type: ClassVar[str] = "live_end"
+    user_id: Id | None = None
+    reason: Literal["ended", "suspended"]
+
+
+Event: TypeAlias = LiveStart | Like | Gift | Comment | Follow | Share | Join | Viewers | LiveEnd
+EVENT_CLASSES: tuple[type[EventBase], ...] = (
+    LiveStart,
+    Like,
+    Gift,
+    Comment,
+    Follow,
+    Share,
+    Join,
+    Viewers,
+    LiveEnd,
 )
-_BASE_REQUIRED = ("v", "event_id", "type", "stream_id", "creator_id", "ts")
-_BASE_SPECS: tuple[tuple[str, Spec], ...] = (
-    ("event_id", _ID),
-    ("stream_id", _ID),
-    ("creator_id", _ID),
-    ("ts", ("int", 1_000_000_000_000, 9_999_999_999_999)),
-)
-_NEEDS_USER = frozenset({"like", "gift", "comment", "follow", "share", "join"})
-# per type: (required fields, specs of its fields when present)
-_TYPE_RULES: dict[str, tuple[tuple[str, ...], dict[str, Spec]]] = {
-    "live_start": ((), {"title": ("str", 0, 1_000)}),
-    "like": (
-        ("count", "total"),
-        {"count": ("int", 1, 15), "total": ("int", 0, 1_000_000_000_000)},
-    ),
-    "gift": (
-        ("gift_id", "gift_name", "coins", "repeat_count", "streakable", "streak_id", "repeat_end"),
-        {
-            "gift_id": ("int", 0, 2_147_483_647),
-            "gift_name": ("str", 0, 200),
-            "coins": ("int", 1, 1_000_000),
-            "repeat_count": ("int", 1, 100_000),
-            "streakable": ("bool", None, None),
-            "streak_id": ("str", 0, 200),
-            "repeat_end": ("bool", None, None),
-        },
-    ),
-    "comment": (("text",), {"text": ("str", 0, 10_000)}),
-    "follow": ((), {}),
-    "share": ((), {}),
-    "join": ((), {}),
-    "viewers": (("count",), {"count": ("int", 0, 1_000_000_000)}),
-    "live_end": (("reason",), {"reason": ("enum", ["ended", "suspended"], None)}),
+EVENT_TYPES: tuple[str, ...] = tuple(cls.type for cls in EVENT_CLASSES)
+
+_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+_ANY_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+_ENCODER = msgspec.json.Encoder()
+# the fields whose msgspec message alone does not say what is expected
+_HINTS = {
+    "`$.type`": f" (the types are {', '.join(EVENT_TYPES)})",
+    "`$.v`": " (this is event contract v1: v must be 1)",
 }
-
-
-def _check(name: str, value: Any, spec: Spec) -> str | None:
-    kind, a, b = spec
-    if kind == "int":
-        if type(value) is not int:
-            return f"data.{name} must be integer"
-        if value < a:
-            return f"data.{name} must be bigger than or equal to {a}"
-        if value > b:
-            return f"data.{name} must be smaller than or equal to {b}"
-    elif kind == "str":
-        if type(value) is not str:
-            return f"data.{name} must be string"
-        if len(value) < a:
-            return f"data.{name} must be longer than or equal to {a} characters"
-        if len(value) > b:
-            return f"data.{name} must be shorter than or equal to {b} characters"
-    elif kind == "bool":
-        if type(value) is not bool:
-            return f"data.{name} must be boolean"
-    elif value not in a or type(value) is not str:
-        return f"data.{name} must be one of {a}"
-    return None
-
-
-def contract_violation(event: dict[str, Any]) -> str | None:
-    """Why ``event`` breaks event contract v1, or None if it keeps it."""
-    missing = [name for name in _BASE_REQUIRED if name not in event]
-    if missing:
-        return f"data must contain {missing} properties"
-    v = event["v"]
-    if type(v) is not int or v != 1:
-        return "data.v must be same as const definition: 1"
-    for name, spec in _BASE_SPECS:
-        problem = _check(name, event[name], spec)
-        if problem:
-            return problem
-    kind = event["type"]
-    rules = _TYPE_RULES.get(kind) if type(kind) is str else None
-    if rules is None:
-        return f"data.type must be one of {list(EVENT_TYPES)}"
-    if "user_id" in event:
-        problem = _check("user_id", event["user_id"], _ID)
-        if problem:
-            return problem
-    elif kind in _NEEDS_USER:
-        return "data must contain ['user_id'] properties"
-    required, specs = rules
-    missing = [name for name in required if name not in event]
-    if missing:
-        return f"data must contain {missing} properties"
-    for name, spec in specs.items():
-        if name in event:
-            problem = _check(name, event[name], spec)
-            if problem:
-                return problem
-    return None
+# names of the JSON value kinds, for "expected a JSON object, got ..."
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 def decode_event(
     value: bytes | None, key: bytes | None = None, max_bytes: int = 65_536
-) -> dict[str, Any] | InvalidRecord:
-    """Decode and validate one record; never raises on bad input."""
+) -> Event | InvalidRecord:
+    """Decode and validate one record; never raises on bad input.
+
+    A valid event must also be keyed by its ``stream_id`` (the topic's partitioning key).
+    """
     if value is None:
         return InvalidRecord(Reason.INVALID_JSON, "record has no value (tombstone)")
     if len(value) > max_bytes:
         return InvalidRecord(Reason.TOO_LARGE, f"{len(value)} bytes > limit of {max_bytes}")
     try:
-        event = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        return InvalidRecord(Reason.INVALID_JSON, str(exc))
-    if not isinstance(event, dict):
-        return InvalidRecord(
-            Reason.NOT_AN_OBJECT, f"expected a JSON object, got {type(event).__name__}"
-        )
-    problem = contract_violation(event)
-    if problem is not None:
-        return InvalidRecord(Reason.CONTRACT, problem)
-    if key is None or key != event["stream_id"].encode():
+        event = _DECODER.decode(value)
+    except msgspec.ValidationError as exc:
+        return _why_invalid(value, str(exc))
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        return _not_json(value, exc)
+    # msgspec skips unknown fields without checking their UTF-8; the record must be UTF-8.
+    if not value.isascii() and (problem := _utf8_problem(value)):
+        return InvalidRecord(Reason.INVALID_JSON, problem)
+    if key is None or key != event.stream_id.encode():
         shown = "none" if key is None else repr(key[:80])
         return InvalidRecord(Reason.KEY_MISMATCH, f"record key {shown} != stream_id")
+    return event
+
+
+def _why_invalid(value: bytes, problem: str) -> InvalidRecord:
+    """Not valid JSON, or not an object, or (only then) a contract violation ``problem``.
+
+    The typed decoder stops at the first problem, so a contract violation early in a record
+    can hide malformed JSON later on: parse the whole record again, untyped (rejects only).
+    """
+    try:
+        parsed = _ANY_DECODER.decode(value)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        return _not_json(value, exc)
+    if not isinstance(parsed, dict):
+        got = "null" if parsed is None else _JSON_KINDS.get(type(parsed), type(parsed).__name__)
+        return InvalidRecord(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {got}")
+    return InvalidRecord(Reason.CONTRACT, problem + _HINTS.get(problem.rpartition(" - at ")[2], ""))
+
+
+def _not_json(value: bytes, exc: Exception) -> InvalidRecord:
+    """INVALID_JSON: where the record is not UTF-8 (msgspec says "invalid character" or
+    gives a position inside a string), else msgspec's message (malformed, too deep...)."""
+    return InvalidRecord(Reason.INVALID_JSON, _utf8_problem(value) or str(exc))
+
+
+def _utf8_problem(value: bytes) -> str:
+    """Where ``value`` is not UTF-8, or "" if it is."""
+    try:
+        value.decode()
+    except UnicodeDecodeError as exc:
+        return f"JSON is not valid UTF-8: {exc.reason} at byte {exc.start}"
+    return ""
+
+
+def encode_event(event: Event) -> bytes:
+    """The JSON of ``event``, ``type`` first; optional fields that are None are left out."""
+    return _ENCODER.encode(event)
+
+
+def to_event(obj: dict[str, Any]) -> Event:
+    """The event of a dict (as tests and the simulator build them), validated like a record.
+
+    Raises :class:`msgspec.ValidationError` if ``obj`` breaks the contract.
+    """
+    event: Event = msgspec.convert(obj, Event)
     return event

@@ -6,7 +6,14 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from processor.contract import Event, to_event
+
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a multiple of every window step used
+
+
+def typed(event: dict[str, Any]) -> Event:
+    """The contract Struct of an event dict built here; raises if the dict breaks the contract."""
+    return to_event(event)
 
 
 @dataclass
