@@ -12,13 +12,11 @@ The worker calls methods on :class:`Metrics`, never metric objects: ``record_*``
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from collections.abc import Set as AbstractSet
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,8 +30,11 @@ from prometheus_client.registry import Collector
 
 from processor.contract import EVENT_TYPES, Reason
 from processor.core.alerts import StreamEnded, TierChanged
-from processor.core.engine import WINDOW_LIKES_POLICY, Engine, Outcome, StreamState
+from processor.core.engine import WINDOW_LIKES_POLICY, Engine, StreamState
 from processor.core.tiers import TIERS
+
+if TYPE_CHECKING:
+    from processor.worker.partitions import Applied
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -118,45 +119,21 @@ def _window_coins(state: StreamState) -> int:
     return state.window.totals.coins
 
 
-class OffsetSource(Protocol):
-    """What consumer lag needs from Faust's consumer (``app.consumer`` in faust-streaming).
+def consumer_lag(
+    ends: Mapping[int, int], committed: Mapping[int, int | None], earliest: Mapping[int, int]
+) -> dict[int, int]:
+    """Records not yet committed, per partition: log end offset - committed offset.
 
-    Besides these methods, :func:`read_consumer_lag` reads ``_committed_offset``: Faust's
-    own record of the offset it last committed per partition (the next offset to read;
-    seeded from the broker on assignment, updated after every commit). It is private to
-    faust-streaming 0.15.3, which the project pins; a unit test fails if it goes away.
+    A partition the group has never committed counts from its earliest available offset.
+    Never negative; a partition without a known end is left out.
     """
-
-    def assignment(self) -> AbstractSet[Any]: ...
-
-    async def highwaters(self, *partitions: Any) -> Mapping[Any, int]: ...
-
-    async def earliest_offsets(self, *partitions: Any) -> Mapping[Any, int]: ...
-
-
-async def read_consumer_lag(consumer: OffsetSource, topic: str) -> dict[int, int]:
-    """Messages not yet committed, per assigned partition of ``topic``.
-
-    lag = log end offset (asked from the broker, so it is fresh even while Faust has
-    paused fetching a partition) - committed offset; a partition the group has never
-    committed counts from its earliest available offset. Never negative.
-    """
-    assigned = sorted(
-        (tp for tp in consumer.assignment() if tp.topic == topic), key=lambda tp: tp.partition
-    )
-    if not assigned:
-        return {}
-    ends = await consumer.highwaters(*assigned)
-    known: Mapping[Any, int | None] = vars(consumer)["_committed_offset"]  # KeyError if gone
-    committed: dict[Any, int | None] = {tp: known.get(tp) for tp in assigned}
-    never = [tp for tp, offset in committed.items() if offset is None]
-    if never:
-        committed.update(await consumer.earliest_offsets(*never))
     lag: dict[int, int] = {}
-    for tp in assigned:
-        end, done = ends.get(tp), committed.get(tp)
-        if end is not None and done is not None:
-            lag[tp.partition] = max(0, end - done)
+    for partition, end in ends.items():
+        done = committed.get(partition)
+        if done is None:
+            done = earliest.get(partition)
+        if done is not None:
+            lag[partition] = max(0, end - done)
     return lag
 
 
@@ -280,23 +257,23 @@ class Metrics:
         for tier in TIERS:
             self.streams_by_tier.labels(tier=str(tier))
 
-    def record_event(self, event_type: str, outcome: Outcome) -> None:
-        """A valid, in-time event and what it added."""
-        self._events_by_type[event_type].inc()
-        if outcome.likes:
-            self.likes.inc(outcome.likes)
-        if outcome.gifts:
-            self.gifts.inc(outcome.gifts)
-            self.coins.inc(outcome.coins)
-            self.creator_usd.inc(outcome.coins * self.usd_per_coin)
-
-    def record_window(self) -> None:
-        """A closed tumbling window published to the windows topic."""
-        self.windows_closed.inc()
-
-    def record_invalid(self, reason: str) -> None:
-        """A record sent to the dead-letter topic."""
-        self.invalid_events.labels(reason=reason).inc()
+    def record_applied(self, applied: Applied, now: float) -> None:
+        """What one batch (or idle tick) did: events by type, counts, dead letters, windows,
+        alerts. ``now`` (epoch seconds) is when its outputs were handed to the producer."""
+        for event_type, n in applied.events.items():
+            self._events_by_type[event_type].inc(n)
+        if applied.likes:
+            self.likes.inc(applied.likes)
+        if applied.gifts:
+            self.gifts.inc(applied.gifts)
+            self.coins.inc(applied.coins)
+            self.creator_usd.inc(applied.coins * self.usd_per_coin)
+        for reason, n in applied.invalid.items():
+            self.invalid_events.labels(reason=reason).inc(n)
+        if applied.windows:
+            self.windows_closed.inc(applied.windows)
+        for alert, caused_at_ms in applied.alerts:
+            self.record_alert(alert, None if caused_at_ms is None else now - caused_at_ms / 1000)
 
     def record_alert(self, alert: Published, latency_seconds: float | None) -> None:
         """An alert published ``latency_seconds`` after its event reached Kafka.
@@ -335,21 +312,6 @@ class Metrics:
     def set_consumer_lag(self, lag: Mapping[int, int]) -> None:
         """Lag per assigned partition; partitions not in ``lag`` (revoked) vanish."""
         self.consumer_lag.set(((str(p),), n) for p, n in sorted(lag.items()))
-
-    async def refresh_consumer_lag(
-        self, consumer: OffsetSource, topic: str, timeout_s: float = LAG_TIMEOUT_S
-    ) -> None:
-        """Read the consumer's lag from the broker; on failure keep the last values.
-
-        Failures are expected around start-up and rebalances (consumer not started, no
-        assignment yet) and while the broker is unreachable; they are logged at debug level.
-        """
-        try:
-            lag = await asyncio.wait_for(read_consumer_lag(consumer, topic), timeout_s)
-        except Exception as exc:
-            log.debug("consumer lag not read: %s: %s", type(exc).__name__, exc)
-            return
-        self.set_consumer_lag(lag)
 
 
 def _ranked(top: list[tuple[str, int]]) -> list[tuple[tuple[str, str], int]]:

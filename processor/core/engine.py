@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
+from processor.contract import Event, Gift, Like, LiveEnd, LiveStart, Reason
 from processor.core.alerts import (
     Output,
     StreamEnded,
@@ -73,18 +73,13 @@ class StreamState:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What processing one event produced."""
+    """What processing one event produced (the convenient, per-event form of :meth:`Engine.apply`)."""
 
     outputs: tuple[Output, ...] = ()
-    late: str | None = None  # why the event was not counted, if it was not
+    late: Reason | None = None  # why the event was not counted, if it was not
     likes: int = 0
     gifts: int = 0
     coins: int = 0
-
-
-NOTHING = Outcome()
-LATE = Outcome(late="late")
-AFTER_END = Outcome(late="after_end")
 
 
 class Engine:
@@ -103,6 +98,8 @@ class Engine:
         self.ended: OrderedDict[str, int] = OrderedDict()
         # streams whose state changed since a snapshot writer last looked
         self.changed: set[str] = set()
+        # likes, gifts and coins counted since the caller last reset it (for metrics)
+        self.counted = Totals()
 
     def tier_counts(self) -> dict[Tier, int]:
         """How many active streams are in each tier."""
@@ -111,11 +108,11 @@ class Engine:
             counts[state.tier] += 1
         return counts
 
-    def _new_state(self, event: dict[str, Any], ts: int) -> StreamState:
+    def _new_state(self, event: Event, ts: int) -> StreamState:
         c = self.config
         state = StreamState(
-            stream_id=event["stream_id"],
-            creator_id=event["creator_id"],
+            stream_id=event.stream_id,
+            creator_id=event.creator_id,
             window=SlidingTotals(c.tier_window_ms, c.tier_step_ms),
             tumbling=TumblingTotals(c.tumbling_ms),
             started_ms=ts,
@@ -126,49 +123,59 @@ class Engine:
         self.streams[state.stream_id] = state
         return state
 
-    def process(self, event: dict[str, Any], wall_ms: int = 0) -> Outcome:
+    def process(self, event: Event, wall_ms: int = 0) -> Outcome:
         """Apply one contract-valid event seen at ``wall_ms``; return what it caused."""
-        stream_id: str = event["stream_id"]
-        ts: int = event["ts"]
+        outputs: list[Output] = []
+        before = self.counted.as_list()
+        late = self.apply(event, wall_ms, outputs)
+        likes, gifts, coins = (a - b for a, b in zip(self.counted.as_list(), before, strict=True))
+        return Outcome(tuple(outputs), late, likes, gifts, coins)
+
+    def apply(self, event: Event, wall_ms: int, outputs: list[Output]) -> Reason | None:
+        """Apply one contract-valid event seen at ``wall_ms``, appending what it caused to
+        ``outputs``; returns why it was not counted (late, after the end), else None."""
+        stream_id = event.stream_id
+        ts = event.ts
         state = self.streams.get(stream_id)
         if state is None:
             if stream_id in self.ended:
-                return AFTER_END
+                return Reason.AFTER_END
             state = self._new_state(event, ts)
-        outputs: list[Output] = []
         if ts > state.stream_time_ms:
             self._advance(state, ts, outputs)
         elif ts < state.stream_time_ms - self.config.grace_ms:
-            return LATE
+            return Reason.LATE
         self.changed.add(stream_id)
         if ts >= state.max_event_ms:
             state.max_event_ms = ts
             state.seen_wall_ms = wall_ms
 
-        kind = event["type"]
-        likes = gifts = coins = 0
-        if kind == "like":
-            likes, state.like_total = like_growth(state.like_total, event["count"], event["total"])
-        elif kind == "gift":
-            gifts, coins = gift_value(event)
-        elif kind == "live_start":
+        if isinstance(event, Like):
+            likes, state.like_total = like_growth(state.like_total, event.count, event.total)
+            if likes:
+                self._count(state, ts, likes, 0, 0, outputs)
+        elif isinstance(event, Gift):
+            gifts, coins = gift_value(
+                event.coins, event.repeat_count, event.streakable, event.repeat_end
+            )
+            if gifts:
+                self._count(state, ts, 0, gifts, coins, outputs)
+        elif isinstance(event, LiveStart):
             if state.like_total is None:
                 state.like_total = 0
             state.started_ms = min(state.started_ms, ts)
+        elif isinstance(event, LiveEnd):
+            self._end(state, event.reason, state.stream_time_ms, outputs)
+        return None
 
-        if likes or gifts or coins:
-            state.window.add(ts, likes, gifts, coins)
-            state.tumbling.add(ts, likes, gifts, coins)
-            state.session.add(likes, gifts, coins)
-            self._evaluate(state, state.stream_time_ms, outputs)
-
-        if kind == "live_end":
-            self._end(state, event["reason"], state.stream_time_ms, outputs)
-        if not outputs:
-            if likes or gifts or coins:
-                return Outcome(likes=likes, gifts=gifts, coins=coins)
-            return NOTHING
-        return Outcome(tuple(outputs), None, likes, gifts, coins)
+    def _count(
+        self, state: StreamState, ts: int, likes: int, gifts: int, coins: int, outputs: list[Output]
+    ) -> None:
+        state.window.add(ts, likes, gifts, coins)
+        state.tumbling.add(ts, likes, gifts, coins)
+        state.session.add(likes, gifts, coins)
+        self.counted.add(likes, gifts, coins)
+        self._evaluate(state, state.stream_time_ms, outputs)
 
     def tick(self, wall_ms: int) -> list[Output]:
         """Let stream time follow the wall clock for streams that receive nothing.

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-
-def gift_value(event: dict[str, Any]) -> tuple[int, int]:
+def gift_value(
+    coins: int, repeat_count: int, streakable: bool, repeat_end: bool
+) -> tuple[int, int]:
     """(gifts, coins) a gift event contributes.
 
     A streakable gift is re-sent at every combo step with a growing ``repeat_count``;
     only the final ``repeat_end`` event counts, so a combo is never counted twice.
     Gifts are counted as items: a combo of 10 Roses is 10 gifts worth ``10 * coins``.
     """
-    if event["streakable"] and not event["repeat_end"]:
+    if streakable and not repeat_end:
         return 0, 0
-    repeat: int = event["repeat_count"]
-    return repeat, repeat * event["coins"]
+    return repeat_count, repeat_count * coins
 
 
 def like_growth(previous_total: int | None, count: int, total: int) -> tuple[int, int]:

@@ -1,56 +1,116 @@
-"""Engine state to bytes and back, for checkpoints. Pure (orjson only).
+"""Engine state to bytes and back, for checkpoints. Pure (msgspec only).
 
 A snapshot holds every stream of one input partition, the offset of the last input
 record applied to it, and the outputs produced since the previous snapshot (so a crash
 between publishing them and checkpointing cannot lose them: they are published again,
 with the same ids, on restore).
+
+Format 2 is MessagePack with every field stored by name (a map per struct), and a
+``format`` number first: adding a field cannot shift the others, and a snapshot of
+another format is refused with a message, never misread. Bucket rows are fixed-length
+``[start, likes, gifts, coins]`` tuples: a row of another length fails to decode.
+Format 1 (JSON, positional stream rows, livepulse before the batched worker) is refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Generic, TypeVar
 
-import orjson
+import msgspec
 
 from processor.core.engine import Engine, EngineConfig, StreamState
 from processor.core.tiers import Tier
 from processor.core.windows import SlidingTotals, Totals, TumblingTotals
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+Row = tuple[int, int, int, int]  # bucket start, likes, gifts, coins
+T = TypeVar("T")
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be restored: of another format, or corrupt."""
+
+
+class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
+    """One stream's state, every field by name."""
+
+    stream_id: str
+    creator_id: str
+    started_ms: int
+    stream_time_ms: int
+    max_event_ms: int
+    like_total: int | None
+    tier: Tier
+    peak_tier: Tier
+    session_tier: Tier
+    transitions: int
+    session_transitions: int
+    session: tuple[int, int, int]
+    current_bucket: int
+    window: list[Row]
+    tumbling: list[Row]
+
+
+class PartitionSnapshot(msgspec.Struct, Generic[T], forbid_unknown_fields=True):
+    """One partition's snapshot. ``T`` is the pending-output type (the caller's)."""
+
+    format: int
+    offset: int
+    streams: list[StreamSnapshot]
+    ended: list[tuple[str, int]]
+    pending: list[T]
+
+
+class _Format(msgspec.Struct):
+    format: int
+
+
+class _Encoded(msgspec.Struct, Generic[T]):
+    """The encoding side of :class:`PartitionSnapshot`: streams already encoded."""
+
+    format: int
+    offset: int
+    streams: list[msgspec.Raw]
+    ended: list[tuple[str, int]]
+    pending: list[T]
 
 
 @dataclass(frozen=True, slots=True)
-class Checkpoint:
+class Checkpoint(Generic[T]):
     """What a partition's snapshot restores."""
 
     engine: Engine
     offset: int
-    pending: list[Any]
+    pending: list[T]
 
 
-def _totals(items: dict[int, Totals]) -> list[list[int]]:
-    return [[start, t.likes, t.gifts, t.coins] for start, t in items.items()]
+def _rows(items: dict[int, Totals]) -> list[Row]:
+    return [(start, t.likes, t.gifts, t.coins) for start, t in items.items()]
 
 
-def _stream(s: StreamState) -> list[Any]:
-    return [
-        s.stream_id,
-        s.creator_id,
-        s.started_ms,
-        s.stream_time_ms,
-        s.max_event_ms,
-        s.like_total,
-        str(s.tier),
-        str(s.peak_tier),
-        str(s.session_tier),
-        s.transitions,
-        s.session_transitions,
-        s.session.as_list(),
-        s.window.current_bucket,
-        _totals(s.window.buckets),
-        _totals(s.tumbling.open),
-    ]
+def _stream(s: StreamState) -> StreamSnapshot:
+    return StreamSnapshot(
+        stream_id=s.stream_id,
+        creator_id=s.creator_id,
+        started_ms=s.started_ms,
+        stream_time_ms=s.stream_time_ms,
+        max_event_ms=s.max_event_ms,
+        like_total=s.like_total,
+        tier=s.tier,
+        peak_tier=s.peak_tier,
+        session_tier=s.session_tier,
+        transitions=s.transitions,
+        session_transitions=s.session_transitions,
+        session=(s.session.likes, s.session.gifts, s.session.coins),
+        current_bucket=s.window.current_bucket,
+        window=_rows(s.window.buckets),
+        tumbling=_rows(s.tumbling.open),
+    )
+
+
+_encoder = msgspec.msgpack.Encoder()
 
 
 class SnapshotWriter:
@@ -61,91 +121,89 @@ class SnapshotWriter:
     """
 
     def __init__(self) -> None:
-        self.fragments: dict[str, bytes] = {}
+        self.fragments: dict[str, msgspec.Raw] = {}
 
-    def encode(self, engine: Engine, offset: int, pending: list[Any]) -> bytes:
+    def encode(self, engine: Engine, offset: int, pending: list[T]) -> bytes:
         fragments = self.fragments
         for stream_id in engine.changed:
             state = engine.streams.get(stream_id)
             if state is None:
                 fragments.pop(stream_id, None)
             else:
-                fragments[stream_id] = orjson.dumps(_stream(state))
+                fragments[stream_id] = msgspec.Raw(_encoder.encode(_stream(state)))
         engine.changed.clear()
         return self._assemble(engine, offset, pending)
 
-    def _assemble(self, engine: Engine, offset: int, pending: list[Any]) -> bytes:
-        return b"".join(
-            (
-                b'{"format":%d,"offset":%d,"streams":[' % (FORMAT_VERSION, offset),
-                b",".join(self.fragments.values()),
-                b'],"ended":',
-                orjson.dumps(list(engine.ended.items())),
-                b',"pending":',
-                orjson.dumps(pending),
-                b"}",
+    def _assemble(self, engine: Engine, offset: int, pending: list[T]) -> bytes:
+        return _encoder.encode(
+            _Encoded(
+                FORMAT_VERSION,
+                offset,
+                list(self.fragments.values()),
+                list(engine.ended.items()),
+                pending,
             )
         )
 
 
-def encode(engine: Engine, offset: int, pending: list[Any]) -> bytes:
+def encode(engine: Engine, offset: int, pending: list[T]) -> bytes:
     """Serialize one partition's engine in full (leaves ``engine.changed`` alone)."""
     writer = SnapshotWriter()
-    writer.fragments = {sid: orjson.dumps(_stream(s)) for sid, s in engine.streams.items()}
+    writer.fragments = {
+        sid: msgspec.Raw(_encoder.encode(_stream(s))) for sid, s in engine.streams.items()
+    }
     return writer._assemble(engine, offset, pending)
 
 
-def _buckets(rows: list[list[int]]) -> dict[int, Totals]:
+def _buckets(rows: list[Row]) -> dict[int, Totals]:
     return {start: Totals(likes, gifts, coins) for start, likes, gifts, coins in rows}
 
 
-def decode(data: bytes, config: EngineConfig, wall_ms: int) -> Checkpoint:
-    """Rebuild an engine; idle clocks restart at ``wall_ms``."""
-    doc = orjson.loads(data)
-    if doc.get("format") != FORMAT_VERSION:
-        raise ValueError(f"unsupported snapshot format {doc.get('format')!r}")
+def decode(data: bytes, config: EngineConfig, wall_ms: int, pending: type[T]) -> Checkpoint[T]:
+    """Rebuild an engine; idle clocks restart at ``wall_ms``. ``pending`` is the type of
+    the pending outputs. Raises :class:`SnapshotError` on another format or bad bytes."""
+    if data[:1] == b"{":
+        raise SnapshotError(
+            "snapshot format 1 (JSON, written by livepulse before the batched worker) is no "
+            f"longer read; this version reads format {FORMAT_VERSION}"
+        )
+    try:
+        found = msgspec.msgpack.decode(data, type=_Format).format
+    except msgspec.DecodeError as exc:
+        raise SnapshotError(f"not a livepulse snapshot: {exc}") from None
+    if found != FORMAT_VERSION:
+        raise SnapshotError(
+            f"unsupported snapshot format {found!r}; this version reads format {FORMAT_VERSION}"
+        )
+    try:
+        doc = msgspec.msgpack.decode(data, type=PartitionSnapshot[pending])  # type: ignore[valid-type]
+    except msgspec.DecodeError as exc:
+        raise SnapshotError(f"corrupt snapshot (format {found}): {exc}") from None
     engine = Engine(config)
-    for row in doc["streams"]:
-        (
-            stream_id,
-            creator_id,
-            started,
-            stream_time,
-            max_event,
-            like_total,
-            tier,
-            peak,
-            session_tier,
-            transitions,
-            session_transitions,
-            session,
-            current_bucket,
-            buckets,
-            tumbling,
-        ) = row
+    for row in doc.streams:
         window = SlidingTotals(config.tier_window_ms, config.tier_step_ms)
-        window.current_bucket = current_bucket
-        window.buckets = _buckets(buckets)
+        window.current_bucket = row.current_bucket
+        window.buckets = _buckets(row.window)
         for t in window.buckets.values():
             window.totals.add(t.likes, t.gifts, t.coins)
-        engine.streams[stream_id] = StreamState(
-            stream_id=stream_id,
-            creator_id=creator_id,
+        engine.streams[row.stream_id] = StreamState(
+            stream_id=row.stream_id,
+            creator_id=row.creator_id,
             window=window,
-            tumbling=TumblingTotals(config.tumbling_ms, _buckets(tumbling)),
-            started_ms=started,
-            stream_time_ms=stream_time,
-            max_event_ms=max_event,
+            tumbling=TumblingTotals(config.tumbling_ms, _buckets(row.tumbling)),
+            started_ms=row.started_ms,
+            stream_time_ms=row.stream_time_ms,
+            max_event_ms=row.max_event_ms,
             seen_wall_ms=wall_ms,
-            like_total=like_total,
-            tier=Tier(tier),
-            peak_tier=Tier(peak),
-            session_tier=Tier(session_tier),
-            transitions=transitions,
-            session_transitions=session_transitions,
-            session=Totals(*session),
+            like_total=row.like_total,
+            tier=row.tier,
+            peak_tier=row.peak_tier,
+            session_tier=row.session_tier,
+            transitions=row.transitions,
+            session_transitions=row.session_transitions,
+            session=Totals(*row.session),
         )
-    for stream_id, at in doc["ended"]:
+    for stream_id, at in doc.ended:
         engine.ended[stream_id] = at
     engine.changed.update(engine.streams)  # a new writer has none of them encoded yet
-    return Checkpoint(engine, doc["offset"], doc["pending"])
+    return Checkpoint(engine, doc.offset, doc.pending)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import threading
 from typing import Any
@@ -47,7 +48,7 @@ def _force_exit() -> None:
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker  # imported late: faust is slow to import for other commands
 
-    from processor.worker.app import create_app
+    from processor.worker.app import LivepulseWorker, create_app
 
     class _BoundedShutdownWorker(Worker):
         """Faust's worker, but Ctrl-C / SIGTERM stop it within a bounded time.
@@ -95,9 +96,17 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     worker = _BoundedShutdownWorker(
         app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False
     )
+    livepulse: LivepulseWorker = app.livepulse_worker  # type: ignore[attr-defined]
+
+    def stop_on_fatal(error: Exception) -> None:
+        print(f"livepulse worker: {error}", file=sys.stderr, flush=True)
+        worker._schedule_shutdown(signal.SIGTERM)
+
+    livepulse.on_fatal = stop_on_fatal
     logging.getLogger("livepulse").setLevel(settings.log_level.upper())
+    code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+        code = int(exc.code or 0)
+    return 2 if livepulse.fatal is not None else code

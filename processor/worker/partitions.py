@@ -1,64 +1,210 @@
-"""Per-partition bookkeeping of the worker: engine, offsets, outputs not yet checkpointed.
+"""One input partition's state and the batch step: records in, typed output records out.
 
-No Faust or Kafka import: the app feeds it offsets and publishes what it returns.
+No Faust or Kafka import: the worker's async layer fetches records, calls
+:meth:`PartitionState.apply` with a whole fetch, publishes what it returns and checkpoints.
+Every decision about a record (already applied before a restart? valid? late? what does
+it cause?) is made here, so it is unit-tested without a broker.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
 
+from processor.contract import InvalidRecord, Reason, decode_event
 from processor.core import snapshot
-from processor.core.alerts import Output, WindowClosed
+from processor.core.alerts import Alert, Output, WindowClosed
 from processor.core.engine import Engine, EngineConfig
+from processor.records import InputRecord, OutputRecord, dead_letter
 from processor.settings import Settings
 
-# An output ready to publish: topic, key, value, headers (all text: JSON-able for snapshots).
-Pending = tuple[str, str | None, str, list[tuple[str, str]] | None]
+log = logging.getLogger("livepulse.worker")
+
+LATE_DETAIL = {
+    Reason.LATE: "older than stream time minus the grace period",
+    Reason.AFTER_END: "the stream has already ended",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """Where each kind of record goes."""
+
+    events_topic: str
+    alerts_topic: str
+    windows_topic: str
+    dlq_topic: str
+    state_topic: str
+    max_record_bytes: int = 65_536
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Routes:
+        return cls(
+            settings.events_topic,
+            settings.alerts_topic,
+            settings.windows_topic,
+            settings.dlq_topic,
+            f"{settings.app_id}.state",
+            settings.max_record_bytes,
+        )
+
+    def output(self, output: Output, emitted_at: int) -> OutputRecord:
+        topic = self.windows_topic if isinstance(output, WindowClosed) else self.alerts_topic
+        return OutputRecord(
+            topic, output.stream_id.encode(), orjson.dumps(output.to_record(emitted_at))
+        )
+
+
+@dataclass(slots=True)
+class Applied:
+    """What one batch (or one idle tick) produced, for the publisher and the metrics."""
+
+    records: list[OutputRecord] = field(default_factory=list)  # to publish, in this order
+    # each alert with the Kafka timestamp (ms) of the record that caused it; None when no
+    # record did (idle decay), so no latency is observed for it
+    alerts: list[tuple[Alert, int | None]] = field(default_factory=list)
+    windows: int = 0
+    events: dict[str, int] = field(default_factory=dict)  # valid, counted events by type
+    invalid: dict[Reason, int] = field(default_factory=dict)  # dead letters by reason
+    likes: int = 0
+    gifts: int = 0
+    coins: int = 0
 
 
 @dataclass(slots=True)
 class PartitionState:
-    """One input partition's engine and where it stands in the input."""
+    """One input partition's engine, where it stands in the input, and what it published
+    since its last checkpoint."""
 
+    partition: int
     engine: Engine
+    routes: Routes
     applied: int = -1  # offset of the last input record applied to the engine
     replay_until: int = -1  # records at or below this were applied before (re)assignment
-    pending: list[Pending] = field(default_factory=list)  # published since last checkpoint
+    pending: list[OutputRecord] = field(default_factory=list)  # published since checkpoint
     dirty: bool = False
     writer: snapshot.SnapshotWriter = field(default_factory=snapshot.SnapshotWriter)
 
-    def checkpoint(self) -> bytes:
-        """Snapshot for the state topic; clears the pending outputs it now carries."""
-        data = self.writer.encode(self.engine, self.applied, [list(p) for p in self.pending])
-        self.pending.clear()
+    def apply(self, records: Sequence[InputRecord], wall_ms: int) -> Applied:
+        """Apply one fetch of this partition's records, in offset order.
+
+        Records at or below ``replay_until`` were applied before a restart: their effects
+        are in the snapshot and their outputs were published or are in its pending list,
+        so they are skipped whole. Every other record is applied or dead-lettered, never
+        both, never neither; one failing record goes to the dead-letter topic as
+        ``processing_error`` and the batch goes on.
+        """
+        result = Applied()
+        engine = self.engine
+        routes = self.routes
+        decode_limit = routes.max_record_bytes
+        events = result.events
+        outputs: list[Output] = []
+        out = result.records
+        counted = engine.counted
+        before = (counted.likes, counted.gifts, counted.coins)
+        replay_until = self.replay_until
+        for record in records:
+            offset = record.offset
+            if offset <= replay_until:
+                continue
+            self.applied = offset
+            decoded = decode_event(record.value, record.key, decode_limit)
+            if type(decoded) is InvalidRecord:
+                out.append(self._dead_letter(result, decoded, record))
+                continue
+            assert not isinstance(decoded, InvalidRecord)
+            try:
+                late = engine.apply(decoded, wall_ms, outputs)
+            except Exception as exc:  # a bug for one record must not stop the partition
+                log.exception(
+                    "processing failed at %s[%d]@%d", routes.events_topic, self.partition, offset
+                )
+                outputs.clear()
+                failure = InvalidRecord(Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+                out.append(self._dead_letter(result, failure, record))
+                continue
+            if late is not None:
+                out.append(
+                    self._dead_letter(result, InvalidRecord(late, LATE_DETAIL[late]), record)
+                )
+                continue
+            kind = decoded.type
+            events[kind] = events.get(kind, 0) + 1
+            if outputs:
+                self._route(result, outputs, wall_ms, record.timestamp)
+                outputs.clear()
+        if self.applied > replay_until:
+            self.dirty = True
+        result.likes = counted.likes - before[0]
+        result.gifts = counted.gifts - before[1]
+        result.coins = counted.coins - before[2]
+        self.pending.extend(out)
+        return result
+
+    def tick(self, wall_ms: int) -> Applied:
+        """Idle decay: stream time follows the wall clock for streams that get nothing."""
+        result = Applied()
+        outputs = self.engine.tick(wall_ms)
+        if outputs:
+            self._route(result, outputs, wall_ms, None)
+            self.pending.extend(result.records)
+            self.dirty = True
+        return result
+
+    def _route(
+        self, result: Applied, outputs: list[Output], emitted_at: int, caused_at: int | None
+    ) -> None:
+        routes = self.routes
+        for output in outputs:
+            result.records.append(routes.output(output, emitted_at))
+            if isinstance(output, WindowClosed):
+                result.windows += 1
+            else:
+                result.alerts.append((output, caused_at))
+
+    def _dead_letter(
+        self, result: Applied, invalid: InvalidRecord, record: InputRecord
+    ) -> OutputRecord:
+        result.invalid[invalid.reason] = result.invalid.get(invalid.reason, 0) + 1
+        routes = self.routes
+        return dead_letter(
+            routes.dlq_topic,
+            invalid,
+            record.key,
+            record.value,
+            (routes.events_topic, self.partition, record.offset),
+        )
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def checkpoint(self) -> OutputRecord:
+        """This partition's snapshot, as a record of the state topic; it carries the
+        outputs published since the previous one, which it then forgets."""
+        data = self.writer.encode(self.engine, self.applied, self.pending)
+        self.pending = []
         self.dirty = False
-        return data
+        return OutputRecord(
+            self.routes.state_topic, str(self.partition).encode(), data, (), self.partition
+        )
 
     @classmethod
     def restore(
-        cls, data: bytes | None, config: EngineConfig, wall_ms: int
-    ) -> tuple[PartitionState, list[Pending]]:
-        """The partition as of its last snapshot, and the outputs to publish again."""
+        cls,
+        partition: int,
+        data: bytes | None,
+        config: EngineConfig,
+        routes: Routes,
+        wall_ms: int,
+    ) -> tuple[PartitionState, list[OutputRecord]]:
+        """The partition as of its last snapshot (``data``; None: a fresh start), and the
+        outputs to publish again. Raises :class:`snapshot.SnapshotError` on a snapshot
+        that cannot be read."""
         if data is None:
-            return cls(Engine(config)), []
-        cp = snapshot.decode(data, config, wall_ms)
-        pending = [
-            (topic, key, value, [(k, v) for k, v in headers] if headers else None)
-            for topic, key, value, headers in cp.pending
-        ]
-        return cls(cp.engine, applied=cp.offset, replay_until=cp.offset), pending
-
-
-class Router:
-    """Where each kind of output goes, as publishable text records."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.alerts_topic = settings.alerts_topic
-        self.windows_topic = settings.windows_topic
-
-    def route(self, output: Output, emitted_at: int) -> Pending:
-        topic = self.windows_topic if isinstance(output, WindowClosed) else self.alerts_topic
-        value = orjson.dumps(output.to_record(emitted_at)).decode()
-        return topic, output.stream_id, value, None
+            return cls(partition, Engine(config), routes), []
+        cp = snapshot.decode(data, config, wall_ms, OutputRecord)
+        state = cls(partition, cp.engine, routes, applied=cp.offset, replay_until=cp.offset)
+        return state, cp.pending

@@ -23,7 +23,7 @@ from tests.integration.kafka import (
     read_all,
     wait_until_committed,
 )
-from tests.support.events import T0
+from tests.support.events import T0, typed
 
 CONFIG = SimulationConfig(start_ms=T0, streams=60, rate=300.0, max_events=120_000, seed=11)
 ENGINE = EngineConfig(
@@ -50,7 +50,7 @@ def uninterrupted(events: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     engine = Engine(ENGINE)
     alerts, windows = [], []
     for event in events:
-        for output in engine.process(event).outputs:
+        for output in engine.process(typed(event)).outputs:
             record = output.to_record(0)
             del record["emitted_at"]
             (windows if isinstance(output, WindowClosed) else alerts).append(record)
@@ -85,21 +85,33 @@ def test_kill_9_at_several_points_gives_the_uninterrupted_result(
     records = keyed(events)
     for i, bad in enumerate(MALFORMED):
         records.insert(1_000 + 20_000 * i, bad)
-    asyncio.run(produce(broker, topics.events, records))
-    total = sum(asyncio.run(end_offsets(broker, topics.events)).values())
+    total = len(records)
+    # The worker goes through the whole input in seconds, so the input arrives in steps:
+    # when a kill's point is reached, the records up to the next kill point are already
+    # there, and the kill lands while the worker is working through them.
+    produce_to = [int(f * total) for f in (*KILL_AT[1:], 1.0)]
+    produced = 0
 
+    def produce_until(end: int) -> None:
+        nonlocal produced
+        asyncio.run(produce(broker, topics.events, records[produced:end]))
+        produced = end
+
+    produce_until(produce_to[0])
     kills = []
-    for fraction in KILL_AT:
+    for i, fraction in enumerate(KILL_AT):
         deadline = time.monotonic() + 120
         while (done := asyncio.run(committed_total(broker, topics.app_id, topics.events))) < (
             fraction * total
         ):
             assert time.monotonic() < deadline, f"stuck at {done}/{total}: {worker.log()}"
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
         kills.append(done)
+        produce_until(produce_to[i + 1] if i + 1 < len(produce_to) else total)
         worker.start()
     assert all(k < total for k in kills), f"a kill came after the end: {kills} of {total}"
+    assert sum(asyncio.run(end_offsets(broker, topics.events)).values()) == total
 
     asyncio.run(wait_until_committed(broker, topics.app_id, topics.events, deadline_s=180))
     alerts = [orjson.loads(r.value) for r in asyncio.run(read_all(broker, topics.alerts))]

@@ -19,9 +19,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from processor.core.engine import Engine, EngineConfig, Outcome
+from processor.core.engine import Engine, EngineConfig
 from processor.metrics import Metrics
-from tests.support.events import T0, StreamScript
+from processor.worker.partitions import Applied
+from tests.support.events import T0, StreamScript, typed
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -117,9 +118,8 @@ def test_promtool_check_metrics_accepts_the_exposition() -> None:
     s = StreamScript("s1")
     engine = Engine(EngineConfig())
     for event in (s.start(T0), s.likes(T0 + 1, 5), s.gift(T0 + 2, 30, 1, False, True)):
-        engine.process(event)
-    metrics.record_event("like", Outcome(likes=5))
-    metrics.record_invalid("late")
+        engine.process(typed(event))
+    metrics.record_applied(Applied(events={"like": 1}, likes=5, invalid={"late": 1}), now=0.0)
     metrics.refresh(engine, now=T0 / 1000 + 3)
     metrics.set_consumer_lag({0: 2, 1: 0})
     result = promtool("check", "metrics", stdin=generate_latest(registry).decode())

@@ -3,7 +3,7 @@ from typing import Any
 from processor.core.alerts import StreamEnded, TierChanged, WindowClosed
 from processor.core.engine import Engine, EngineConfig
 from processor.core.tiers import Tier
-from tests.support.events import T0, StreamScript
+from tests.support.events import T0, StreamScript, typed
 
 CONFIG = EngineConfig(
     tier_window_ms=60_000,
@@ -23,7 +23,7 @@ CONFIG = EngineConfig(
 def run(engine: Engine, events: list[dict[str, Any]], wall: int = 0) -> list[Any]:
     outputs = []
     for event in events:
-        outputs.extend(engine.process(event, wall).outputs)
+        outputs.extend(engine.process(typed(event), wall).outputs)
     return outputs
 
 
@@ -107,8 +107,8 @@ def test_out_of_order_within_grace_counts_and_later_is_late() -> None:
     s = StreamScript("s1")
     engine = Engine(CONFIG)
     run(engine, [s.start(T0 + 100_000)])
-    assert engine.process(s.gift(T0 + 90_000, 30, 1, False, True)).late is None
-    assert engine.process(s.gift(T0 + 89_999, 30, 1, False, True)).late == "late"
+    assert engine.process(typed(s.gift(T0 + 90_000, 30, 1, False, True))).late is None
+    assert engine.process(typed(s.gift(T0 + 89_999, 30, 1, False, True))).late == "late"
     assert engine.streams["s1"].window.totals.coins == 30
 
 
@@ -160,7 +160,7 @@ def test_live_end_reports_the_session_and_releases_state() -> None:
         "final_tier": "moderate",
     }
     assert list(engine.streams) == ["a"]
-    assert engine.process(b.likes(T0 + 31_000, 5)).late == "after_end"
+    assert engine.process(typed(b.likes(T0 + 31_000, 5))).late == "after_end"
 
 
 def test_idle_stream_decays_and_ends_on_the_wall_clock() -> None:

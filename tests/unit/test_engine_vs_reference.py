@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from processor.core.alerts import WindowClosed
 from processor.core.engine import Engine
-from tests.support.events import T0, StreamScript
+from tests.support.events import T0, StreamScript, typed
 from tests.support.reference import Params, engine_config, expected_outcome
 
 PARAMS = Params(
@@ -62,7 +62,7 @@ def test_engine_matches_reference(steps: list[tuple[str, str, int, int, int]]) -
     engine = Engine(CONFIG)
     alerts, windows, rejected = [], [], []
     for event in events:
-        outcome = engine.process(event)
+        outcome = engine.process(typed(event))
         for output in outcome.outputs:
             record = output.to_record(emitted_at=0)
             del record["emitted_at"]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -14,18 +12,19 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor.core.alerts import TierChanged, WindowSnapshot
-from processor.core.engine import Engine, EngineConfig, Outcome
+from processor.core.engine import Engine, EngineConfig
 from processor.core.tiers import Tier
 from processor.metrics import (
     ALERT_LATENCY_BUCKETS,
     DEAD_LETTER_REASONS,
     EVENT_TYPES,
     Metrics,
-    read_consumer_lag,
+    consumer_lag,
     top_streams,
 )
 from processor.settings import ConfigError, load_settings
-from tests.support.events import T0, StreamScript
+from processor.worker.partitions import Applied
+from tests.support.events import T0, StreamScript, typed
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "README.md"
@@ -51,17 +50,32 @@ def alert(from_tier: Tier = Tier.LOW, to_tier: Tier = Tier.MODERATE) -> TierChan
     )
 
 
+def test_alert_latency_is_observed_only_for_alerts_an_event_caused() -> None:
+    """Idle decay publishes alerts no event caused: no latency is observed for them (they
+    were once observed at 0 s, which dragged every latency quantile down)."""
+    m, r = new_metrics()
+    caused = (alert(), T0 - 120)  # the record reached Kafka 120 ms before the publish
+    idle = (alert(Tier.MODERATE, Tier.LOW), None)
+    m.record_applied(Applied(alerts=[caused, idle]), now=T0 / 1000)
+    assert r.get_sample_value("livepulse_alert_latency_seconds_count") == 1
+    assert r.get_sample_value("livepulse_alert_latency_seconds_sum") == pytest.approx(0.12)
+    assert r.get_sample_value("livepulse_alerts_published_total", {"type": "tier_changed"}) == 2
+
+
 def test_counters_count_exactly_what_they_are_given() -> None:
     m, r = new_metrics()
-    m.record_event("like", Outcome(likes=40))
-    m.record_event("like", Outcome(likes=2))
-    m.record_event("gift", Outcome(gifts=10, coins=300))
-    m.record_event("gift", Outcome(gifts=1, coins=1))
-    m.record_event("comment", Outcome())
-    m.record_invalid("invalid_json")
-    m.record_invalid("invalid_json")
-    m.record_invalid("late")
-    m.record_invalid("something_new")  # unknown reasons are counted too
+    first = Applied(
+        events={"like": 1, "gift": 1}, likes=40, gifts=10, coins=300, invalid={"invalid_json": 2}
+    )
+    second = Applied(
+        events={"like": 1, "gift": 1, "comment": 1},
+        likes=2,
+        gifts=1,
+        coins=1,
+        invalid={"late": 1, "something_new": 1},  # unknown reasons are counted too
+    )
+    m.record_applied(first, now=T0 / 1000)
+    m.record_applied(second, now=T0 / 1000)
 
     assert r.get_sample_value("livepulse_events_total", {"type": "like"}) == 2
     assert r.get_sample_value("livepulse_events_total", {"type": "gift"}) == 2
@@ -99,8 +113,7 @@ def test_alerts_count_transitions_and_observe_latency_in_seconds() -> None:
     m.record_alert(alert(Tier.MODERATE, Tier.HIGH), 3.0)
     m.record_alert(alert(Tier.HIGH, Tier.LOW), -0.5)  # producer clock ahead: observed as 0
     m.record_alert(alert(Tier.MODERATE, Tier.LOW), None)  # caused by no event: not observed
-    m.record_window()
-    m.record_window()
+    m.record_applied(Applied(windows=2), now=0.0)
 
     assert r.get_sample_value("livepulse_alerts_published_total", {"type": "tier_changed"}) == 4
     assert r.get_sample_value("livepulse_windows_closed_total") == 2
@@ -143,7 +156,7 @@ def test_other_alert_types_count_by_type_but_are_no_transition() -> None:
 def engine_with(events: list[dict[str, Any]]) -> Engine:
     engine = Engine(EngineConfig())
     for event in events:
-        engine.process(event)
+        engine.process(typed(event))
     return engine
 
 
@@ -191,8 +204,8 @@ def test_refresh_sets_stream_gauges_lag_and_the_top_k_by_value_then_stream_id() 
     }
 
     # streams that end vanish from every gauge at the next refresh
-    engine.process(a.end(T0 + 5_000))
-    engine.process(d.end(T0 + 5_000))
+    engine.process(typed(a.end(T0 + 5_000)))
+    engine.process(typed(d.end(T0 + 5_000)))
     m.refresh(engine, now=T0 / 1000 + 20)
     assert r.get_sample_value("livepulse_active_streams") == 3
     assert sample_map(r, "livepulse_top_stream_likes") == {("1", "b"): 500, ("2", "c"): 500}
@@ -201,7 +214,7 @@ def test_refresh_sets_stream_gauges_lag_and_the_top_k_by_value_then_stream_id() 
 
     # with no stream at all the lag is undefined: no series rather than a made-up number
     for s in (b, c, e):
-        engine.process(s.end(T0 + 6_000))
+        engine.process(typed(s.end(T0 + 6_000)))
     m.refresh(engine, now=T0 / 1000 + 30)
     assert r.get_sample_value("livepulse_stream_time_lag_seconds") is None
     assert sample_map(r, "livepulse_top_stream_likes") == {}
@@ -242,62 +255,36 @@ def test_top_streams_is_bounded_ordered_and_skips_zeros() -> None:
     assert top_streams(streams[:1], 10, lambda s: s.likes) == []
 
 
-class TP(NamedTuple):
-    topic: str
-    partition: int
+@pytest.mark.parametrize(
+    ("ends", "committed", "earliest", "lag"),
+    [
+        ({0: 100}, {0: 90}, {0: 0}, {0: 10}),
+        ({0: 50}, {0: 50}, {0: 0}, {0: 0}),
+        ({0: 7}, {0: None}, {0: 2}, {0: 5}),  # never committed: from the earliest offset
+        ({0: 0}, {}, {0: 0}, {0: 0}),
+        ({0: 5}, {0: 9}, {0: 0}, {0: 0}),  # never negative
+        ({0: 5}, {0: None}, {}, {}),  # nothing known to count from: left out
+        ({0: 100, 1: 50, 2: 7}, {0: 90, 1: 50, 2: None}, {2: 2}, {0: 10, 1: 0, 2: 5}),
+    ],
+)
+def test_consumer_lag_is_end_minus_committed(
+    ends: dict[int, int],
+    committed: dict[int, int | None],
+    earliest: dict[int, int],
+    lag: dict[int, int],
+) -> None:
+    assert consumer_lag(ends, committed, earliest) == lag
 
 
-class FakeConsumer:
-    """The few members of Faust's consumer that consumer lag uses."""
-
-    def __init__(
-        self,
-        assigned: set[TP],
-        ends: Mapping[TP, int],
-        committed: Mapping[TP, int | None],
-        earliest: Mapping[TP, int],
-    ) -> None:
-        self._assigned = assigned
-        self._ends = ends
-        self._committed_offset = dict(committed)
-        self._earliest = earliest
-        self.asked_earliest: list[TP] = []
-
-    def assignment(self) -> set[TP]:
-        return self._assigned
-
-    async def highwaters(self, *partitions: TP) -> dict[TP, int]:
-        return {tp: self._ends[tp] for tp in partitions}
-
-    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
-        self.asked_earliest.extend(partitions)
-        return {tp: self._earliest[tp] for tp in partitions}
-
-
-def test_consumer_lag_is_end_minus_committed_per_assigned_partition_of_the_topic() -> None:
-    ev = [TP("live.events", p) for p in range(4)]
-    leader = TP("livepulse-__assignor-__leader", 0)
-    consumer = FakeConsumer(
-        assigned={*ev, leader},
-        ends={ev[0]: 100, ev[1]: 50, ev[2]: 7, ev[3]: 0, leader: 9},
-        committed={ev[0]: 90, ev[1]: 50, ev[2]: None, leader: 0},  # 3: never committed
-        earliest={ev[2]: 2, ev[3]: 0},
-    )
-    lag = asyncio.run(read_consumer_lag(consumer, "live.events"))
-    assert lag == {0: 10, 1: 0, 2: 5, 3: 0}
-    assert sorted(consumer.asked_earliest) == [ev[2], ev[3]]
-
+def test_consumer_lag_series_follow_the_assignment() -> None:
     m, r = new_metrics()
-    asyncio.run(m.refresh_consumer_lag(consumer, "live.events"))
+    m.set_consumer_lag({0: 10, 1: 0, 2: 5, 3: 0})
     got = {
         p: r.get_sample_value("livepulse_consumer_lag_messages", {"partition": str(p)})
         for p in range(5)
     }
     assert got == {0: 10, 1: 0, 2: 5, 3: 0, 4: None}
-
-    # a rebalance took partitions 0 and 1 away: their series vanish
-    consumer._assigned = {ev[2], ev[3]}
-    asyncio.run(m.refresh_consumer_lag(consumer, "live.events"))
+    m.set_consumer_lag({2: 5, 3: 0})  # a rebalance took partitions 0 and 1 away
     got = {
         p: r.get_sample_value("livepulse_consumer_lag_messages", {"partition": str(p)})
         for p in range(4)
@@ -305,46 +292,15 @@ def test_consumer_lag_is_end_minus_committed_per_assigned_partition_of_the_topic
     assert got == {0: None, 1: None, 2: 5, 3: 0}
 
 
-class BrokenConsumer(FakeConsumer):
-    async def highwaters(self, *partitions: TP) -> dict[TP, int]:
-        raise RuntimeError("broker unreachable")
-
-
-class SlowConsumer(FakeConsumer):
-    async def highwaters(self, *partitions: TP) -> dict[TP, int]:
-        await asyncio.sleep(10)
-        raise AssertionError("not reached")
-
-
-def test_a_failed_or_slow_lag_read_keeps_the_last_values() -> None:
-    m, r = new_metrics()
-    m.set_consumer_lag({0: 3, 1: 4})
-    tp = TP("live.events", 0)
-    broken = BrokenConsumer({tp}, {}, {}, {})
-    asyncio.run(m.refresh_consumer_lag(broken, "live.events"))
-    slow = SlowConsumer({tp}, {}, {}, {})
-    asyncio.run(m.refresh_consumer_lag(slow, "live.events", timeout_s=0.05))
-    assert r.get_sample_value("livepulse_consumer_lag_messages", {"partition": "0"}) == 3
-    assert r.get_sample_value("livepulse_consumer_lag_messages", {"partition": "1"}) == 4
-
-
-def test_faust_consumer_still_keeps_the_committed_offsets_lag_reads() -> None:
-    from faust.transport.consumer import Consumer
-
-    assert "_committed_offset" in Consumer.__annotations__
-    for member in ("assignment", "highwaters", "earliest_offsets"):
-        assert callable(getattr(Consumer, member))
-
-
 def populated() -> tuple[Metrics, CollectorRegistry]:
     """Metrics with at least one sample in every family."""
     m, r = new_metrics()
     s = StreamScript("s1")
     engine = engine_with([s.start(T0), s.likes(T0 + 1, 5), s.gift(T0 + 2, 5, 1, False, True)])
-    m.record_event("like", Outcome(likes=5))
-    m.record_event("gift", Outcome(gifts=1, coins=5))
+    m.record_applied(
+        Applied(events={"like": 1, "gift": 1}, likes=5, gifts=1, coins=5, windows=1), now=0.0
+    )
     m.record_alert(alert(), 0.1)
-    m.record_window()
     m.refresh(engine, now=T0 / 1000 + 1)
     m.set_consumer_lag({0: 0})
     return m, r

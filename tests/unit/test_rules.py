@@ -1,12 +1,10 @@
-from typing import Any
-
 import pytest
 
 from processor.core.rules import gift_value, like_growth
 
 
-def gift(coins: int, repeat: int, streakable: bool, end: bool) -> dict[str, Any]:
-    return {"coins": coins, "repeat_count": repeat, "streakable": streakable, "repeat_end": end}
+def gift(coins: int, repeat: int, streakable: bool, end: bool) -> tuple[int, int, bool, bool]:
+    return coins, repeat, streakable, end
 
 
 @pytest.mark.parametrize(
@@ -21,8 +19,8 @@ def gift(coins: int, repeat: int, streakable: bool, end: bool) -> dict[str, Any]
         (gift(29_999, 1, False, False), (1, 29_999)),
     ],
 )
-def test_gift_value(event: dict[str, Any], expected: tuple[int, int]) -> None:
-    assert gift_value(event) == expected
+def test_gift_value(event: tuple[int, int, bool, bool], expected: tuple[int, int]) -> None:
+    assert gift_value(*event) == expected
 
 
 @pytest.mark.parametrize(

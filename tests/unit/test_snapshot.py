@@ -2,20 +2,22 @@
 
 from typing import Any
 
-import orjson
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor.core import snapshot
 from processor.core.engine import Engine
+from processor.records import OutputRecord
+from tests.support.events import T0, StreamScript, typed
 from tests.unit.test_engine_vs_reference import CONFIG, build, step
 
 
 def records(engine: Engine, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for event in events:
-        outcome = engine.process(event)
+        outcome = engine.process(typed(event))
         out.extend(o.to_record(0) for o in outcome.outputs)
         out.append({"late": outcome.late})
     return out
@@ -30,15 +32,51 @@ def test_restore_at_any_point_gives_the_same_outputs(steps: list[Any], cut: floa
 
     first = Engine(CONFIG)
     before = records(first, events[:at])
-    data = snapshot.encode(first, offset=at - 1, pending=[["alerts", "k", {"x": 1}]])
-    restored = snapshot.decode(data, CONFIG, wall_ms=0)
-    assert (restored.offset, restored.pending) == (at - 1, [["alerts", "k", {"x": 1}]])
+    pending = [OutputRecord("alerts", b"k", b'{"x":1}', (("h", b"\x00\xff"),), 3)]
+    data = snapshot.encode(first, offset=at - 1, pending=pending)
+    restored = snapshot.decode(data, CONFIG, 0, OutputRecord)
+    assert (restored.offset, restored.pending) == (at - 1, pending)
     assert before + records(restored.engine, events[at:]) == uninterrupted
 
 
-def test_unknown_format_is_refused() -> None:
-    with pytest.raises(ValueError, match="unsupported snapshot format"):
-        snapshot.decode(b'{"format": 99}', CONFIG, 0)
+def test_fields_are_stored_by_name_with_a_format_number() -> None:
+    engine = Engine(CONFIG)
+    s = StreamScript("s1")
+    for event in (s.start(T0), s.likes(T0 + 1_000, 5), s.gift(T0 + 2_000, 5, 1, False, True)):
+        engine.process(typed(event))
+    doc = msgspec.msgpack.decode(snapshot.encode(engine, 41, []))
+    assert list(doc) == ["format", "offset", "streams", "ended", "pending"]
+    assert (doc["format"], doc["offset"]) == (snapshot.FORMAT_VERSION, 41)
+    (stream,) = doc["streams"]
+    assert list(stream) == list(snapshot.StreamSnapshot.__struct_fields__)
+    assert stream["session"] == [5, 1, 5]
+    assert stream["window"] == [[T0, 5, 1, 5]]
+
+
+def snapshot_bytes(**changes: object) -> bytes:
+    engine = Engine(CONFIG)
+    s = StreamScript("s1")
+    engine.process(typed(s.likes(T0, 5)))
+    doc = msgspec.msgpack.decode(snapshot.encode(engine, 7, []))
+    doc.update(changes)
+    return msgspec.msgpack.encode(doc)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (msgspec.msgpack.encode({"format": 99}), "unsupported snapshot format 99; this version"),
+        (b'{"format":1,"offset":3,"streams":[]}', "snapshot format 1 (JSON"),
+        (b"\xc1garbage", "not a livepulse snapshot"),
+        (snapshot_bytes(offset="seven"), "corrupt snapshot (format 2): Expected `int`"),
+        (snapshot_bytes(extra=1), "corrupt snapshot (format 2): Object contains unknown field"),
+        (snapshot_bytes(streams=[{"stream_id": "s1"}]), "corrupt snapshot (format 2)"),
+    ],
+)
+def test_a_snapshot_of_another_format_or_corrupt_is_refused(data: bytes, message: str) -> None:
+    with pytest.raises(snapshot.SnapshotError) as info:
+        snapshot.decode(data, CONFIG, 0, OutputRecord)
+    assert message in str(info.value)
 
 
 @settings(max_examples=100, deadline=None)
@@ -52,11 +90,11 @@ def test_incremental_snapshots_equal_full_ones(steps: list[Any], cuts: list[floa
     done = 0
     for point in points:
         for event in events[done:point]:
-            engine.process(event)
+            engine.process(typed(event))
         done = point
         engine.tick(wall_ms=point * 7_000)
-        incremental = orjson.loads(writer.encode(engine, point, []))
-        full = orjson.loads(snapshot.encode(engine, point, []))
+        incremental = msgspec.msgpack.decode(writer.encode(engine, point, []))
+        full = msgspec.msgpack.decode(snapshot.encode(engine, point, []))
         for doc in (incremental, full):  # stream order is not part of the format
-            doc["streams"].sort()
+            doc["streams"].sort(key=lambda stream: stream["stream_id"])
         assert incremental == full

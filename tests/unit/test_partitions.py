@@ -1,0 +1,197 @@
+"""The batch step without a broker: replay skips, dead letters, outputs, checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+
+from processor.contract import Reason
+from processor.core.alerts import TierChanged
+from processor.core.engine import Engine, EngineConfig
+from processor.records import OutputRecord
+from processor.worker.partitions import PartitionState, Routes
+from tests.support.events import T0, StreamScript, typed
+
+CONFIG = EngineConfig(
+    tier_window_ms=60_000,
+    tier_step_ms=10_000,
+    tumbling_ms=60_000,
+    grace_ms=10_000,
+    moderate=100,
+    high=1_000,
+    session_moderate=500,
+    session_high=5_000,
+    inactivity_ms=300_000,
+)
+ROUTES = Routes("ev", "al", "wi", "dl", "app.state", max_record_bytes=1_000)
+
+
+@dataclass(frozen=True)
+class Rec:
+    """What the batch step reads of a consumer record."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = T0
+
+
+def recs(events: list[Any], first: int = 0) -> list[Rec]:
+    out = []
+    for offset, event in enumerate(events, first):
+        if isinstance(event, tuple):
+            out.append(Rec(offset, *event))
+        else:
+            out.append(Rec(offset, event["stream_id"].encode(), orjson.dumps(event)))
+    return out
+
+
+def headers(record: OutputRecord) -> dict[str, str]:
+    return {k: v.decode() for k, v in record.headers}
+
+
+def scenario() -> list[Any]:
+    s, t = StreamScript("s1"), StreamScript("s2")
+    return [
+        s.start(T0),
+        s.likes(T0 + 1_000, 10, dropped=90),  # 100 likes: moderate
+        (b"s1", b"{oops"),
+        t.start(T0 + 1_000),
+        t.gift(T0 + 2_000, 30, 2, False, True),
+        t.end(T0 + 3_000),
+        t.comment(T0 + 3_500),  # after the end
+        s.likes(T0 + 70_000, 1),  # window [T0, T0+60s) closes at T0+70s
+        s.gift(T0 + 50_000, 5, 1, False, True),  # 20 s behind stream time: late
+        (None, b"x" * 1_001),
+    ]
+
+
+def test_a_batch_is_applied_and_dead_lettered_record_by_record() -> None:
+    state = PartitionState(3, Engine(CONFIG), ROUTES)
+    applied = state.apply(recs(scenario()), wall_ms=T0)
+
+    assert state.applied == 9 and state.dirty
+    assert applied.events == {"live_start": 2, "like": 2, "gift": 1, "live_end": 1}
+    assert (applied.likes, applied.gifts, applied.coins) == (101, 2, 60)
+    dead = [r for r in applied.records if r.topic == "dl"]
+    assert [
+        (headers(r)["livepulse.reason"], headers(r)["livepulse.source.offset"]) for r in dead
+    ] == [
+        ("invalid_json", "2"),
+        ("after_end", "6"),
+        ("late", "8"),
+        ("too_large", "9"),
+    ]
+    assert headers(dead[1])["livepulse.detail"] == "the stream has already ended"
+    assert headers(dead[2])["livepulse.detail"] == "older than stream time minus the grace period"
+    assert headers(dead[0])["livepulse.source.topic"] == "ev"
+    assert headers(dead[0])["livepulse.source.partition"] == "3"
+    assert dead[0].value == b"{oops" and dead[0].key == b"s1"
+    assert dead[3].key is None and dead[3].value == b"x" * 1_001
+    assert applied.invalid == {
+        Reason.INVALID_JSON: 1,
+        Reason.AFTER_END: 1,
+        Reason.LATE: 1,
+        Reason.TOO_LARGE: 1,
+    }
+
+    published = [
+        (r.topic, r.key, orjson.loads(r.value or b"")["type"])
+        for r in applied.records
+        if r.topic != "dl"
+    ]
+    assert published == [
+        ("al", b"s1", "tier_changed"),  # low -> moderate at the second event
+        ("wi", b"s2", "window_closed"),  # s2's only window, closed by its end
+        ("al", b"s2", "stream_ended"),
+        ("al", b"s1", "tier_changed"),  # the 100 likes leave the 60 s window at T0+70s
+        ("wi", b"s1", "window_closed"),  # [T0, T0+60s), closed at T0+70s
+    ]
+    assert applied.windows == 2
+    assert [(type(a).__name__, at) for a, at in applied.alerts] == [
+        ("TierChanged", T0),
+        ("StreamEnded", T0),
+        ("TierChanged", T0),
+    ]
+    assert state.pending == applied.records  # everything published waits for a checkpoint
+
+
+def test_records_a_snapshot_holds_are_skipped_whole() -> None:
+    events = scenario()
+    state = PartitionState(0, Engine(CONFIG), ROUTES)
+    first = state.apply(recs(events[:5]), wall_ms=T0)
+    checkpoint = state.checkpoint()
+    assert state.pending == [] and not state.dirty
+    assert (checkpoint.topic, checkpoint.key, checkpoint.partition) == ("app.state", b"0", 0)
+
+    restored, republish = PartitionState.restore(0, checkpoint.value, CONFIG, ROUTES, T0)
+    assert (restored.applied, restored.replay_until) == (4, 4)
+    assert republish == first.records  # published since the previous checkpoint (none)
+    # the consumer rewinds to an older commit: offsets 2..4 come again, then new ones
+    again = restored.apply(recs(events[2:], first=2), wall_ms=T0)
+
+    whole = PartitionState(0, Engine(CONFIG), ROUTES).apply(recs(events), wall_ms=T0)
+    assert first.records + again.records == whole.records
+    assert restored.applied == 9
+
+
+def test_outputs_published_before_a_crash_come_back_with_the_snapshot() -> None:
+    s = StreamScript("s1")
+    state = PartitionState(1, Engine(CONFIG), ROUTES)
+    applied = state.apply(recs([s.start(T0), s.likes(T0 + 1, 15, dropped=200)]), wall_ms=T0)
+    assert len(applied.records) == 1
+    _, republish = PartitionState.restore(1, state.checkpoint().value, CONFIG, ROUTES, 0)
+    assert republish == applied.records
+
+
+def test_a_failing_record_becomes_a_processing_error_and_the_batch_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = StreamScript("s1")
+    events = [s.start(T0), s.comment(T0 + 1, text="boom"), s.likes(T0 + 2, 3)]
+    state = PartitionState(0, Engine(CONFIG), ROUTES)
+    real_apply = state.engine.apply
+
+    def apply(event: Any, wall_ms: int, outputs: list[Any]) -> Any:
+        if getattr(event, "text", None) == "boom":
+            outputs.append("half-made output")  # must not be published
+            raise ZeroDivisionError("division by zero")
+        return real_apply(event, wall_ms, outputs)
+
+    monkeypatch.setattr(state.engine, "apply", apply)
+    applied = state.apply(recs(events), wall_ms=T0)
+    (dead,) = applied.records
+    assert headers(dead)["livepulse.reason"] == "processing_error"
+    assert headers(dead)["livepulse.detail"] == "ZeroDivisionError: division by zero"
+    assert headers(dead)["livepulse.source.offset"] == "1"
+    assert applied.events == {"live_start": 1, "like": 1}
+    assert state.engine.streams["s1"].session.likes == 3
+
+
+def test_idle_decay_alerts_carry_no_cause() -> None:
+    s = StreamScript("s1")
+    state = PartitionState(0, Engine(CONFIG), ROUTES)
+    state.apply(recs([s.start(T0), s.likes(T0 + 1, 15, dropped=200)]), wall_ms=0)
+    state.checkpoint()
+    applied = state.tick(wall_ms=300_000)  # inactive: windows close, tier decays, it ends
+    kinds = [type(a).__name__ for a, _ in applied.alerts]
+    assert kinds == ["TierChanged", "StreamEnded"]
+    assert all(at is None for _, at in applied.alerts)
+    assert isinstance(applied.alerts[0][0], TierChanged)
+    assert state.dirty and state.pending == applied.records
+
+
+def test_typed_events_and_dicts_give_the_same_engine_results() -> None:
+    """The batch step decodes bytes; the tests feed the engine typed dicts: same outcome."""
+    events = scenario()
+    via_batch = PartitionState(0, Engine(CONFIG), ROUTES)
+    via_batch.apply(recs(events), wall_ms=T0)
+    direct = Engine(CONFIG)
+    for event in events:
+        if isinstance(event, dict):
+            direct.process(typed(event), T0)
+    assert via_batch.engine.streams.keys() == direct.streams.keys()
+    assert via_batch.engine.streams["s1"] == direct.streams["s1"]

@@ -1,0 +1,78 @@
+"""The Faust layer's decisions that need no broker: boot, restore failures, the monitor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from processor.metrics import Metrics
+from processor.settings import Settings
+from processor.worker.app import LivepulseWorker, create_app
+
+SETTINGS = Settings(app_id="unit-app", events_topic="ev")
+
+
+def new_worker() -> tuple[Any, LivepulseWorker]:
+    app = create_app(SETTINGS, Metrics(CollectorRegistry()))
+    return app, app.livepulse_worker
+
+
+def test_the_app_boots_without_fausts_per_record_consumer() -> None:
+    """Records come from the batch consumer; Faust's consumer, conductor and tables stay
+    off (else they would join the same group with another assignor)."""
+    app, _ = new_worker()
+    services = list(app.boot_strategy.server())
+    assert app.producer in services and app.agents in services
+    assert not {app.consumer, app.topics, app.tables} & set(services)
+
+
+class FakeStore:
+    def __init__(self, snapshots: dict[int, bytes]) -> None:
+        self.snapshots = snapshots
+
+    async def latest(self, partitions: list[int]) -> dict[int, bytes]:
+        return {p: self.snapshots[p] for p in partitions if p in self.snapshots}
+
+
+def test_a_snapshot_that_cannot_be_read_stops_the_worker_naming_topic_and_partition() -> None:
+    """It once made every record of the partition a processing_error dead letter."""
+    _, worker = new_worker()
+    worker.store = FakeStore({2: b"\xc1 not a snapshot"})  # type: ignore[assignment]
+    stopped: list[Exception] = []
+    worker.on_fatal = stopped.append
+    assigned = {TopicPartition("ev", p) for p in range(4)}
+    asyncio.run(worker.on_assigned(assigned))
+
+    assert worker.fatal is not None and stopped == [worker.fatal]
+    message = str(worker.fatal)
+    assert "state topic 'unit-app.state' partition 2: not a livepulse snapshot" in message
+    assert "reset consumer group 'unit-app'" in message
+    assert 2 not in worker.partitions  # nothing of it is ever processed
+
+
+def test_partitions_restore_from_their_snapshots_on_assignment() -> None:
+    _, worker = new_worker()
+    worker.store = FakeStore({})  # type: ignore[assignment]
+    asyncio.run(worker.on_assigned({TopicPartition("ev", 1), TopicPartition("other", 0)}))
+    assert worker.fatal is None
+    assert list(worker.partitions) == [1]
+    assert worker.partitions[1].applied == -1
+
+
+def test_the_monitor_tracks_stream_inbound_time() -> None:
+    """Faust's stream-idle check reads ``stream_inbound_time``; a monitor that never set it
+    made the check report streams idle after 300 s of sustained lag."""
+    app, _ = new_worker()
+    tp = TopicPartition("ev", 0)
+
+    class Weak:  # the monitor keys streams and their tasks weakly
+        pass
+
+    class Stream(Weak):
+        task_owner = Weak()
+
+    app.monitor.on_stream_event_in(tp, 5, Stream(), Weak())
+    assert tp in app.monitor.stream_inbound_time
