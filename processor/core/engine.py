@@ -93,6 +93,9 @@ class Engine:
         self.session_policy = TierPolicy(
             SESSION_LIKES_POLICY, config.session_moderate, config.session_high, 0.0
         )
+        # a tier holds while its value stays in its band: one compare per count, no classify
+        self._window_band = {tier: self.policy.band(tier) for tier in Tier}
+        self._session_up = {tier: self.session_policy.band(tier)[1] for tier in Tier}
         self.streams: dict[str, StreamState] = {}
         # recently ended streams, so a straggler event does not start a ghost session
         self.ended: OrderedDict[str, int] = OrderedDict()
@@ -173,9 +176,15 @@ class Engine:
     ) -> None:
         state.window.add(ts, likes, gifts, coins)
         state.tumbling.add(ts, likes, gifts, coins)
-        state.session.add(likes, gifts, coins)
-        self.counted.add(likes, gifts, coins)
-        self._evaluate(state, state.stream_time_ms, outputs)
+        session, counted = state.session, self.counted
+        session.likes += likes
+        session.gifts += gifts
+        session.coins += coins
+        counted.likes += likes
+        counted.gifts += gifts
+        counted.coins += coins
+        if likes:  # both tiers are by likes: gifts alone cannot move them
+            self._evaluate(state, state.stream_time_ms, outputs)
 
     def tick(self, wall_ms: int) -> list[Output]:
         """Let stream time follow the wall clock for streams that receive nothing.
@@ -200,11 +209,15 @@ class Engine:
     def _advance(self, state: StreamState, new_time: int, outputs: list[Output]) -> None:
         """Move a stream's time forward, evaluating the tier at every bucket expiry."""
         self.changed.add(state.stream_id)
-        for boundary in state.window.slide_to(new_time):
-            self._evaluate_window(state, boundary, outputs)
+        window = state.window
+        if new_time - new_time % window.step_ms > window.current_bucket:  # a new bucket
+            for boundary in window.slide_to(new_time):
+                self._evaluate_window(state, boundary, outputs)
         state.stream_time_ms = new_time
-        for start, totals in state.tumbling.close_until(new_time, self.config.grace_ms):
-            outputs.append(self._closed(state, start, totals))
+        tumbling = state.tumbling
+        if tumbling.first_start <= new_time - self.config.grace_ms - tumbling.size_ms:
+            for start, totals in tumbling.close_until(new_time, self.config.grace_ms):
+                outputs.append(self._closed(state, start, totals))
 
     def _closed(self, state: StreamState, start: int, totals: Totals) -> WindowClosed:
         return WindowClosed(
@@ -226,8 +239,10 @@ class Engine:
     def _evaluate(self, state: StreamState, at: int, outputs: list[Output]) -> None:
         self._evaluate_window(state, at, outputs)
         value = state.session.likes
-        new_tier = max(state.session_tier, self.session_policy.tier_for(value), key=_rank)
-        if new_tier is not state.session_tier:
+        if value < self._session_up[state.session_tier]:
+            return  # the session tier only goes up
+        new_tier = self.session_policy.tier_for(value)
+        if new_tier.rank > state.session_tier.rank:
             old, state.session_tier = state.session_tier, new_tier
             state.session_transitions += 1
             outputs.append(
@@ -244,6 +259,9 @@ class Engine:
 
     def _evaluate_window(self, state: StreamState, at: int, outputs: list[Output]) -> None:
         value = state.window.totals.likes
+        low, high = self._window_band[state.tier]
+        if low <= value < high:
+            return
         new_tier = self.policy.classify(value, state.tier)
         if new_tier is state.tier:
             return
@@ -312,7 +330,3 @@ class Engine:
         self.ended[state.stream_id] = at
         if len(self.ended) > self.config.ended_memory:
             self.ended.popitem(last=False)
-
-
-def _rank(tier: Tier) -> int:
-    return tier.rank

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -50,6 +51,13 @@ class TierPolicy:
     def threshold(self, tier: Tier) -> int:
         """The value at which a stream enters ``tier``."""
         return self._thresholds[tier.rank]
+
+    def band(self, tier: Tier) -> tuple[float, float]:
+        """The values ``[low, high)`` for which a stream in ``tier`` stays in it."""
+        rank = tier.rank
+        low = self._floors[rank] if rank > 0 else -math.inf
+        high = self._thresholds[rank + 1] if rank + 1 < len(TIERS) else math.inf
+        return low, high
 
     def tier_for(self, value: int) -> Tier:
         """The tier of ``value`` ignoring hysteresis."""

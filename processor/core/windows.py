@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+NONE_OPEN = 2**62  # first_start of a TumblingTotals with no open window
+
 
 @dataclass(slots=True)
 class Totals:
@@ -90,9 +92,15 @@ class SlidingTotals:
             return False
         slot = self.buckets.get(bucket)
         if slot is None:
-            slot = self.buckets[bucket] = Totals()
-        slot.add(likes, gifts, coins)
-        self.totals.add(likes, gifts, coins)
+            slot = self.buckets[bucket] = Totals(likes, gifts, coins)
+        else:
+            slot.likes += likes
+            slot.gifts += gifts
+            slot.coins += coins
+        totals = self.totals
+        totals.likes += likes
+        totals.gifts += gifts
+        totals.coins += coins
         return True
 
 
@@ -106,22 +114,34 @@ class TumblingTotals:
 
     size_ms: int
     open: dict[int, Totals] = field(default_factory=dict)
+    first_start: int = NONE_OPEN  # the oldest open window's start, so a check is one compare
+
+    def __post_init__(self) -> None:
+        self.first_start = min(self.open, default=NONE_OPEN)
 
     def add(self, ts_ms: int, likes: int, gifts: int, coins: int) -> None:
         start = ts_ms - ts_ms % self.size_ms
         slot = self.open.get(start)
         if slot is None:
-            slot = self.open[start] = Totals()
-        slot.add(likes, gifts, coins)
+            self.open[start] = Totals(likes, gifts, coins)
+            if start < self.first_start:
+                self.first_start = start
+        else:
+            slot.likes += likes
+            slot.gifts += gifts
+            slot.coins += coins
 
     def close_until(self, stream_time_ms: int, grace_ms: int) -> list[tuple[int, Totals]]:
         """Remove and return, oldest first, the windows closed at ``stream_time_ms``."""
-        if not self.open:
-            return []
         limit = stream_time_ms - grace_ms - self.size_ms
+        if self.first_start > limit:
+            return []
         closed = sorted(start for start in self.open if start <= limit)
-        return [(start, self.open.pop(start)) for start in closed]
+        found = [(start, self.open.pop(start)) for start in closed]
+        self.first_start = min(self.open, default=NONE_OPEN)
+        return found
 
     def close_all(self) -> list[tuple[int, Totals]]:
         closed = sorted(self.open)
+        self.first_start = NONE_OPEN
         return [(start, self.open.pop(start)) for start in closed]
