@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +51,18 @@ def quiet_kafka_logs() -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free TCP ports (all sockets held open until every port is picked)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(n):
+            s = stack.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 # ---------------------------------------------------------------------------- broker
@@ -185,11 +194,41 @@ class OffsetWatcher:
 
     async def committed(self) -> int:
         """Sum of committed offsets over the topic's partitions (0 before the first commit)."""
+        return sum((await self.committed_by_partition()).values())
+
+    async def committed_by_partition(self) -> dict[int, int]:
+        """Committed offset per partition of the topic that has one."""
         try:
             offsets = await self.admin.list_consumer_group_offsets(self.group)
         except KafkaError:
-            return 0
-        return sum(m.offset for tp, m in offsets.items() if tp.topic == self.topic and m.offset > 0)
+            return {}
+        return {
+            tp.partition: m.offset
+            for tp, m in offsets.items()
+            if tp.topic == self.topic and m.offset > 0
+        }
+
+    async def members(self) -> list[set[int]]:
+        """The topic's partitions each member holds, once the group is Stable; [] otherwise.
+
+        Asks the broker (DescribeGroups), so it holds whatever client the members use.
+        """
+        try:
+            responses = await self.admin.describe_consumer_groups([self.group])
+        except KafkaError:
+            return []
+        for response in responses:
+            for group in response.to_object()["groups"]:
+                if group["group"] == self.group and group["state"] == "Stable":
+                    return [self._held(m["member_assignment"]) for m in group["members"]]
+        return []
+
+    def _held(self, raw: bytes) -> set[int]:
+        try:
+            assignment = ConsumerProtocolMemberAssignment.decode(raw).assignment
+        except Exception:  # not the consumer protocol's layout: a member all the same
+            return set()
+        return {p for topic, parts in assignment if topic == self.topic for p in parts}
 
 
 # ---------------------------------------------------------------------------- processes
@@ -339,11 +378,16 @@ class Child:
             await asyncio.sleep(0.1)
         return self.proc.poll()
 
-    def stop(self, grace_s: float = 30.0) -> int:
-        """SIGTERM the process, SIGKILL its group if it lingers; always reaps it."""
+    def terminate(self) -> None:
+        """SIGTERM the process without waiting (``stop`` waits), to stop several at once."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, grace_s: float = 30.0) -> int:
+        """SIGTERM the process, SIGKILL its group if it lingers; always reaps it."""
+        if self.proc.poll() is None:
+            self.terminate()
             try:
                 self.proc.wait(grace_s)
             except subprocess.TimeoutExpired:

@@ -8,18 +8,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ORDER = ("ceiling", "faust-floor", "naive-faust", "quix", "livepulse")
+ORDER = ("ceiling", "faust-floor", "naive-faust", "quix", "livepulse", "livepulse-2")
 LABELS = {
     "ceiling": "ceiling (aiokafka + orjson)",
     "faust-floor": "Faust floor (agent, no work)",
     "naive-faust": "naive Faust (windowed tables)",
     "quix": "Quix Streams (tumbling sum)",
     "livepulse": "livepulse worker",
+    "livepulse-2": "livepulse, two workers",
 }
+# livepulse's targets (issue 8; vs_naive_faust and state_bytes_per_stream from issue 5).
 TARGETS = {
-    "vs_ceiling": 0.5,
+    "vs_ceiling": 0.30,
     "vs_naive_faust": 3.0,
-    "vs_quix": 1.5,
+    "vs_quix": 2.0,
+    "cpu_s_per_million": 40.0,
     "latency_p99_ms": 250.0,
     "state_bytes_per_stream": 2048.0,
 }
@@ -33,17 +36,37 @@ def _rate(results: dict[str, Any], name: str) -> float | None:
     return rate
 
 
+def _cpu(results: dict[str, Any], name: str) -> float | None:
+    entry = results["contenders"].get(name)
+    if not entry or entry.get("error") or not entry.get("cpu_s_per_million"):
+        return None
+    cpu: float = entry["cpu_s_per_million"]
+    return cpu
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
 def ratios(results: dict[str, Any]) -> dict[str, float | None]:
-    """livepulse against each reference, and every contender against the ceiling."""
+    """livepulse against each reference, every contender against the ceiling, two workers
+    against one (events/s and CPU seconds per million events)."""
     ceiling = _rate(results, "ceiling")
     out: dict[str, float | None] = {}
     for name in ORDER:
-        rate = _rate(results, name)
-        out[f"{name}_vs_ceiling"] = rate / ceiling if rate and ceiling else None
+        out[f"{name}_vs_ceiling"] = _div(_rate(results, name), ceiling)
     lp = _rate(results, "livepulse")
     for ref in ("naive-faust", "quix"):
-        rate = _rate(results, ref)
-        out[f"livepulse_vs_{ref.replace('-', '_')}"] = lp / rate if lp and rate else None
+        out[f"livepulse_vs_{ref.replace('-', '_')}"] = _div(lp, _rate(results, ref))
+    two = results["contenders"].get("livepulse-2") or {}
+    # Not comparable when the topic was done before both workers were in the group.
+    shared = two.get("all_workers_joined_s", 0) is not None
+    out["two_workers_vs_one_events_per_s"] = (
+        _div(_rate(results, "livepulse-2"), lp) if shared else None
+    )
+    out["two_workers_vs_one_cpu_s_per_million"] = (
+        _div(_cpu(results, "livepulse-2"), _cpu(results, "livepulse")) if shared else None
+    )
     return out
 
 
@@ -51,8 +74,123 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
 
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def _why_missing(results: dict[str, Any], *names: str) -> str:
+    """Why a target has no value: the first contender among ``names`` not measured."""
+    for name in names:
+        c = results["contenders"].get(name)
+        if c is None:
+            return f"{name} not run"
+        for key in ("error", "skipped"):
+            if c.get(key):
+                return f"{name} {key.replace('error', 'failed')}: {_first_line(c[key])}"
+        if not c.get("events_per_s"):
+            return f"{name} measured nothing"
+    return "not measured"
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """livepulse against each target of TARGETS: its value, the limit and met or missed.
+
+    A target whose value could not be measured (contender not run, failed) is missed.
+    """
+    r = results.get("ratios") or ratios(results)
+    lp = results["contenders"].get("livepulse") or {}
+    lat = results.get("latency") or {}
+    e2e = lat.get("end_to_end") or {}
+    state = results.get("state") or {}
+    rows: list[dict[str, Any]] = []
+
+    def add(key: str, label: str, value: float | None, op: str, unit: str, why: str) -> None:
+        limit = TARGETS[key]
+        met = value is not None and (value >= limit if op == ">=" else value <= limit)
+        row: dict[str, Any] = {
+            "target": key,
+            "label": label,
+            "value": value,
+            "op": op,
+            "limit": limit,
+            "unit": unit,
+            "met": met,
+        }
+        if value is None:
+            row["not_measured"] = why
+        rows.append(row)
+
+    add(
+        "vs_ceiling",
+        "events/s vs the ceiling",
+        r.get("livepulse_vs_ceiling"),
+        ">=",
+        "%",
+        _why_missing(results, "livepulse", "ceiling"),
+    )
+    add(
+        "vs_naive_faust",
+        "events/s vs naive Faust",
+        r.get("livepulse_vs_naive_faust"),
+        ">=",
+        "x",
+        _why_missing(results, "livepulse", "naive-faust"),
+    )
+    add(
+        "vs_quix",
+        "events/s vs Quix Streams",
+        r.get("livepulse_vs_quix"),
+        ">=",
+        "x",
+        _why_missing(results, "livepulse", "quix"),
+    )
+    add(
+        "cpu_s_per_million",
+        "CPU s per million events",
+        _cpu(results, "livepulse") if lp else None,
+        "<=",
+        "s",
+        _why_missing(results, "livepulse"),
+    )
+    add(
+        "latency_p99_ms",
+        "alert latency p99, half max rate",
+        e2e.get("p99_ms"),
+        "<=",
+        "ms",
+        _first_line(lat.get("error") or lat.get("skipped") or "no alert after the warm-up"),
+    )
+    add(
+        "state_bytes_per_stream",
+        "state per active stream",
+        state.get("bytes_per_stream"),
+        "<=",
+        "B",
+        state.get("error")
+        or (_why_missing(results, "livepulse") if not lp.get("events_per_s") else "no snapshot"),
+    )
+    return rows
+
+
+def _show(value: float, unit: str) -> str:
+    if unit == "%":
+        return f"{100 * value:.1f}%"
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "s":
+        return f"{value:,.1f} s"
+    return f"{value:,.0f} {unit}"
+
+
+def _limit(row: dict[str, Any]) -> str:
+    limit, unit = row["limit"], row["unit"]
+    shown = f"{100 * limit:g}%" if unit == "%" else f"{limit:g}x" if unit == "x" else None
+    return f"{row['op']} {shown or f'{limit:,.0f} {unit}'}"
+
+
 def table(results: dict[str, Any]) -> str:
-    """The printed summary: one row per contender, then livepulse against the targets."""
+    """The printed summary: one row per contender, livepulse against its targets (met or
+    missed), then two workers against one."""
     r = results["ratios"]
     lines = [
         f"{'contender':<31} {'events/s':>10} {'% ceiling':>10} {'CPU s/M ev':>11} "
@@ -67,50 +205,106 @@ def table(results: dict[str, Any]) -> str:
             continue
         pct = r.get(f"{name}_vs_ceiling")
         done = f"{c.get('records_done', 0):,}/{c.get('records_total', 0):,}"
+        note = c.get("note", "")
+        if c.get("error"):
+            note = f"FAILED: {_first_line(c['error'])}" + (f"; {note}" if note else "")
         lines.append(
             f"{LABELS[name]:<31} {_fmt(c.get('events_per_s'), ',.0f'):>10} "
             f"{_fmt(None if pct is None else 100 * pct, '.1f', '%'):>10} "
             f"{_fmt(c.get('cpu_s_per_million'), ',.1f'):>11} "
-            f"{_fmt(c.get('peak_rss_mb'), ',.0f'):>12} {done:>21}  {c.get('note', '')}"
+            f"{_fmt(c.get('peak_rss_mb'), ',.0f'):>12} {done:>21}  {note}"
         )
     lines.append("")
-    lines.append("livepulse against the issue's targets:")
-    lines.append(_target_line("events/s vs ceiling", r.get("livepulse_vs_ceiling"), 0.5, "%"))
-    lines.append(_target_line("vs naive Faust", r.get("livepulse_vs_naive_faust"), 3.0, "x"))
-    lines.append(_target_line("vs Quix Streams", r.get("livepulse_vs_quix"), 1.5, "x"))
-    lat = results.get("latency") or {}
-    if lat.get("end_to_end"):
-        e2e, em = lat["end_to_end"], lat["emitted"]
-        hist = lat.get("worker_histogram") or {}
-        ok = e2e["p99_ms"] is not None and e2e["p99_ms"] <= TARGETS["latency_p99_ms"]
+    lines.append("livepulse against its targets:")
+    lines.append(f"  {'target':<34} {'measured':>10}  {'wanted':<11} verdict")
+    for row in results.get("targets") or targets(results):
+        shown = "n/a" if row["value"] is None else _show(row["value"], row["unit"])
+        verdict = "met" if row["met"] else "missed"
+        if row.get("not_measured"):
+            verdict += f" (not measured: {row['not_measured']})"
+        lines.append(f"  {row['label']:<34} {shown:>10}  {_limit(row):<11} {verdict}")
+        detail = _detail(results, row["target"])
+        if detail:
+            lines.append(f"      {detail}")
+    lines.append("")
+    lines.append("one worker against two on the same topic (livepulse, two workers / livepulse):")
+    one = results["contenders"].get("livepulse") or {}
+    two = results["contenders"].get("livepulse-2") or {}
+    for label, key, field, spec in (
+        ("events/s", "two_workers_vs_one_events_per_s", "events_per_s", ",.0f"),
+        (
+            "CPU s per million events",
+            "two_workers_vs_one_cpu_s_per_million",
+            "cpu_s_per_million",
+            ",.1f",
+        ),
+    ):
+        ratio = r.get(key)
         lines.append(
-            f"  alert latency at {lat['offered_rate']:,.0f} ev/s offered (half of max), "
-            f"{e2e['count']} alerts: end-to-end p50 {_fmt(e2e['p50_ms'], ',.0f')} ms, "
-            f"p99 {_fmt(e2e['p99_ms'], ',.0f')} ms (target <= 250 ms: {'met' if ok else 'NOT met'}); "
-            f"emitted_at p50 {_fmt(em['p50_ms'], ',.0f')} / p99 {_fmt(em['p99_ms'], ',.0f')} ms; "
-            f"worker histogram p50 {_fmt(hist.get('p50_ms'), ',.0f')} / "
-            f"p99 {_fmt(hist.get('p99_ms'), ',.0f')} ms"
+            f"  {label:<34} {_fmt(ratio, '.2f', 'x'):>10}  "
+            f"({_fmt(two.get(field), spec)} vs {_fmt(one.get(field), spec)})"
         )
-    elif lat.get("error") or lat.get("skipped"):
-        lines.append(f"  alert latency: {lat.get('error') or lat.get('skipped')}")
-    state = results.get("state") or {}
-    if state.get("bytes_per_stream") is not None:
-        ok = state["bytes_per_stream"] <= TARGETS["state_bytes_per_stream"]
+    if two.get("error") or two.get("skipped") or "livepulse-2" not in results["contenders"]:
+        lines.append(f"  (not measured: {_why_missing(results, 'livepulse-2', 'livepulse')})")
+        return "\n".join(lines)
+    if two.get("all_workers_joined_s", 0) is None:
         lines.append(
-            f"  state: {state['bytes_per_stream']:,.0f} bytes per active stream "
-            f"({state['bytes']:,} snapshot bytes / {state['streams']:,} streams; "
-            f"target <= 2,048: {'met' if ok else 'NOT met'})"
+            "  (not comparable: the first worker had done the topic before the second one got "
+            "partitions; run with more --events)"
+        )
+    busy = [_cores(c) for c in (two, one)]
+    lines.append(
+        f"  {'cores busy (CPU s / wall s)':<34} {'':>10}  "
+        f"({_fmt(busy[0], '.2f')} vs {_fmt(busy[1], '.2f')})"
+    )
+    split = two.get("records_per_worker") or []
+    if len(split) > 1 and sum(split):
+        shares = [n / sum(split) for n in split]
+        parts = two.get("partitions_per_worker") or []
+        lines.append(
+            f"  {'records per worker, measured span':<34} {'':>10}  "
+            f"({' / '.join(f'{n:,}' for n in split)} = "
+            f"{' / '.join(f'{100 * x:.0f}%' for x in shares)}"
+            + (f", partitions {' / '.join(','.join(map(str, p)) for p in parts)}" if parts else "")
+            + f": keyed records, so at best {1 / max(shares):.2f}x)"
+        )
+    if two.get("committed_before_all_joined"):
+        lines.append(
+            f"  ({two['committed_before_all_joined']:,} records were committed before both "
+            "workers were in the group, outside the measured span)"
         )
     return "\n".join(lines)
 
 
-def _target_line(label: str, value: float | None, target: float, unit: str) -> str:
-    if value is None:
-        return f"  {label:<22} n/a"
-    shown = f"{100 * value:.1f}%" if unit == "%" else f"{value:.2f}x"
-    wanted = f">= {100 * target:.0f}%" if unit == "%" else f">= {target:g}x"
-    verdict = "met" if value >= target else "NOT met"
-    return f"  {label:<22} {shown:>8}  (target {wanted}: {verdict})"
+def _cores(c: dict[str, Any]) -> float | None:
+    """CPU seconds per wall second over the measured span: how many cores it kept busy."""
+    if not c.get("cpu_s") or not c.get("wall_s"):
+        return None
+    cores: float = c["cpu_s"] / c["wall_s"]
+    return cores
+
+
+def _detail(results: dict[str, Any], target: str) -> str:
+    """The line under a target row that says how it was measured."""
+    if target == "latency_p99_ms":
+        lat = results.get("latency") or {}
+        if not lat.get("end_to_end"):
+            return ""
+        e2e, em = lat["end_to_end"], lat["emitted"]
+        hist = lat.get("worker_histogram") or {}
+        return (
+            f"{lat['offered_rate']:,.0f} ev/s offered (half of livepulse's max), "
+            f"{e2e['count']} alerts: end-to-end p50 {_fmt(e2e['p50_ms'], ',.0f')} ms; "
+            f"emitted_at p50 {_fmt(em['p50_ms'], ',.0f')} / p99 {_fmt(em['p99_ms'], ',.0f')} ms; "
+            f"worker histogram p50 {_fmt(hist.get('p50_ms'), ',.0f')} / "
+            f"p99 {_fmt(hist.get('p99_ms'), ',.0f')} ms"
+        )
+    if target == "state_bytes_per_stream":
+        state = results.get("state") or {}
+        if state.get("bytes_per_stream") is None:
+            return ""
+        return f"{state['bytes']:,} snapshot bytes / {state['streams']:,} active streams"
+    return ""
 
 
 def write(results: dict[str, Any], out_dir: Path, stamp: str) -> list[Path]:
@@ -143,13 +337,14 @@ def chart(results: dict[str, Any], path: Path) -> None:
         if n in results["contenders"] and results["contenders"][n].get("events_per_s")
     ]
     contenders = results["contenders"]
-    labels = [LABELS[n].replace(" (", "\n(") for n in names]
+    labels = [LABELS[n].replace(" (", "\n(").replace(", ", ",\n") for n in names]
     colors = {
         "ceiling": "#888888",
         "faust-floor": "#e6ab02",
         "naive-faust": "#d95f02",
         "quix": "#7570b3",
         "livepulse": "#1b9e77",
+        "livepulse-2": "#0b5d47",
     }
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
     panels = [
@@ -173,7 +368,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     for ax, (title, values, fmt) in zip(axes.flat, panels, strict=True):
         bars = ax.bar(labels, values, color=[colors.get(n, "#444444") for n in names])
         ax.set_title(title)
-        if "log" in title:
+        if "log" in title and any(v > 0 for v in values):
             ax.set_yscale("log")
         ax.tick_params(axis="x", labelsize=8)
         for bar, value in zip(bars, values, strict=True):
@@ -185,6 +380,21 @@ def chart(results: dict[str, Any], path: Path) -> None:
                 fontsize=8,
             )
         ax.margins(y=0.15)
+    # livepulse's targets, where a panel has one.
+    for ax, value, label in (
+        (axes.flat[1], 100 * TARGETS["vs_ceiling"], f"target >= {100 * TARGETS['vs_ceiling']:g}%"),
+        (axes.flat[2], TARGETS["cpu_s_per_million"], f"target <= {TARGETS['cpu_s_per_million']:g}"),
+    ):
+        ax.axhline(value, color="#1b9e77", linestyle="--", linewidth=1)
+        ax.annotate(
+            label,
+            (0.995, value),
+            xycoords=("axes fraction", "data"),
+            fontsize=8,
+            color="#1b9e77",
+            ha="right",
+            va="bottom",
+        )
     w = results["workload"]
     m = results["machine"]
     fig.suptitle(
@@ -204,6 +414,7 @@ def main() -> None:
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
     results["ratios"] = ratios(results)
+    results["targets"] = targets(results)
     print(table(results))
     png = args.results.with_suffix(".png")
     chart(results, png)

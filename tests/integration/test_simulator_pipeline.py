@@ -14,7 +14,7 @@ from processor.contract import decode_event
 from processor.simulator.generator import SimulationConfig, generate
 from tests.integration.conftest import Topics, WorkerProcess, engine_env
 from tests.integration.kafka import read_all, wait_until_committed
-from tests.support.events import T0
+from tests.support.events import T0, typed
 from tests.support.reference import Params, engine_config, expected_outcome
 
 CONFIG = SimulationConfig(start_ms=T0, streams=40, rate=150.0, max_events=30_000, seed=7)
@@ -32,7 +32,7 @@ def test_simulated_traffic_gives_exactly_the_reference_alerts(
 ) -> None:
     events = list(generate(CONFIG))
     for event in events:  # the simulator speaks the contract
-        assert decode_event(orjson.dumps(event), event["stream_id"].encode()) == event
+        assert decode_event(orjson.dumps(event), event["stream_id"].encode()) == typed(event)
     expected = expected_outcome(events, PARAMS)
     transitions = Counter(
         (a["from_tier"], a["to_tier"]) for a in expected.alerts if a["type"] == "tier_changed"
