@@ -6,8 +6,8 @@ bounded label values. The one place a stream id appears is the top-K gauges, bou
 ``top_k`` rows each. README.md lists every metric; a unit test keeps it in step
 with this module.
 
-The worker calls methods on :class:`Metrics`, never metric objects: ``record_*`` per event,
-``refresh`` and ``refresh_consumer_lag`` on a timer.
+The worker calls methods on :class:`Metrics`, never metric objects: ``record_applied`` once
+per fetched batch (and idle tick), ``refresh`` and ``set_consumer_lag`` on timers.
 """
 
 from __future__ import annotations

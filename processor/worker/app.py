@@ -183,7 +183,9 @@ class LivepulseWorker:
             await self.app.producer.flush()
             sent, self.sent = self.sent, []
             for future in sent:
-                error = future.exception() if isinstance(future, asyncio.Future) else None
+                if not (isinstance(future, asyncio.Future) and future.done()):
+                    continue
+                error = future.exception()
                 if error is not None:
                     raise FatalError(f"publishing failed ({error!r}); nothing past it is committed")
         offsets = {
