@@ -177,7 +177,7 @@ class LivepulseWorker:
         list. A failed send stops the worker: nothing is committed past it.
         """
         for state in self.partitions.values():
-            if state.dirty:
+            if state.needs_checkpoint:
                 await self.send(state.checkpoint())
         if self.sent:
             await self.app.producer.flush()
@@ -223,8 +223,6 @@ class LivepulseWorker:
             mine = {tp.partition for tp in assigned if tp.topic == self.settings.events_topic}
             for partition in set(self.partitions) - mine:
                 del self.partitions[partition]
-            for state in self.partitions.values():
-                state.replay_until = state.applied  # the consumer rewinds to the committed
             new = sorted(mine - set(self.partitions))
             if new and self.fatal is None:
                 try:

@@ -82,18 +82,22 @@ class PartitionState:
     partition: int
     engine: Engine
     routes: Routes
-    applied: int = -1  # offset of the last input record applied to the engine
-    replay_until: int = -1  # records at or below this were applied before (re)assignment
+    # offset of the last input record applied; records at or below it are skipped, however
+    # they come again (a restart resumes at the committed offset, usually behind it)
+    applied: int = -1
     pending: list[OutputRecord] = field(default_factory=list)  # published since checkpoint
     dirty: bool = False
+    # the last checkpoint carried pending outputs: once they are acknowledged, one more
+    # checkpoint drops them, or every later owner of an idle partition republishes them
+    carried: bool = False
     writer: snapshot.SnapshotWriter = field(default_factory=snapshot.SnapshotWriter)
 
     def apply(self, records: Sequence[InputRecord], wall_ms: int) -> Applied:
         """Apply one fetch of this partition's records, in offset order.
 
-        Records at or below ``replay_until`` were applied before a restart: their effects
-        are in the snapshot and their outputs were published or are in its pending list,
-        so they are skipped whole. Every other record is applied or dead-lettered, never
+        Records at or below ``applied`` were applied before (before a restart: their
+        effects are in the snapshot, their outputs published or in its pending list), so
+        they are skipped whole, whatever the consumer's position did. Every other record is applied or dead-lettered, never
         both, never neither; one failing record goes to the dead-letter topic as
         ``processing_error`` and the batch goes on.
         """
@@ -106,10 +110,10 @@ class PartitionState:
         out = result.records
         counted = engine.counted
         before = (counted.likes, counted.gifts, counted.coins)
-        replay_until = self.replay_until
+        start = self.applied
         for record in records:
             offset = record.offset
-            if offset <= replay_until:
+            if offset <= self.applied:
                 continue
             self.applied = offset
             decoded = decode_event(record.value, record.key, decode_limit)
@@ -137,7 +141,7 @@ class PartitionState:
             if outputs:
                 self._route(result, outputs, wall_ms, record.timestamp)
                 outputs.clear()
-        if self.applied > replay_until:
+        if self.applied > start:
             self.dirty = True
         result.likes = counted.likes - before[0]
         result.gifts = counted.gifts - before[1]
@@ -181,10 +185,15 @@ class PartitionState:
 
     # -- checkpoints -------------------------------------------------------------------
 
+    @property
+    def needs_checkpoint(self) -> bool:
+        return self.dirty or self.carried
+
     def checkpoint(self) -> OutputRecord:
         """This partition's snapshot, as a record of the state topic; it carries the
         outputs published since the previous one, which it then forgets."""
         data = self.writer.encode(self.engine, self.applied, self.pending)
+        self.carried = bool(self.pending)
         self.pending = []
         self.dirty = False
         return OutputRecord(
@@ -206,5 +215,5 @@ class PartitionState:
         if data is None:
             return cls(partition, Engine(config), routes), []
         cp = snapshot.decode(data, config, wall_ms, OutputRecord)
-        state = cls(partition, cp.engine, routes, applied=cp.offset, replay_until=cp.offset)
+        state = cls(partition, cp.engine, routes, applied=cp.offset)
         return state, cp.pending
