@@ -71,9 +71,8 @@ class Topics:
     app_id: str
 
 
-@pytest.fixture
-def topics(broker: str) -> Topics:
-    """Fresh topics and consumer group per test, so tests never see each other's records."""
+def new_topics(broker: str, partitions: int) -> Topics:
+    """Fresh topics of ``partitions`` partitions and a fresh consumer group (app id)."""
     run = uuid.uuid4().hex[:8]
     t = Topics(
         f"t{run}.events",
@@ -82,8 +81,14 @@ def topics(broker: str) -> Topics:
         f"t{run}.windows",
         f"livepulse-test-{run}",
     )
-    asyncio.run(create_topics(broker, [t.events, t.alerts, t.dlq, t.windows], partitions=4))
+    asyncio.run(create_topics(broker, [t.events, t.alerts, t.dlq, t.windows], partitions))
     return t
+
+
+@pytest.fixture
+def topics(broker: str) -> Topics:
+    """Fresh topics and consumer group per test, so tests never see each other's records."""
+    return new_topics(broker, partitions=4)
 
 
 def free_port() -> int:
@@ -137,6 +142,29 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
+# Small windows and thresholds, so a few minutes of simulated traffic cross every tier.
+KILL_TEST_ENGINE = EngineConfig(
+    tier_window_ms=30_000,
+    tier_step_ms=5_000,
+    tumbling_ms=20_000,
+    grace_ms=10_000,
+    moderate=150,
+    high=1_000,
+    session_moderate=2_000,
+    session_high=8_000,
+)
+
+
+def kill_test_env(worker_env: dict[str, str]) -> dict[str, str]:
+    """Worker settings for tests that kill workers: frequent commits, and the shortest
+    session timeout allowed (a killed worker holds its partitions until it expires)."""
+    return (
+        worker_env
+        | engine_env(KILL_TEST_ENGINE)
+        | {"LIVEPULSE_COMMIT_INTERVAL_SECONDS": "0.2", "LIVEPULSE_SESSION_TIMEOUT_SECONDS": "6"}
+    )
+
+
 def engine_env(config: EngineConfig) -> dict[str, str]:
     """The worker settings that give its engine ``config``."""
     return {
@@ -169,13 +197,20 @@ def worker_env(broker: str, topics: Topics, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
-    """A started worker; stopped with SIGTERM afterwards, which must exit cleanly (0)."""
+def unstarted_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A worker the test starts itself; if running at the end, stopped with SIGTERM, which
+    must exit cleanly (0)."""
     w = WorkerProcess(
         worker_env, tmp_path / "worker.log", int(worker_env["LIVEPULSE_METRICS_PORT"])
     )
-    w.start()
     yield w
     if w.proc is not None and w.proc.poll() is None:
         code = w.stop()
         assert code == 0, f"worker exited {code} on SIGTERM; log:\n{w.log()}"
+
+
+@pytest.fixture
+def worker(unstarted_worker: WorkerProcess) -> WorkerProcess:
+    """A started worker; stopped with SIGTERM afterwards, which must exit cleanly (0)."""
+    unstarted_worker.start()
+    return unstarted_worker

@@ -11,10 +11,11 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from processor.contract import InvalidRecord, decode_event
 from processor.core.alerts import WindowClosed
-from processor.core.engine import Engine, EngineConfig
+from processor.core.engine import Engine
 from processor.simulator.generator import SimulationConfig, generate
-from tests.integration.conftest import Topics, WorkerProcess, engine_env
+from tests.integration.conftest import KILL_TEST_ENGINE, Topics, WorkerProcess, kill_test_env
 from tests.integration.kafka import (
     committed_offsets,
     end_offsets,
@@ -23,34 +24,29 @@ from tests.integration.kafka import (
     read_all,
     wait_until_committed,
 )
-from tests.support.events import T0, typed
+from tests.support.events import T0
 
-CONFIG = SimulationConfig(start_ms=T0, streams=60, rate=300.0, max_events=120_000, seed=11)
-ENGINE = EngineConfig(
-    tier_window_ms=30_000,
-    tier_step_ms=5_000,
-    tumbling_ms=20_000,
-    grace_ms=10_000,
-    moderate=150,
-    high=1_000,
-    session_moderate=2_000,
-    session_high=8_000,
-)
+# 600,000 events: the worker takes several seconds over them, so each kill lands mid-work
+CONFIG = SimulationConfig(start_ms=T0, streams=60, rate=300.0, max_events=600_000, seed=11)
+ENGINE = KILL_TEST_ENGINE
 KILL_AT = (0.15, 0.4, 0.7)  # fractions of the input committed when the worker is killed
 MALFORMED = [(b"s-x", b"{broken"), (b"s-y", b'{"v": 1}'), (None, b"[]")]
 
 
 @pytest.fixture
 def worker_env(worker_env: dict[str, str]) -> dict[str, str]:
-    return worker_env | engine_env(ENGINE) | {"LIVEPULSE_COMMIT_INTERVAL_SECONDS": "0.2"}
+    return kill_test_env(worker_env)
 
 
-def uninterrupted(events: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
-    """What one engine computes in one go (the engine itself is checked elsewhere)."""
+def uninterrupted(records: list[tuple[bytes | None, bytes]]) -> tuple[list[Any], list[Any]]:
+    """What one engine computes in one go from the valid records (the engine itself is
+    checked elsewhere)."""
     engine = Engine(ENGINE)
     alerts, windows = [], []
-    for event in events:
-        for output in engine.process(typed(event)).outputs:
+    for key, value in records:
+        event = decode_event(value, key)
+        assert not isinstance(event, InvalidRecord), event
+        for output in engine.process(event).outputs:
             record = output.to_record(0)
             del record["emitted_at"]
             (windows if isinstance(output, WindowClosed) else alerts).append(record)
@@ -78,40 +74,32 @@ def dedupe(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 
 
 def test_kill_9_at_several_points_gives_the_uninterrupted_result(
-    broker: str, topics: Topics, worker: WorkerProcess
+    broker: str, topics: Topics, unstarted_worker: WorkerProcess
 ) -> None:
+    worker = unstarted_worker
     events = list(generate(CONFIG))
-    expected_alerts, expected_windows = uninterrupted(events)
     records = keyed(events)
+    expected_alerts, expected_windows = uninterrupted(records)
     for i, bad in enumerate(MALFORMED):
-        records.insert(1_000 + 20_000 * i, bad)
-    total = len(records)
-    # The worker goes through the whole input in seconds, so the input arrives in steps:
-    # when a kill's point is reached, the records up to the next kill point are already
-    # there, and the kill lands while the worker is working through them.
-    produce_to = [int(f * total) for f in (*KILL_AT[1:], 1.0)]
-    produced = 0
+        records.insert(1_000 + 200_000 * i, bad)
+    # All of the input is there before the worker starts: a worker that caught up would
+    # let its idle clock move stream time, and the result would depend on timing.
+    asyncio.run(produce(broker, topics.events, records))
+    total = sum(asyncio.run(end_offsets(broker, topics.events)).values())
+    worker.start()
 
-    def produce_until(end: int) -> None:
-        nonlocal produced
-        asyncio.run(produce(broker, topics.events, records[produced:end]))
-        produced = end
-
-    produce_until(produce_to[0])
     kills = []
-    for i, fraction in enumerate(KILL_AT):
+    for fraction in KILL_AT:
         deadline = time.monotonic() + 120
         while (done := asyncio.run(committed_total(broker, topics.app_id, topics.events))) < (
             fraction * total
         ):
             assert time.monotonic() < deadline, f"stuck at {done}/{total}: {worker.log()}"
-            time.sleep(0.02)
+            time.sleep(0.01)
         assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
         kills.append(done)
-        produce_until(produce_to[i + 1] if i + 1 < len(produce_to) else total)
         worker.start()
     assert all(k < total for k in kills), f"a kill came after the end: {kills} of {total}"
-    assert sum(asyncio.run(end_offsets(broker, topics.events)).values()) == total
 
     asyncio.run(wait_until_committed(broker, topics.app_id, topics.events, deadline_s=180))
     alerts = [orjson.loads(r.value) for r in asyncio.run(read_all(broker, topics.alerts))]

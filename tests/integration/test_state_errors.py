@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -34,7 +33,7 @@ async def nothing_committed(broker: str, group: str, topic: str) -> bool:
 
 
 def test_an_unreadable_checkpoint_stops_the_worker_naming_topic_and_partition(
-    broker: str, topics: Topics, worker_env: dict[str, str], tmp_path: Path
+    broker: str, topics: Topics, unstarted_worker: WorkerProcess
 ) -> None:
     state_topic = f"{topics.app_id}.state"
     asyncio.run(create_state_topic(broker, state_topic))
@@ -55,9 +54,7 @@ def test_an_unreadable_checkpoint_stops_the_worker_naming_topic_and_partition(
     events = [s.start(T0), *(s.likes(T0 + i * 1_000, 5) for i in range(1, 200))]
     asyncio.run(produce(broker, topics.events, keyed(events)))
 
-    worker = WorkerProcess(
-        worker_env, tmp_path / "worker.log", int(worker_env["LIVEPULSE_METRICS_PORT"])
-    )
+    worker = unstarted_worker
     worker.start()
     assert worker.proc is not None
     code = worker.proc.wait(timeout=60)
