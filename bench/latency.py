@@ -3,9 +3,9 @@
 Run by the harness as ``python -m bench.latency`` (see ``--help``) against a running
 ``livepulse worker`` that reads ``--topic`` and publishes to ``--alerts-topic``.
 
-The producer sends the simulator's workload (fresh stream ids) at exactly ``--rate``
-events/s for ``--duration`` seconds, and stamps each event's ``ts`` with the wall clock
-(ms) at which it is handed to the producer. An upward ``tier_changed`` alert's
+The pacer writes the simulator's workload (fresh stream ids) at ``--rate`` events/s for
+``--duration`` seconds, as ``key<TAB>json`` lines, into ``kcat -P`` (librdkafka, in C),
+and stamps each event's ``ts`` with the wall clock (ms) at which it writes it. An upward ``tier_changed`` alert's
 ``event_time`` is the stream time of its transition, which for in-order events is the
 ``ts`` of the event that caused it, so
 
@@ -14,6 +14,11 @@ events/s for ``--duration`` seconds, and stamps each event's ``ts`` with the wal
 * ``emitted`` = the alert's ``emitted_at`` - ``event_time``: up to the worker's publish.
 
 Alerts caused during the first ``--warmup`` seconds are left out.
+
+Whether the load generator kept pace: ``achieved_rate`` against ``offered_rate``, and
+``ts_to_create_time``, each record's Kafka CreateTime (set by librdkafka when kcat hands
+it the record) minus its ``ts``, read back from the events topic after the run. A large
+p99 there means events waited in the load generator, not in the worker.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import time
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import quiet_kafka_logs
 from bench.workload import Workload, records
@@ -52,8 +58,54 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
-def _restamp(value: bytes, old_ts: int, new_ts: int) -> bytes:
-    return value.replace(b'"ts":%d' % old_ts, b'"ts":%d' % new_ts, 1)
+def _split(key: bytes, value: bytes, ts: int) -> tuple[bytes, bytes]:
+    """``key<TAB>value<NL>`` as the bytes before and after the digits of its ``ts``."""
+    marker = b'"ts":%d' % ts
+    at = value.index(marker) + 5
+    return key + b"\t" + value[:at], value[at + len(marker) - 5 :] + b"\n"
+
+
+def _record_ts(value: bytes) -> int | None:
+    at = value.find(b'"ts":')
+    if at < 0:
+        return None
+    end = at + 5
+    while value[end : end + 1].isdigit():
+        end += 1
+    return int(value[at + 5 : end]) if end > at + 5 else None
+
+
+async def producer_lag(broker: str, topic: str, partitions: int, since_ms: float) -> dict[str, Any]:
+    """Read the events topic back: each record's CreateTime - its ``ts`` (ms).
+
+    CreateTime is stamped by the client (librdkafka) when kcat hands it the record, so
+    this is the time an event waited in the pacer and the pipe before reaching the
+    producer: load-generator lag, which the worker cannot see. Events stamped before
+    ``since_ms`` (the warm-up) are left out.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker, enable_auto_commit=False, max_partition_fetch_bytes=8 << 20
+    )
+    await consumer.start()
+    lags: list[float] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        left = {tp for tp in tps if ends[tp] > 0}
+        while left:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=50_000)
+            for tp, messages in batch.items():
+                for m in messages:
+                    ts = _record_ts(m.value)
+                    if ts is not None and ts >= since_ms:
+                        lags.append(float(m.timestamp - ts))
+                if messages and messages[-1].offset + 1 >= ends[tp]:
+                    left.discard(tp)
+    finally:
+        await consumer.stop()
+    return summary(lags)
 
 
 async def subscribe(
@@ -83,31 +135,60 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         events=total, streams=args.streams, partitions=args.partitions, seed=args.seed
     )
     start_ms = int(time.time() * 1000)  # fresh stream ids, never seen by the worker
-    prepared: list[tuple[bytes, bytes, int]] = []
+    prepared: list[tuple[bytes, bytes]] = []
     for key, value in records(workload.simulation(start_ms=start_ms, events=total)):
-        ts = orjson.loads(value)["ts"]
-        prepared.append((key, value, ts))
+        prepared.append(_split(key, value, orjson.loads(value)["ts"]))
 
     received: list[tuple[float, bytes]] = []
     subscriber = asyncio.create_task(
         subscribe(args.broker, args.alerts_topic, args.partitions, received)
     )
-    producer = AIOKafkaProducer(bootstrap_servers=args.broker, acks=1, linger_ms=1)
-    await producer.start()
+    # kcat (librdkafka, in C) produces; this process only paces and stamps ``ts``. A
+    # Python client tops out well below the rates needed here on a small machine, and
+    # events then wait in it for seconds after being stamped.
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        raise SystemExit("bench.latency needs kcat (make system-deps)")
+    producer = await asyncio.create_subprocess_exec(
+        kcat,
+        "-P",
+        "-q",
+        "-b",
+        args.broker,
+        "-t",
+        args.topic,
+        "-K",
+        "\t",
+        "-X",
+        "acks=1",
+        "-X",
+        "linger.ms=2",
+        "-X",
+        "queue.buffering.max.messages=1000000",
+        "-X",
+        "topic.partitioner=murmur2_random",  # the Java (and aiokafka) key partitioning
+        stdin=asyncio.subprocess.PIPE,
+    )
+    assert producer.stdin is not None
     await asyncio.sleep(1.0)  # let the subscriber get its first (empty) fetch in
+    behind_ms: list[float] = []  # per tick: how late the pacer wrote its due events
     try:
         t0 = time.time()
         sent = 0
         while sent < total:
             now = time.time()
             due = min(total, int((now - t0) * args.rate) + 1)
-            now_ms = int(now * 1000)
-            while sent < due:
-                key, value, ts = prepared[sent]
-                await producer.send(args.topic, _restamp(value, ts, now_ms), key=key)
-                sent += 1
+            stamp = b"%d" % int(now * 1000)
+            behind_ms.append(max(0.0, (now - t0 - sent / args.rate) * 1000))
+            producer.stdin.write(b"".join(pre + stamp + post for pre, post in prepared[sent:due]))
+            sent = due
+            await producer.stdin.drain()
             await asyncio.sleep(TICK_S)
-        await producer.flush()
+        t_written = time.time()
+        producer.stdin.close()
+        code = await producer.wait()  # kcat flushes everything on end of input
+        if code != 0:
+            raise SystemExit(f"kcat exit {code}")
         t_end = time.time()
         # Drain: wait until no alert has arrived for a while.
         seen, quiet_since = len(received), time.time()
@@ -118,7 +199,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         subscriber.cancel()
         await asyncio.gather(subscriber, return_exceptions=True)
-        await producer.stop()
+        if producer.returncode is None:
+            producer.kill()
+            await producer.wait()
 
     warm_ms = (t0 + args.warmup) * 1000
     end_to_end: list[float] = []
@@ -133,10 +216,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             continue
         end_to_end.append(at * 1000 - alert["event_time"])
         emitted.append(float(alert["emitted_at"] - alert["event_time"]))
+    lag = await producer_lag(args.broker, args.topic, args.partitions, warm_ms)
     return {
         "offered_rate": args.rate,
         "achieved_rate": round(total / (t_end - t0), 1),
+        "written_rate": round(total / (t_written - t0), 1),
         "duration_s": round(t_end - t0, 2),
+        "producer": "kcat (librdkafka), linger.ms=2, acks=1",
+        "pacer_behind": summary(behind_ms),
+        "ts_to_create_time": lag,
         "events": total,
         "alerts_received": alerts,
         "end_to_end": summary(end_to_end),

@@ -284,6 +284,29 @@ def _cores(c: dict[str, Any]) -> float | None:
     return cores
 
 
+LOAD_GENERATOR_LAG_P99_MS = 100.0
+
+
+def _load_generator(lat: dict[str, Any]) -> str:
+    """Whether bench.latency's producer kept pace: rates and ts -> CreateTime lag.
+
+    ``ts`` is stamped when an event is due; CreateTime when the Kafka client takes it. A
+    large gap means events waited in the load generator, which the end-to-end numbers
+    then include although the worker never saw them.
+    """
+    lag = lat.get("ts_to_create_time") or {}
+    if not lag.get("count"):
+        return ""
+    text = (
+        f"; producer {_fmt(lat.get('achieved_rate'), ',.0f')} ev/s achieved of "
+        f"{_fmt(lat.get('offered_rate'), ',.0f')} offered, ts->CreateTime "
+        f"p50 {_fmt(lag.get('p50_ms'), ',.0f')} / p99 {_fmt(lag.get('p99_ms'), ',.0f')} ms"
+    )
+    if lag["p99_ms"] > LOAD_GENERATOR_LAG_P99_MS:
+        text += " -- load generator fell behind: end-to-end includes its lag"
+    return text
+
+
 def _detail(results: dict[str, Any], target: str) -> str:
     """The line under a target row that says how it was measured."""
     if target == "latency_p99_ms":
@@ -298,6 +321,7 @@ def _detail(results: dict[str, Any], target: str) -> str:
             f"emitted_at p50 {_fmt(em['p50_ms'], ',.0f')} / p99 {_fmt(em['p99_ms'], ',.0f')} ms; "
             f"worker histogram p50 {_fmt(hist.get('p50_ms'), ',.0f')} / "
             f"p99 {_fmt(hist.get('p99_ms'), ',.0f')} ms"
+            f"{_load_generator(lat)}"
         )
     if target == "state_bytes_per_stream":
         state = results.get("state") or {}
