@@ -106,7 +106,8 @@ class LivepulseWorker:
         self.store = StateStore(settings)
         self.partitions: dict[int, PartitionState] = {}
         self.committed: dict[int, int] = {}  # next offset to read, as committed by us
-        self.sent: list[Awaitable[Any]] = []  # producer futures since the last commit
+        self.sent: list[Awaitable[Any]] = []  # producer futures since the last checkpoint
+        self.committing: asyncio.Future[None] | None = None  # the commit under way
         self.lock = asyncio.Lock()
         self.epoch = 0  # bumped by every rebalance: a fetch from before one is dropped
         self.consumer: AIOKafkaConsumer | None = None
@@ -169,41 +170,58 @@ class LivepulseWorker:
 
     # -- checkpoints and commits -------------------------------------------------------
 
-    async def commit(self) -> None:
-        """Snapshot changed partitions, flush the producer, then commit what they cover.
+    async def commit(self, wait: bool = False) -> None:
+        """Checkpoint changed partitions now; then, in the background, wait until the
+        checkpoints and every output sent before them are acknowledged, and commit the
+        offsets the checkpoints cover.
 
-        Call with ``lock`` held. A snapshot therefore always covers the committed offsets,
-        and every output of a committed record is on its topic or in a snapshot's pending
-        list. A failed send stops the worker: nothing is committed past it.
+        Call with ``lock`` held. The offsets are taken with the checkpoints, so a checkpoint
+        always covers the committed offsets, and every output of a committed record is on
+        its topic or in a checkpoint's pending list. Processing goes on while the broker
+        acknowledges (``wait`` waits for that too: before a rebalance, at a stop). One
+        commit at a time: this first finishes the previous one. A failed send stops the
+        worker: nothing is committed past it.
         """
+        await self.finish_commit()
         for state in self.partitions.values():
             if state.needs_checkpoint:
                 await self.send(state.checkpoint())
-        if self.sent:
-            await self.app.producer.flush()
-            sent, self.sent = self.sent, []
-            for future in sent:
-                if not (isinstance(future, asyncio.Future) and future.done()):
-                    continue
-                error = future.exception()
-                if error is not None:
-                    raise FatalError(f"publishing failed ({error!r}); nothing past it is committed")
         offsets = {
-            TopicPartition(self.settings.events_topic, p): state.applied + 1
+            p: state.applied + 1
             for p, state in self.partitions.items()
             if state.applied >= 0 and state.applied + 1 > self.committed.get(p, 0)
         }
-        if not offsets or self.consumer is None:
+        sent, self.sent = self.sent, []
+        if sent or offsets:
+            self.committing = asyncio.ensure_future(self._acknowledged_then_commit(sent, offsets))
+        if wait:
+            await self.finish_commit()
+
+    async def finish_commit(self) -> None:
+        """Wait for the commit under way, if any (raises what it raised)."""
+        task, self.committing = self.committing, None
+        if task is not None:
+            await task
+
+    async def _acknowledged_then_commit(
+        self, sent: list[Awaitable[Any]], offsets: dict[int, int]
+    ) -> None:
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise FatalError(f"publishing failed ({result!r}); nothing past it is committed")
+        consumer = self.consumer
+        if not offsets or consumer is None:
             return
+        topic = self.settings.events_topic
         try:
-            await self.consumer.commit(offsets)
+            await consumer.commit({TopicPartition(topic, p): o for p, o in offsets.items()})
         except (CommitFailedError, KafkaError) as exc:
-            # A rebalance is under way; the snapshots are ahead of the committed offsets,
+            # A rebalance is under way; the checkpoints are ahead of the committed offsets,
             # which is safe: the next owner skips what they hold.
             log.warning("offset commit failed (%s); the next owner replays from the last one", exc)
             return
-        for tp, offset in offsets.items():
-            self.committed[tp.partition] = offset
+        self.committed.update(offsets)
 
     # -- rebalances --------------------------------------------------------------------
 
@@ -212,7 +230,7 @@ class LivepulseWorker:
             self.epoch += 1
             mine = {tp.partition for tp in revoked if tp.topic == self.settings.events_topic}
             if self.fatal is None and mine & set(self.partitions):
-                await self.commit()
+                await self.commit(wait=True)
             for partition in mine:
                 self.partitions.pop(partition, None)
                 self.committed.pop(partition, None)
@@ -382,7 +400,7 @@ class BatchConsumer(mode.Service):
             try:
                 if worker.fatal is None and consumer is not None:
                     worker.consumer = consumer
-                    await worker.commit()
+                    await worker.commit(wait=True)
                     worker.consumer = None
             except Exception as exc:
                 log.warning("final commit failed (%s); the next start replays from the last", exc)
