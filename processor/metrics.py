@@ -207,6 +207,22 @@ class Metrics:
             buckets=ALERT_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.checkpoint_records = Counter(
+            "livepulse_checkpoint_records",
+            "Checkpoint records written to the state topic (one per changed stream, plus one "
+            "per partition).",
+            registry=registry,
+        )
+        self.checkpoint_bytes = Counter(
+            "livepulse_checkpoint_bytes",
+            "Bytes of checkpoint records written to the state topic.",
+            registry=registry,
+        )
+        self.restore_seconds = Gauge(
+            "livepulse_restore_seconds",
+            "Seconds the last restore of assigned partitions from the state topic took.",
+            registry=registry,
+        )
         self.active_streams = Gauge(
             "livepulse_active_streams", "Streams with state in this worker.", registry=registry
         )
@@ -274,6 +290,15 @@ class Metrics:
             self.windows_closed.inc(applied.windows)
         for alert, caused_at_ms in applied.alerts:
             self.record_alert(alert, None if caused_at_ms is None else now - caused_at_ms / 1000)
+
+    def record_checkpoint(self, records: int, size: int) -> None:
+        """A checkpoint of ``records`` records, ``size`` bytes, written to the state topic."""
+        self.checkpoint_records.inc(records)
+        self.checkpoint_bytes.inc(size)
+
+    def record_restore(self, seconds: float) -> None:
+        """Assigned partitions restored from the state topic in ``seconds``."""
+        self.restore_seconds.set(seconds)
 
     def record_alert(self, alert: Published, latency_seconds: float | None) -> None:
         """An alert published ``latency_seconds`` after its event reached Kafka.

@@ -99,8 +99,10 @@ class Engine:
         self.streams: dict[str, StreamState] = {}
         # recently ended streams, so a straggler event does not start a ghost session
         self.ended: OrderedDict[str, int] = OrderedDict()
-        # streams whose state changed since a snapshot writer last looked
+        # streams whose state changed since a checkpoint last looked (ended ones included)
         self.changed: set[str] = set()
+        # ended streams dropped from ``ended`` since a checkpoint last looked
+        self.forgotten: set[str] = set()
         # likes, gifts and coins counted since the caller last reset it (for metrics)
         self.counted = Totals()
 
@@ -329,4 +331,5 @@ class Engine:
         del self.streams[state.stream_id]
         self.ended[state.stream_id] = at
         if len(self.ended) > self.config.ended_memory:
-            self.ended.popitem(last=False)
+            forgotten, _ = self.ended.popitem(last=False)
+            self.forgotten.add(forgotten)

@@ -1,21 +1,24 @@
-"""Engine state to bytes and back, for checkpoints. Pure (msgspec only).
+"""Engine state as checkpoint records and back: one record per changed stream. Pure.
 
-A snapshot holds every stream of one input partition, the offset of the last input
-record applied to it, and the outputs produced since the previous snapshot (so a crash
-between publishing them and checkpointing cannot lose them: they are published again,
-with the same ids, on restore).
+A partition's checkpoint is a set of keyed records for a compacted topic, so a checkpoint
+costs what changed since the previous one, and restoring costs what is held:
 
-Format 2 is MessagePack with every field stored by name (a map per struct), and a
-``format`` number first: adding a field cannot shift the others, and a snapshot of
-another format is refused with a message, never misread. Bucket rows are fixed-length
-``[start, likes, gifts, coins]`` tuples: a row of another length fails to decode.
-Format 1 (JSON, positional stream rows, livepulse before the batched worker) is refused.
+- ``s:<stream id>``: one stream's state and the input offset it covers (the partition's
+  last applied offset when it was written); a tombstone (no value) once the stream ends;
+- ``e:<stream id>``: a stream that ended (when, and the offset that covers it), so a
+  straggler event is an ``after_end`` dead letter; a tombstone once it leaves the
+  engine's memory of ended streams;
+- ``p``: the partition: the last applied input offset, written last.
+
+Every value is MessagePack with every field stored by name and a ``format`` number:
+adding a field cannot shift the others, and a record of another format is refused with
+a message, never misread. Bucket rows are fixed-length ``[start, likes, gifts, coins]``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -23,14 +26,16 @@ from processor.core.engine import Engine, EngineConfig, StreamState
 from processor.core.tiers import Tier
 from processor.core.windows import SlidingTotals, Totals, TumblingTotals
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+PARTITION_KEY = b"p"
+STREAM_PREFIX = b"s:"
+ENDED_PREFIX = b"e:"
 
 Row = tuple[int, int, int, int]  # bucket start, likes, gifts, coins
-T = TypeVar("T")
 
 
 class SnapshotError(ValueError):
-    """A snapshot that cannot be restored: of another format, or corrupt."""
+    """A checkpoint record that cannot be restored: of another format, or corrupt."""
 
 
 class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,37 +58,25 @@ class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     tumbling: list[Row]
 
 
-class PartitionSnapshot(msgspec.Struct, Generic[T], forbid_unknown_fields=True):
-    """One partition's snapshot. ``T`` is the pending-output type (the caller's)."""
-
+class StreamRecord(msgspec.Struct, forbid_unknown_fields=True):
     format: int
     offset: int
-    streams: list[StreamSnapshot]
-    ended: list[tuple[str, int]]
-    pending: list[T]
+    stream: StreamSnapshot
+
+
+class EndedRecord(msgspec.Struct, forbid_unknown_fields=True):
+    format: int
+    offset: int
+    ended_at: int
+
+
+class PartitionRecord(msgspec.Struct, forbid_unknown_fields=True):
+    format: int
+    offset: int
 
 
 class _Format(msgspec.Struct):
     format: int
-
-
-class _Encoded(msgspec.Struct, Generic[T]):
-    """The encoding side of :class:`PartitionSnapshot`: streams already encoded."""
-
-    format: int
-    offset: int
-    streams: list[msgspec.Raw]
-    ended: list[tuple[str, int]]
-    pending: list[T]
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint(Generic[T]):
-    """What a partition's snapshot restores."""
-
-    engine: Engine
-    offset: int
-    pending: list[T]
 
 
 def _rows(items: dict[int, Totals]) -> list[Row]:
@@ -110,100 +103,157 @@ def _stream(s: StreamState) -> StreamSnapshot:
     )
 
 
-_encoder = msgspec.msgpack.Encoder()
-
-
-class SnapshotWriter:
-    """Encodes one engine's snapshots, re-encoding only the streams changed since the last.
-
-    A checkpoint runs at every offset commit; most streams of a busy partition change
-    between two, but many quiet ones do not, and their encoded form is reused.
-    """
-
-    def __init__(self) -> None:
-        self.fragments: dict[str, msgspec.Raw] = {}
-
-    def encode(self, engine: Engine, offset: int, pending: list[T]) -> bytes:
-        fragments = self.fragments
-        for stream_id in engine.changed:
-            state = engine.streams.get(stream_id)
-            if state is None:
-                fragments.pop(stream_id, None)
-            else:
-                fragments[stream_id] = msgspec.Raw(_encoder.encode(_stream(state)))
-        engine.changed.clear()
-        return self._assemble(engine, offset, pending)
-
-    def _assemble(self, engine: Engine, offset: int, pending: list[T]) -> bytes:
-        return _encoder.encode(
-            _Encoded(
-                FORMAT_VERSION,
-                offset,
-                list(self.fragments.values()),
-                list(engine.ended.items()),
-                pending,
-            )
-        )
-
-
-def encode(engine: Engine, offset: int, pending: list[T]) -> bytes:
-    """Serialize one partition's engine in full (leaves ``engine.changed`` alone)."""
-    writer = SnapshotWriter()
-    writer.fragments = {
-        sid: msgspec.Raw(_encoder.encode(_stream(s))) for sid, s in engine.streams.items()
-    }
-    return writer._assemble(engine, offset, pending)
-
-
 def _buckets(rows: list[Row]) -> dict[int, Totals]:
     return {start: Totals(likes, gifts, coins) for start, likes, gifts, coins in rows}
 
 
-def decode(data: bytes, config: EngineConfig, wall_ms: int, pending: type[T]) -> Checkpoint[T]:
-    """Rebuild an engine; idle clocks restart at ``wall_ms``. ``pending`` is the type of
-    the pending outputs. Raises :class:`SnapshotError` on another format or bad bytes."""
-    if data[:1] == b"{":
-        raise SnapshotError(
-            "snapshot format 1 (JSON, written by livepulse before the batched worker) is no "
-            f"longer read; this version reads format {FORMAT_VERSION}"
+def _restore_stream(row: StreamSnapshot, config: EngineConfig, wall_ms: int) -> StreamState:
+    window = SlidingTotals(config.tier_window_ms, config.tier_step_ms)
+    window.current_bucket = row.current_bucket
+    window.buckets = _buckets(row.window)
+    for t in window.buckets.values():
+        window.totals.add(t.likes, t.gifts, t.coins)
+    return StreamState(
+        stream_id=row.stream_id,
+        creator_id=row.creator_id,
+        window=window,
+        tumbling=TumblingTotals(config.tumbling_ms, _buckets(row.tumbling)),
+        started_ms=row.started_ms,
+        stream_time_ms=row.stream_time_ms,
+        max_event_ms=row.max_event_ms,
+        seen_wall_ms=wall_ms,
+        like_total=row.like_total,
+        tier=row.tier,
+        peak_tier=row.peak_tier,
+        session_tier=row.session_tier,
+        transitions=row.transitions,
+        session_transitions=row.session_transitions,
+        session=Totals(*row.session),
+    )
+
+
+_encoder = msgspec.msgpack.Encoder()
+
+Record = tuple[bytes, bytes | None]  # key, value (None: a tombstone)
+
+
+def changes(engine: Engine, offset: int) -> list[Record]:
+    """The records of one checkpoint: what changed since the previous one (streams first,
+    the partition record last), covering input offsets up to ``offset``. Clears the
+    engine's change sets."""
+    out: list[Record] = []
+    for stream_id in engine.changed:
+        key = stream_id.encode()
+        state = engine.streams.get(stream_id)
+        if state is not None:
+            out.append(
+                (
+                    STREAM_PREFIX + key,
+                    _encoder.encode(StreamRecord(FORMAT_VERSION, offset, _stream(state))),
+                )
+            )
+            continue
+        out.append((STREAM_PREFIX + key, None))
+        ended_at = engine.ended.get(stream_id)
+        if ended_at is not None:
+            out.append(
+                (ENDED_PREFIX + key, _encoder.encode(EndedRecord(FORMAT_VERSION, offset, ended_at)))
+            )
+    for stream_id in engine.forgotten:
+        if stream_id not in engine.ended:
+            out.append((ENDED_PREFIX + stream_id.encode(), None))
+    engine.changed.clear()
+    engine.forgotten.clear()
+    out.append((PARTITION_KEY, _encoder.encode(PartitionRecord(FORMAT_VERSION, offset))))
+    return out
+
+
+def full(engine: Engine, offset: int) -> list[Record]:
+    """Every record of the engine's state (what a compacted topic holds after changes())."""
+    out: list[Record] = [
+        (
+            STREAM_PREFIX + sid.encode(),
+            _encoder.encode(StreamRecord(FORMAT_VERSION, offset, _stream(s))),
         )
+        for sid, s in engine.streams.items()
+    ]
+    out += [
+        (ENDED_PREFIX + sid.encode(), _encoder.encode(EndedRecord(FORMAT_VERSION, offset, at)))
+        for sid, at in engine.ended.items()
+    ]
+    out.append((PARTITION_KEY, _encoder.encode(PartitionRecord(FORMAT_VERSION, offset))))
+    return out
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """What a partition's checkpoint records restore.
+
+    ``offset`` is the last input offset the whole partition covers. ``ahead`` holds the
+    streams (and ended streams) whose records cover more than that: a crash came after
+    they were written and before the partition record was; their records up to the
+    offset given are already in their state.
+    """
+
+    engine: Engine
+    offset: int
+    ahead: dict[str, int] = field(default_factory=dict)
+
+
+def _decode(value: bytes, kind: type[msgspec.Struct], what: str) -> msgspec.Struct:
     try:
-        found = msgspec.msgpack.decode(data, type=_Format).format
+        found = msgspec.msgpack.decode(value, type=_Format).format
     except msgspec.DecodeError as exc:
-        raise SnapshotError(f"not a livepulse snapshot: {exc}") from None
+        raise SnapshotError(f"{what}: not a livepulse checkpoint record: {exc}") from None
     if found != FORMAT_VERSION:
         raise SnapshotError(
-            f"unsupported snapshot format {found!r}; this version reads format {FORMAT_VERSION}"
+            f"{what}: checkpoint format {found!r}; this version reads format {FORMAT_VERSION}"
         )
     try:
-        doc = msgspec.msgpack.decode(data, type=PartitionSnapshot[pending])  # type: ignore[valid-type]
+        return msgspec.msgpack.decode(value, type=kind)
     except msgspec.DecodeError as exc:
-        raise SnapshotError(f"corrupt snapshot (format {found}): {exc}") from None
+        raise SnapshotError(f"{what}: corrupt checkpoint record: {exc}") from None
+
+
+def latest(records: Iterable[Record]) -> Iterator[Record]:
+    """The last value of each key, in the order of those last writes (tombstones drop)."""
+    last: dict[bytes, bytes | None] = {}
+    for key, value in records:
+        last.pop(key, None)  # re-inserted last: the order of the latest writes
+        last[key] = value
+    return ((k, v) for k, v in last.items() if v is not None)
+
+
+def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Checkpoint:
+    """Rebuild a partition's engine from its checkpoint records in log order (a compacted
+    topic's content, older versions and tombstones included). Idle clocks restart at
+    ``wall_ms``. Raises :class:`SnapshotError` on a record of another format or corrupt."""
     engine = Engine(config)
-    for row in doc.streams:
-        window = SlidingTotals(config.tier_window_ms, config.tier_step_ms)
-        window.current_bucket = row.current_bucket
-        window.buckets = _buckets(row.window)
-        for t in window.buckets.values():
-            window.totals.add(t.likes, t.gifts, t.coins)
-        engine.streams[row.stream_id] = StreamState(
-            stream_id=row.stream_id,
-            creator_id=row.creator_id,
-            window=window,
-            tumbling=TumblingTotals(config.tumbling_ms, _buckets(row.tumbling)),
-            started_ms=row.started_ms,
-            stream_time_ms=row.stream_time_ms,
-            max_event_ms=row.max_event_ms,
-            seen_wall_ms=wall_ms,
-            like_total=row.like_total,
-            tier=row.tier,
-            peak_tier=row.peak_tier,
-            session_tier=row.session_tier,
-            transitions=row.transitions,
-            session_transitions=row.session_transitions,
-            session=Totals(*row.session),
-        )
-    for stream_id, at in doc.ended:
-        engine.ended[stream_id] = at
-    engine.changed.update(engine.streams)  # a new writer has none of them encoded yet
-    return Checkpoint(engine, doc.offset, doc.pending)
+    offset = -1
+    covered: dict[str, int] = {}
+    for key, value in latest(records):
+        assert value is not None
+        if key == PARTITION_KEY:
+            offset = _decode(value, PartitionRecord, "partition record").offset  # type: ignore[attr-defined]
+        elif key.startswith(STREAM_PREFIX):
+            stream_id = key[len(STREAM_PREFIX) :].decode()
+            record = _decode(value, StreamRecord, f"stream {stream_id!r}")
+            assert isinstance(record, StreamRecord)
+            engine.streams[stream_id] = _restore_stream(record.stream, config, wall_ms)
+            covered[stream_id] = record.offset
+        elif key.startswith(ENDED_PREFIX):
+            stream_id = key[len(ENDED_PREFIX) :].decode()
+            ended = _decode(value, EndedRecord, f"ended stream {stream_id!r}")
+            assert isinstance(ended, EndedRecord)
+            engine.ended[stream_id] = ended.ended_at
+            covered[stream_id] = max(covered.get(stream_id, -1), ended.offset)
+        else:
+            shown = key[:40].decode(errors="replace")
+            if key.isdigit():
+                raise SnapshotError(
+                    f"a whole-partition snapshot (key {shown!r}, format 2, written by livepulse "
+                    f"before per-stream checkpoints); this version reads format {FORMAT_VERSION}"
+                )
+            raise SnapshotError(f"unknown checkpoint record key {shown!r}")
+    ahead = {sid: at for sid, at in covered.items() if at > offset}
+    return Checkpoint(engine, offset, ahead)

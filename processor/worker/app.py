@@ -131,7 +131,11 @@ class LivepulseWorker:
             log.info("alert %s %s %s", alert.type, alert.stream_id, alert.alert_id[:12])
 
     async def send(self, record: OutputRecord) -> None:
-        future = await self.app.producer.send(
+        """Hand an output to the producer; the next commit waits for its acknowledgement."""
+        self.sent.append(await self._produce(record))
+
+    async def _produce(self, record: OutputRecord) -> Awaitable[Any]:
+        return await self.app.producer.send(
             record.topic,
             record.key,
             record.value,
@@ -139,7 +143,6 @@ class LivepulseWorker:
             None,
             list(record.headers) if record.headers else None,
         )
-        self.sent.append(future)
 
     async def consume(self, service: mode.Service) -> None:
         """Fetch, hand each partition's records to the agent, commit every interval."""
@@ -171,29 +174,29 @@ class LivepulseWorker:
     # -- checkpoints and commits -------------------------------------------------------
 
     async def commit(self, wait: bool = False) -> None:
-        """Checkpoint changed partitions now; then, in the background, wait until the
-        checkpoints and every output sent before them are acknowledged, and commit the
-        offsets the checkpoints cover.
+        """Take a checkpoint of what changed now; then, in the background, wait until every
+        output sent before it is acknowledged, write the checkpoint, and once that is
+        acknowledged too, commit the input offsets it covers.
 
-        Call with ``lock`` held. The offsets are taken with the checkpoints, so a checkpoint
-        always covers the committed offsets, and every output of a committed record is on
-        its topic or in a checkpoint's pending list. Processing goes on while the broker
-        acknowledges (``wait`` waits for that too: before a rebalance, at a stop). One
-        commit at a time: this first finishes the previous one. A failed send stops the
-        worker: nothing is committed past it.
+        Call with ``lock`` held. Outputs are durable before the checkpoint that covers
+        their records is written, and the checkpoint before the offsets are committed: a
+        crash at any point loses nothing and leaves nothing half-applied (a checkpoint cut
+        short is detected per stream on restore). Processing goes on meanwhile; ``wait``
+        waits for the whole commit (before a rebalance, at a stop). One at a time: this
+        first finishes the previous one. A failed send stops the worker.
         """
         await self.finish_commit()
-        for state in self.partitions.values():
-            if state.needs_checkpoint:
-                await self.send(state.checkpoint())
+        checkpoint = [r for s in self.partitions.values() if s.dirty for r in s.checkpoint()]
         offsets = {
             p: state.applied + 1
             for p, state in self.partitions.items()
             if state.applied >= 0 and state.applied + 1 > self.committed.get(p, 0)
         }
         sent, self.sent = self.sent, []
-        if sent or offsets:
-            self.committing = asyncio.ensure_future(self._acknowledged_then_commit(sent, offsets))
+        if sent or checkpoint or offsets:
+            self.committing = asyncio.ensure_future(
+                self._durable_then_commit(sent, checkpoint, offsets)
+            )
         if wait:
             await self.finish_commit()
 
@@ -203,13 +206,14 @@ class LivepulseWorker:
         if task is not None:
             await task
 
-    async def _acknowledged_then_commit(
-        self, sent: list[Awaitable[Any]], offsets: dict[int, int]
+    async def _durable_then_commit(
+        self, sent: list[Awaitable[Any]], checkpoint: list[OutputRecord], offsets: dict[int, int]
     ) -> None:
-        results = await asyncio.gather(*sent, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise FatalError(f"publishing failed ({result!r}); nothing past it is committed")
+        await self._acknowledged(sent)
+        self.metrics.record_checkpoint(
+            len(checkpoint), sum(len(r.value or b"") for r in checkpoint)
+        )
+        await self._acknowledged([await self._produce(record) for record in checkpoint])
         consumer = self.consumer
         if not offsets or consumer is None:
             return
@@ -222,6 +226,12 @@ class LivepulseWorker:
             log.warning("offset commit failed (%s); the next owner replays from the last one", exc)
             return
         self.committed.update(offsets)
+
+    @staticmethod
+    async def _acknowledged(futures: list[Awaitable[Any]]) -> None:
+        for result in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise FatalError(f"publishing failed ({result!r}); nothing past it is committed")
 
     # -- rebalances --------------------------------------------------------------------
 
@@ -249,9 +259,10 @@ class LivepulseWorker:
                     self.stop_with(exc)
 
     async def restore(self, partitions: list[int]) -> None:
-        """Restore partitions from their snapshots (one read of the state topic)."""
+        """Restore partitions from their checkpoint records (one read of the state topic)."""
+        started = time.monotonic()
         try:
-            snapshots = await self.store.latest(partitions)
+            found = await self.store.read(partitions)
         except Exception as exc:
             raise FatalError(
                 f"cannot read state topic {self.routes.state_topic!r} "
@@ -259,9 +270,10 @@ class LivepulseWorker:
             ) from exc
         wall_ms = int(time.time() * 1000)
         for partition in partitions:
+            records = found.get(partition, [])
             try:
-                state, pending = PartitionState.restore(
-                    partition, snapshots.get(partition), self.config, self.routes, wall_ms
+                state = PartitionState.restore(
+                    partition, records, self.config, self.routes, wall_ms
                 )
             except SnapshotError as exc:
                 raise FatalError(
@@ -273,17 +285,14 @@ class LivepulseWorker:
                 ) from None
             self.partitions[partition] = state
             log.info(
-                "partition %d restored at offset %d with %d streams, %d outputs to republish",
+                "partition %d restored at offset %d: %d streams, %d ended, from %d records",
                 partition,
                 state.applied,
                 len(state.engine.streams),
-                len(pending),
+                len(state.engine.ended),
+                len(records),
             )
-            if pending:
-                state.pending.extend(pending)
-                state.dirty = True
-                for record in pending:
-                    await self.send(record)
+        self.metrics.record_restore(time.monotonic() - started)
 
     def stop_with(self, error: FatalError) -> None:
         """Stop the worker: it must not process records it cannot process correctly."""

@@ -9,7 +9,7 @@ it cause?) is made here, so it is unit-tested without a broker.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -76,8 +76,7 @@ class Applied:
 
 @dataclass(slots=True)
 class PartitionState:
-    """One input partition's engine, where it stands in the input, and what it published
-    since its last checkpoint."""
+    """One input partition's engine and where it stands in the input."""
 
     partition: int
     engine: Engine
@@ -85,19 +84,19 @@ class PartitionState:
     # offset of the last input record applied; records at or below it are skipped, however
     # they come again (a restart resumes at the committed offset, usually behind it)
     applied: int = -1
-    pending: list[OutputRecord] = field(default_factory=list)  # published since checkpoint
-    dirty: bool = False
-    # the last checkpoint carried pending outputs: once they are acknowledged, one more
-    # checkpoint drops them, or every later owner of an idle partition republishes them
-    carried: bool = False
-    writer: snapshot.SnapshotWriter = field(default_factory=snapshot.SnapshotWriter)
+    # after a restore: streams whose checkpoint records cover input past ``applied`` (a
+    # crash came in the middle of writing a checkpoint), and up to which offset
+    ahead: dict[str, int] = field(default_factory=dict)
+    ahead_until: int = -1  # the highest offset in ``ahead``
+    dirty: bool = False  # applied or ticked since the last checkpoint
 
     def apply(self, records: Sequence[InputRecord], wall_ms: int) -> Applied:
         """Apply one fetch of this partition's records, in offset order.
 
         Records at or below ``applied`` were applied before (before a restart: their
-        effects are in the snapshot, their outputs published or in its pending list), so
-        they are skipped whole, whatever the consumer's position did. Every other record is applied or dead-lettered, never
+        effects are in the checkpoint and their outputs were acknowledged before it was
+        written), so they are skipped whole, whatever the consumer's position did; and so
+        are a stream's records up to what its own checkpoint record covers. Every other record is applied or dead-lettered, never
         both, never neither; one failing record goes to the dead-letter topic as
         ``processing_error`` and the batch goes on.
         """
@@ -121,6 +120,8 @@ class PartitionState:
                 out.append(self._dead_letter(result, decoded, record))
                 continue
             assert not isinstance(decoded, InvalidRecord)
+            if self.ahead and self._already_applied(decoded.stream_id, offset):
+                continue
             try:
                 late = engine.apply(decoded, wall_ms, outputs)
             except Exception as exc:  # a bug for one record must not stop the partition
@@ -146,8 +147,15 @@ class PartitionState:
         result.likes = counted.likes - before[0]
         result.gifts = counted.gifts - before[1]
         result.coins = counted.coins - before[2]
-        self.pending.extend(out)
         return result
+
+    def _already_applied(self, stream_id: str, offset: int) -> bool:
+        ahead = self.ahead
+        if offset > self.ahead_until:
+            ahead.clear()  # past every checkpoint record that was ahead: never again
+            return False
+        covered = ahead.get(stream_id)
+        return covered is not None and offset <= covered
 
     def tick(self, wall_ms: int) -> Applied:
         """Idle decay: stream time follows the wall clock for streams that get nothing."""
@@ -155,7 +163,6 @@ class PartitionState:
         outputs = self.engine.tick(wall_ms)
         if outputs:
             self._route(result, outputs, wall_ms, None)
-            self.pending.extend(result.records)
             self.dirty = True
         return result
 
@@ -185,35 +192,29 @@ class PartitionState:
 
     # -- checkpoints -------------------------------------------------------------------
 
-    @property
-    def needs_checkpoint(self) -> bool:
-        return self.dirty or self.carried
-
-    def checkpoint(self) -> OutputRecord:
-        """This partition's snapshot, as a record of the state topic; it carries the
-        outputs published since the previous one, which it then forgets."""
-        data = self.writer.encode(self.engine, self.applied, self.pending)
-        self.carried = bool(self.pending)
-        self.pending = []
+    def checkpoint(self) -> list[OutputRecord]:
+        """The state-topic records of what changed since the previous checkpoint, the
+        partition record last; they cover the input up to ``applied``."""
         self.dirty = False
-        return OutputRecord(
-            self.routes.state_topic, str(self.partition).encode(), data, (), self.partition
-        )
+        topic, partition = self.routes.state_topic, self.partition
+        return [
+            OutputRecord(topic, key, value, (), partition)
+            for key, value in snapshot.changes(self.engine, self.applied)
+        ]
 
     @classmethod
     def restore(
         cls,
         partition: int,
-        data: bytes | None,
+        records: Iterable[snapshot.Record],
         config: EngineConfig,
         routes: Routes,
         wall_ms: int,
-    ) -> tuple[PartitionState, list[OutputRecord]]:
-        """The partition as of its last snapshot (``data``; None: a fresh start), and the
-        outputs to publish again. Raises :class:`snapshot.SnapshotError` on a snapshot
-        that cannot be read."""
-        if data is None:
-            return cls(partition, Engine(config), routes), []
-        cp = snapshot.decode(data, config, wall_ms, OutputRecord)
-        state = cls(partition, cp.engine, routes, applied=cp.offset)
-        return state, cp.pending
+    ) -> PartitionState:
+        """The partition as its checkpoint records (in log order; none: a fresh start) left
+        it. Raises :class:`snapshot.SnapshotError` on a record that cannot be read."""
+        cp = snapshot.restore(records, config, wall_ms)
+        until = max(cp.ahead.values(), default=-1)
+        return cls(
+            partition, cp.engine, routes, applied=cp.offset, ahead=cp.ahead, ahead_until=until
+        )

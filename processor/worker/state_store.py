@@ -1,4 +1,4 @@
-"""The compacted state topic that holds each input partition's latest snapshot."""
+"""The compacted state topic: each input partition's checkpoint records, one per stream."""
 
 from __future__ import annotations
 
@@ -14,7 +14,16 @@ from processor.settings import Settings
 log = logging.getLogger("livepulse.state")
 
 DEFAULT_PARTITIONS = 4
-SNAPSHOT_MAX_BYTES = 16 * 1024 * 1024
+RESTORE_FETCH_BYTES = 16 * 1024 * 1024
+READ_TIMEOUT_S = 30.0
+# The state topic is compacted; small segments let the cleaner keep it near the live
+# state (the active segment is never cleaned), so a restore reads about what is held.
+STATE_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.bytes": str(16 * 1024 * 1024),
+    "min.cleanable.dirty.ratio": "0.2",
+    "delete.retention.ms": str(60 * 60 * 1000),
+}
 
 
 class StartupError(RuntimeError):
@@ -35,8 +44,8 @@ class StateStore:
     async def ensure_topics(self) -> int:
         """Create missing topics; returns the events topic's partition count.
 
-        The state topic must have as many partitions as the events topic, so that one
-        record per partition, at the same partition number, is each snapshot.
+        The state topic must have as many partitions as the events topic: the checkpoint
+        records of input partition ``p`` live in its partition ``p``.
         """
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.broker)
         try:
@@ -75,10 +84,7 @@ class StateStore:
                     self.topic,
                     num_partitions=partitions,
                     replication_factor=1,
-                    topic_configs={
-                        "cleanup.policy": "compact",
-                        "max.message.bytes": str(SNAPSHOT_MAX_BYTES),
-                    },
+                    topic_configs=STATE_TOPIC_CONFIG,
                 )
             )
             for topic in wanted:
@@ -91,26 +97,37 @@ class StateStore:
         finally:
             await admin.close()
 
-    async def latest(self, partitions: list[int]) -> dict[int, bytes]:
-        """The newest snapshot of each partition that has one."""
+    async def read(self, partitions: list[int]) -> dict[int, list[tuple[bytes, bytes | None]]]:
+        """Every record (key, value) of each state partition, in log order: a compacted
+        topic holds the latest checkpoint record of each key, plus versions and tombstones
+        the cleaner has not removed yet (the restore keeps the last of each key)."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.broker,
             enable_auto_commit=False,
-            fetch_max_bytes=SNAPSHOT_MAX_BYTES * 2,
-            max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES,
+            fetch_max_bytes=RESTORE_FETCH_BYTES,
+            max_partition_fetch_bytes=RESTORE_FETCH_BYTES,
         )
         await consumer.start()
         try:
             tps = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
-            found: dict[int, bytes] = {}
-            for tp in tps:
-                if ends[tp] == 0:
-                    continue
-                consumer.seek(tp, ends[tp] - 1)
-                record = await asyncio.wait_for(consumer.getone(tp), timeout=30)
-                found[tp.partition] = record.value
+            await consumer.seek_to_beginning(*tps)
+            found: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in partitions}
+            remaining = {tp for tp in tps if ends[tp] > 0}
+            while remaining:
+                batch = await asyncio.wait_for(
+                    consumer.getmany(*remaining, timeout_ms=1_000), timeout=READ_TIMEOUT_S
+                )
+                for tp, records in batch.items():
+                    found[tp.partition].extend(
+                        (r.key or b"", r.value) for r in records if r.offset < ends[tp]
+                    )
+                    if records and records[-1].offset >= ends[tp] - 1:
+                        remaining.discard(tp)
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
             return found
         finally:
             await consumer.stop()

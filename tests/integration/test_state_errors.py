@@ -37,8 +37,8 @@ def test_an_unreadable_checkpoint_stops_the_worker_naming_topic_and_partition(
 ) -> None:
     state_topic = f"{topics.app_id}.state"
     asyncio.run(create_state_topic(broker, state_topic))
-    # a checkpoint for every partition, so whichever the worker gets, it meets a bad one
-    garbage = [(str(p).encode(), b"\xc1 not a checkpoint") for p in range(4)]
+    # a partition record in every partition, so whichever the worker gets, it meets a bad one
+    garbage = [(b"p", b"\xc1 not a checkpoint") for _ in range(4)]
 
     async def send_garbage() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=broker)
@@ -61,7 +61,7 @@ def test_an_unreadable_checkpoint_stops_the_worker_naming_topic_and_partition(
     log = worker.log()
     assert code == 2, log
     assert f"state topic '{state_topic}' partition " in log, log
-    assert "not a livepulse snapshot" in log and "reset consumer group" in log, log
+    assert "not a livepulse checkpoint record" in log and "reset consumer group" in log, log
     assert asyncio.run(read_all(broker, topics.dlq)) == []  # no dead-letter flood
     assert asyncio.run(read_all(broker, topics.alerts)) == []
     assert asyncio.run(nothing_committed(broker, topics.app_id, topics.events))

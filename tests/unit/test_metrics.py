@@ -319,7 +319,7 @@ def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, tuple[str, ...]
 def test_names_follow_prometheus_conventions_and_stream_ids_stay_bounded() -> None:
     _, r = populated()
     families = list(r.collect())
-    assert len(families) == 16
+    assert len(families) == 19
     for family in families:
         assert family.name.startswith("livepulse_"), family.name
         assert not family.name.endswith("_total"), family.name  # the client adds it once

@@ -116,20 +116,23 @@ def test_a_batch_is_applied_and_dead_lettered_record_by_record() -> None:
         ("StreamEnded", T0),
         ("TierChanged", T0),
     ]
-    assert state.pending == applied.records  # everything published waits for a checkpoint
 
 
-def test_records_a_snapshot_holds_are_skipped_whole() -> None:
+def as_log(records: list[OutputRecord]) -> list[tuple[bytes, bytes | None]]:
+    return [(r.key or b"", r.value) for r in records]
+
+
+def test_records_a_checkpoint_holds_are_skipped_whole() -> None:
     events = scenario()
     state = PartitionState(0, Engine(CONFIG), ROUTES)
     first = state.apply(recs(events[:5]), wall_ms=T0)
     checkpoint = state.checkpoint()
-    assert state.pending == [] and not state.dirty
-    assert (checkpoint.topic, checkpoint.key, checkpoint.partition) == ("app.state", b"0", 0)
+    assert not state.dirty
+    assert {(r.topic, r.partition) for r in checkpoint} == {("app.state", 0)}
+    assert [r.key for r in checkpoint][-1] == b"p"
 
-    restored, republish = PartitionState.restore(0, checkpoint.value, CONFIG, ROUTES, T0)
-    assert restored.applied == 4
-    assert republish == first.records  # published since the previous checkpoint (none)
+    restored = PartitionState.restore(0, as_log(checkpoint), CONFIG, ROUTES, T0)
+    assert (restored.applied, restored.ahead) == (4, {})
     # the consumer rewinds to an older commit: offsets 2..4 come again, then new ones
     again = restored.apply(recs(events[2:], first=2), wall_ms=T0)
 
@@ -138,13 +141,32 @@ def test_records_a_snapshot_holds_are_skipped_whole() -> None:
     assert restored.applied == 9
 
 
-def test_outputs_published_before_a_crash_come_back_with_the_snapshot() -> None:
-    s = StreamScript("s1")
-    state = PartitionState(1, Engine(CONFIG), ROUTES)
-    applied = state.apply(recs([s.start(T0), s.likes(T0 + 1, 15, dropped=200)]), wall_ms=T0)
-    assert len(applied.records) == 1
-    _, republish = PartitionState.restore(1, state.checkpoint().value, CONFIG, ROUTES, 0)
-    assert republish == applied.records
+def test_after_a_checkpoint_cut_short_each_stream_skips_what_its_record_holds() -> None:
+    """A crash after some records of a checkpoint were written and before its partition
+    record: the streams written are ahead; replay skips their records up to that point
+    and applies everything else, so the result equals an uninterrupted run's."""
+    a, b = StreamScript("a"), StreamScript("b")
+    events = [
+        a.start(T0),
+        b.start(T0),
+        a.gift(T0 + 1, 5, 1, False, True),
+        b.gift(T0 + 2, 5, 1, False, True),
+        a.gift(T0 + 3, 5, 1, False, True),
+        b.gift(T0 + 4, 5, 1, False, True),
+    ]
+    state = PartitionState(0, Engine(CONFIG), ROUTES)
+    state.apply(recs(events[:2]), wall_ms=T0)
+    log = as_log(state.checkpoint())
+    state.apply(recs(events[2:4], first=2), wall_ms=T0)
+    cut_short = [r for r in as_log(state.checkpoint()) if r[0] == b"s:a"]  # then the crash
+
+    restored = PartitionState.restore(0, log + cut_short, CONFIG, ROUTES, T0)
+    assert (restored.applied, restored.ahead) == (1, {"a": 3})
+    again = restored.apply(recs(events[2:], first=2), wall_ms=T0)  # from the commit at 2
+    assert again.gifts == 3  # b's two gifts, a's second: a's first is in its record
+    sessions = {sid: st.session.gifts for sid, st in restored.engine.streams.items()}
+    assert sessions == {"a": 2, "b": 2}
+    assert restored.ahead == {}  # past the records that were ahead: no more lookups
 
 
 def test_a_failing_record_becomes_a_processing_error_and_the_batch_goes_on(
@@ -181,7 +203,7 @@ def test_idle_decay_alerts_carry_no_cause() -> None:
     assert kinds == ["TierChanged", "StreamEnded"]
     assert all(at is None for _, at in applied.alerts)
     assert isinstance(applied.alerts[0][0], TierChanged)
-    assert state.dirty and state.pending == applied.records
+    assert state.dirty
 
 
 def test_typed_events_and_dicts_give_the_same_engine_results() -> None:
@@ -195,19 +217,6 @@ def test_typed_events_and_dicts_give_the_same_engine_results() -> None:
             direct.process(typed(event), T0)
     assert via_batch.engine.streams.keys() == direct.streams.keys()
     assert via_batch.engine.streams["s1"] == direct.streams["s1"]
-
-
-def test_pending_outputs_are_dropped_by_the_checkpoint_after_the_one_that_carried_them() -> None:
-    """Else an idle partition's last outputs come back at every later change of owner."""
-    s = StreamScript("s1")
-    state = PartitionState(0, Engine(CONFIG), ROUTES)
-    state.apply(recs([s.start(T0), s.likes(T0 + 1, 15, dropped=200)]), wall_ms=T0)
-    carrying = state.checkpoint()
-    assert state.needs_checkpoint  # nothing new, but the outputs ride in that checkpoint
-    clean = state.checkpoint()
-    assert not state.needs_checkpoint
-    assert len(PartitionState.restore(0, carrying.value, CONFIG, ROUTES, T0)[1]) == 1
-    assert PartitionState.restore(0, clean.value, CONFIG, ROUTES, T0)[1] == []
 
 
 def test_a_consumer_that_goes_back_never_applies_a_record_twice() -> None:

@@ -1,4 +1,4 @@
-"""A restored engine continues exactly as if it had never stopped."""
+"""A restored engine continues exactly as if it had never stopped; checkpoints cost change."""
 
 from typing import Any
 
@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor.core import snapshot
-from processor.core.engine import Engine
-from processor.records import OutputRecord
+from processor.core.engine import Engine, EngineConfig
 from tests.support.events import T0, StreamScript, typed
 from tests.unit.test_engine_vs_reference import CONFIG, build, step
 
@@ -24,19 +23,74 @@ def records(engine: Engine, events: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(step, min_size=30, max_size=100), st.floats(0.0, 1.0))
-def test_restore_at_any_point_gives_the_same_outputs(steps: list[Any], cut: float) -> None:
+@given(st.lists(step, min_size=30, max_size=100), st.lists(st.floats(0.0, 1.0), max_size=4))
+def test_restore_after_any_checkpoints_gives_the_same_outputs(
+    steps: list[Any], cuts: list[float]
+) -> None:
+    """Checkpoints at any points (each writing only what changed, ticks between) append to
+    one log; restoring from the log at the end continues like the uninterrupted engine."""
     events = build(steps)
-    at = int(len(events) * cut)
     uninterrupted = records(Engine(CONFIG), events)
+    points = sorted({int(len(events) * c) for c in cuts} | {len(events) // 2})
+    engine, log, done, before = Engine(CONFIG), [], 0, []
+    for point in points:
+        before += records(engine, events[done:point])
+        done = point
+        log += snapshot.changes(engine, offset=point - 1)
+    restored = snapshot.restore(log, CONFIG, wall_ms=0)
+    assert (restored.offset, restored.ahead) == (done - 1, {})
+    assert before + records(restored.engine, events[done:]) == uninterrupted
 
-    first = Engine(CONFIG)
-    before = records(first, events[:at])
-    pending = [OutputRecord("alerts", b"k", b'{"x":1}', (("h", b"\x00\xff"),), 3)]
-    data = snapshot.encode(first, offset=at - 1, pending=pending)
-    restored = snapshot.decode(data, CONFIG, 0, OutputRecord)
-    assert (restored.offset, restored.pending) == (at - 1, pending)
-    assert before + records(restored.engine, events[at:]) == uninterrupted
+
+def test_a_checkpoint_writes_what_changed_and_a_tombstone_for_what_ended() -> None:
+    engine = Engine(CONFIG)
+    a, b, c = StreamScript("a"), StreamScript("b"), StreamScript("c")
+    for event in (a.start(T0), b.start(T0), c.start(T0), b.likes(T0 + 1, 3)):
+        engine.process(typed(event))
+    first = snapshot.changes(engine, offset=3)
+    assert {k for k, _ in first[:-1]} == {b"s:a", b"s:b", b"s:c"}
+    assert first[-1][0] == b"p"  # the partition record comes last
+
+    engine.process(typed(a.likes(T0 + 2, 5)))
+    engine.process(typed(c.end(T0 + 3)))
+    second = dict(snapshot.changes(engine, offset=5))
+    assert set(second) == {b"s:a", b"s:c", b"e:c", b"p"}  # b did not change
+    assert second[b"s:c"] is None  # ended: its state goes
+    assert snapshot.changes(engine, offset=5) == [(b"p", second[b"p"])]  # nothing changed
+
+    restored = snapshot.restore(first + list(second.items()), CONFIG, wall_ms=0)
+    assert set(restored.engine.streams) == {"a", "b"}
+    assert dict(restored.engine.ended) == {"c": T0 + 3}
+    assert restored.offset == 5
+
+
+def test_ended_streams_forgotten_from_memory_get_a_tombstone() -> None:
+    config = EngineConfig(ended_memory=1)
+    engine = Engine(config)
+    for stream_id in ("a", "b"):
+        s = StreamScript(stream_id)
+        engine.process(typed(s.start(T0)))
+        engine.process(typed(s.end(T0 + 1)))
+    log = snapshot.changes(engine, offset=3)
+    assert (b"e:a", None) in log and dict(log)[b"e:b"] is not None
+    assert dict(snapshot.restore(log, config, 0).engine.ended) == {"b": T0 + 1}
+
+
+def test_a_checkpoint_cut_short_is_detected_per_stream() -> None:
+    """A crash after some stream records of a checkpoint and before its partition record:
+    those streams are ahead of the partition offset, and say by how much."""
+    engine = Engine(CONFIG)
+    a, b = StreamScript("a"), StreamScript("b")
+    for event in (a.start(T0), b.start(T0)):
+        engine.process(typed(event))
+    log = snapshot.changes(engine, offset=1)
+    engine.process(typed(a.likes(T0 + 1, 5)))
+    engine.process(typed(b.likes(T0 + 2, 5)))
+    cut_short = [r for r in snapshot.changes(engine, offset=3) if r[0] == b"s:a"]
+    restored = snapshot.restore(log + cut_short, CONFIG, wall_ms=0)
+    assert (restored.offset, restored.ahead) == (1, {"a": 3})
+    assert restored.engine.streams["a"].session.likes == 5
+    assert restored.engine.streams["b"].session.likes == 0
 
 
 def test_fields_are_stored_by_name_with_a_format_number() -> None:
@@ -44,57 +98,43 @@ def test_fields_are_stored_by_name_with_a_format_number() -> None:
     s = StreamScript("s1")
     for event in (s.start(T0), s.likes(T0 + 1_000, 5), s.gift(T0 + 2_000, 5, 1, False, True)):
         engine.process(typed(event))
-    doc = msgspec.msgpack.decode(snapshot.encode(engine, 41, []))
-    assert list(doc) == ["format", "offset", "streams", "ended", "pending"]
-    assert (doc["format"], doc["offset"]) == (snapshot.FORMAT_VERSION, 41)
-    (stream,) = doc["streams"]
-    assert list(stream) == list(snapshot.StreamSnapshot.__struct_fields__)
-    assert stream["session"] == [5, 1, 5]
-    assert stream["window"] == [[T0, 5, 1, 5]]
+    (stream_key, stream_value), (key, value) = snapshot.changes(engine, 41)
+    assert (stream_key, key) == (b"s:s1", b"p")
+    assert msgspec.msgpack.decode(value) == {"format": snapshot.FORMAT_VERSION, "offset": 41}
+    doc = msgspec.msgpack.decode(stream_value)
+    assert list(doc) == ["format", "offset", "stream"]
+    assert list(doc["stream"]) == list(snapshot.StreamSnapshot.__struct_fields__)
+    assert doc["stream"]["session"] == [5, 1, 5]
+    assert doc["stream"]["window"] == [[T0, 5, 1, 5]]
 
 
-def snapshot_bytes(**changes: object) -> bytes:
+def stream_value(**changes: object) -> bytes:
     engine = Engine(CONFIG)
-    s = StreamScript("s1")
-    engine.process(typed(s.likes(T0, 5)))
-    doc = msgspec.msgpack.decode(snapshot.encode(engine, 7, []))
+    engine.process(typed(StreamScript("s1").likes(T0, 5)))
+    doc = msgspec.msgpack.decode(snapshot.changes(engine, 7)[0][1] or b"")
     doc.update(changes)
     return msgspec.msgpack.encode(doc)
 
 
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("record", "message"),
     [
-        (msgspec.msgpack.encode({"format": 99}), "unsupported snapshot format 99; this version"),
-        (b'{"format":1,"offset":3,"streams":[]}', "snapshot format 1 (JSON"),
-        (b"\xc1garbage", "not a livepulse snapshot"),
-        (snapshot_bytes(offset="seven"), "corrupt snapshot (format 2): Expected `int`"),
-        (snapshot_bytes(extra=1), "corrupt snapshot (format 2): Object contains unknown field"),
-        (snapshot_bytes(streams=[{"stream_id": "s1"}]), "corrupt snapshot (format 2)"),
+        ((b"p", msgspec.msgpack.encode({"format": 99, "offset": 1})), "checkpoint format 99;"),
+        ((b"0", b'{"format":1,"offset":3}'), "whole-partition snapshot (key '0', format 2"),
+        ((b"s:s1", b"\xc1garbage"), "stream 's1': not a livepulse checkpoint record"),
+        ((b"s:s1", stream_value(offset="seven")), "stream 's1': corrupt checkpoint record"),
+        ((b"s:s1", stream_value(extra=1)), "Object contains unknown field `extra`"),
+        ((b"x:what", b"\x80"), "unknown checkpoint record key 'x:what'"),
     ],
 )
-def test_a_snapshot_of_another_format_or_corrupt_is_refused(data: bytes, message: str) -> None:
+def test_a_record_of_another_format_or_corrupt_is_refused(
+    record: tuple[bytes, bytes], message: str
+) -> None:
     with pytest.raises(snapshot.SnapshotError) as info:
-        snapshot.decode(data, CONFIG, 0, OutputRecord)
+        snapshot.restore([record], CONFIG, 0)
     assert message in str(info.value)
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(step, min_size=30, max_size=100), st.lists(st.floats(0.0, 1.0), max_size=4))
-def test_incremental_snapshots_equal_full_ones(steps: list[Any], cuts: list[float]) -> None:
-    """Checkpoints at any points, with idle ticks between, re-encode only what changed."""
-    events = build(steps)
-    engine = Engine(CONFIG)
-    writer = snapshot.SnapshotWriter()
-    points = sorted({int(len(events) * c) for c in cuts} | {len(events)})
-    done = 0
-    for point in points:
-        for event in events[done:point]:
-            engine.process(typed(event))
-        done = point
-        engine.tick(wall_ms=point * 7_000)
-        incremental = msgspec.msgpack.decode(writer.encode(engine, point, []))
-        full = msgspec.msgpack.decode(snapshot.encode(engine, point, []))
-        for doc in (incremental, full):  # stream order is not part of the format
-            doc["streams"].sort(key=lambda stream: stream["stream_id"])
-        assert incremental == full
+def test_the_latest_value_of_each_key_wins_and_tombstones_delete() -> None:
+    log = [(b"k1", b"1"), (b"k2", b"2"), (b"k1", b"3"), (b"k2", None), (b"k3", b"4")]
+    assert list(snapshot.latest(log)) == [(b"k1", b"3"), (b"k3", b"4")]

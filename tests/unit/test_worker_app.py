@@ -30,17 +30,17 @@ def test_the_app_boots_without_fausts_per_record_consumer() -> None:
 
 
 class FakeStore:
-    def __init__(self, snapshots: dict[int, bytes]) -> None:
-        self.snapshots = snapshots
+    def __init__(self, logs: dict[int, list[tuple[bytes, bytes | None]]]) -> None:
+        self.logs = logs
 
-    async def latest(self, partitions: list[int]) -> dict[int, bytes]:
-        return {p: self.snapshots[p] for p in partitions if p in self.snapshots}
+    async def read(self, partitions: list[int]) -> dict[int, list[tuple[bytes, bytes | None]]]:
+        return {p: self.logs.get(p, []) for p in partitions}
 
 
 def test_a_snapshot_that_cannot_be_read_stops_the_worker_naming_topic_and_partition() -> None:
     """It once made every record of the partition a processing_error dead letter."""
     _, worker = new_worker()
-    worker.store = FakeStore({2: b"\xc1 not a snapshot"})  # type: ignore[assignment]
+    worker.store = FakeStore({2: [(b"p", b"\xc1 not a checkpoint")]})  # type: ignore[assignment]
     stopped: list[Exception] = []
     worker.on_fatal = stopped.append
     assigned = {TopicPartition("ev", p) for p in range(4)}
@@ -48,7 +48,10 @@ def test_a_snapshot_that_cannot_be_read_stops_the_worker_naming_topic_and_partit
 
     assert worker.fatal is not None and stopped == [worker.fatal]
     message = str(worker.fatal)
-    assert "state topic 'unit-app.state' partition 2: not a livepulse snapshot" in message
+    assert (
+        "state topic 'unit-app.state' partition 2: partition record: not a livepulse checkpoint"
+        in message
+    )
     assert "reset consumer group 'unit-app'" in message
     assert 2 not in worker.partitions  # nothing of it is ever processed
 
