@@ -21,11 +21,10 @@ import msgspec
 
 from processor.core.engine import Engine, EngineConfig, StreamState
 from processor.core.tiers import Tier
-from processor.core.windows import SlidingTotals, Totals, TumblingTotals
+from processor.core.windows import Row, SlidingTotals, Totals, TumblingTotals
 
 FORMAT_VERSION = 2
 
-Row = tuple[int, int, int, int]  # bucket start, likes, gifts, coins
 T = TypeVar("T")
 
 
@@ -86,10 +85,6 @@ class Checkpoint(Generic[T]):
     pending: list[T]
 
 
-def _rows(items: dict[int, Totals]) -> list[Row]:
-    return [(start, t.likes, t.gifts, t.coins) for start, t in items.items()]
-
-
 def _stream(s: StreamState) -> StreamSnapshot:
     return StreamSnapshot(
         stream_id=s.stream_id,
@@ -105,8 +100,8 @@ def _stream(s: StreamState) -> StreamSnapshot:
         session_transitions=s.session_transitions,
         session=(s.session.likes, s.session.gifts, s.session.coins),
         current_bucket=s.window.current_bucket,
-        window=_rows(s.window.buckets),
-        tumbling=_rows(s.tumbling.open),
+        window=s.window.rows(),
+        tumbling=s.tumbling.rows(),
     )
 
 
@@ -155,10 +150,6 @@ def encode(engine: Engine, offset: int, pending: list[T]) -> bytes:
     return writer._assemble(engine, offset, pending)
 
 
-def _buckets(rows: list[Row]) -> dict[int, Totals]:
-    return {start: Totals(likes, gifts, coins) for start, likes, gifts, coins in rows}
-
-
 def decode(data: bytes, config: EngineConfig, wall_ms: int, pending: type[T]) -> Checkpoint[T]:
     """Rebuild an engine; idle clocks restart at ``wall_ms``. ``pending`` is the type of
     the pending outputs. Raises :class:`SnapshotError` on another format or bad bytes."""
@@ -181,16 +172,18 @@ def decode(data: bytes, config: EngineConfig, wall_ms: int, pending: type[T]) ->
         raise SnapshotError(f"corrupt snapshot (format {found}): {exc}") from None
     engine = Engine(config)
     for row in doc.streams:
-        window = SlidingTotals(config.tier_window_ms, config.tier_step_ms)
-        window.current_bucket = row.current_bucket
-        window.buckets = _buckets(row.window)
-        for t in window.buckets.values():
-            window.totals.add(t.likes, t.gifts, t.coins)
+        try:
+            window = SlidingTotals.restore(
+                config.tier_window_ms, config.tier_step_ms, row.current_bucket, row.window
+            )
+            tumbling = TumblingTotals.restore(config.tumbling_ms, row.tumbling)
+        except (ValueError, OverflowError) as exc:
+            raise SnapshotError(f"corrupt snapshot (format {found}): {exc}") from None
         engine.streams[row.stream_id] = StreamState(
             stream_id=row.stream_id,
             creator_id=row.creator_id,
             window=window,
-            tumbling=TumblingTotals(config.tumbling_ms, _buckets(row.tumbling)),
+            tumbling=tumbling,
             started_ms=row.started_ms,
             stream_time_ms=row.stream_time_ms,
             max_event_ms=row.max_event_ms,
