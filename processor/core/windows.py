@@ -215,30 +215,50 @@ class SlidingTotals:
             return False
         n = self.n
         i = bucket // step % n
-        j, k = n + i, 2 * n + i
         ring = self.ring
-        a, b, c = ring[i] + likes, ring[j] + gifts, ring[k] + coins
-        try:
-            ring[i], ring[j], ring[k] = a, b, c
-        except OverflowError:
-            self._store(i, a, b, c)
-        self.used |= 1 << i
-        self.likes += likes
-        self.gifts += gifts
-        self.coins += coins
+        # most events carry likes or gifts, not both: a metric at 0 costs one test
+        if likes:
+            try:
+                ring[i] += likes
+            except OverflowError:
+                ring = self._widen()
+                ring[i] += likes
+            self.likes += likes
+        if gifts:
+            try:
+                ring[n + i] += gifts
+            except OverflowError:
+                ring = self._widen()
+                ring[n + i] += gifts
+            self.gifts += gifts
+        if coins:
+            try:
+                ring[2 * n + i] += coins
+            except OverflowError:
+                ring = self._widen()
+                ring[2 * n + i] += coins
+            self.coins += coins
+        bit = 1 << i
+        if not self.used & bit:
+            self.used |= bit
         return True
 
+    def _widen(self) -> array[int]:
+        """The ring in 64 bits, from now on: a count no longer fits in 32 (beyond 64 bits,
+        OverflowError; no count of this domain comes near)."""
+        if self.ring.typecode == "q":
+            raise OverflowError("a window count does not fit in 64 bits")
+        self.ring = array("q", self.ring)
+        return self.ring
+
     def _store(self, i: int, likes: int, gifts: int, coins: int) -> None:
-        """Set slot ``i``, widening the ring to 64 bits if a value needs it (beyond 64
-        bits, OverflowError: no count of this domain comes near)."""
-        ring, n = self.ring, self.n
-        try:
-            ring[i], ring[n + i], ring[2 * n + i] = likes, gifts, coins
-        except OverflowError:
-            if ring.typecode == "q":
-                raise
-            ring = self.ring = array("q", ring)
-            ring[i], ring[n + i], ring[2 * n + i] = likes, gifts, coins
+        """Set slot ``i`` (an empty one) to these counts."""
+        n = self.n
+        for at, value in ((i, likes), (n + i, gifts), (2 * n + i, coins)):
+            try:
+                self.ring[at] = value
+            except OverflowError:
+                self._widen()[at] = value
         self.used |= 1 << i
 
     def _add_ahead(self, bucket: int, likes: int, gifts: int, coins: int) -> None:
@@ -322,9 +342,12 @@ class TumblingTotals:
     def add(self, ts_ms: int, likes: int, gifts: int, coins: int) -> None:
         start = ts_ms - ts_ms % self.size_ms
         if start == self.start:
-            self.likes += likes
-            self.gifts += gifts
-            self.coins += coins
+            if likes:
+                self.likes += likes
+            if gifts:
+                self.gifts += gifts
+            if coins:
+                self.coins += coins
         else:
             self._add_other(start, likes, gifts, coins)
 
