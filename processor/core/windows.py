@@ -73,7 +73,7 @@ class SlidingTotals:
         self.likes = 0
         self.gifts = 0
         self.coins = 0
-        self.ring = array("i", bytes(12 * n))
+        self.ring = array("i", (0,)) * (3 * n)  # exactly 3n slots: no over-allocation
         self.used = 0  # bit i set: slot i holds a bucket of the window
         self.ahead: dict[int, list[int]] | None = None
 
