@@ -98,3 +98,40 @@ def test_incremental_snapshots_equal_full_ones(steps: list[Any], cuts: list[floa
         for doc in (incremental, full):  # stream order is not part of the format
             doc["streams"].sort(key=lambda stream: stream["stream_id"])
         assert incremental == full
+
+
+def stream_bytes(**changes: object) -> bytes:
+    """A one-stream snapshot (a full minute of buckets) with the stream's fields changed."""
+    engine = Engine(CONFIG)
+    s = StreamScript("s1")
+    for k in range(6):
+        engine.process(typed(s.likes(T0 + k * 10_000, 5)))
+    doc = msgspec.msgpack.decode(snapshot.encode(engine, 7, []))
+    doc["streams"][0].update(changes)
+    return msgspec.msgpack.encode(doc)
+
+
+def test_rows_in_any_order_restore_the_same_windows() -> None:
+    """Snapshots written before the ring kept rows in insertion order, not by start."""
+    doc = msgspec.msgpack.decode(stream_bytes())
+    window = doc["streams"][0]["window"]
+    assert [row[0] for row in window] == [T0 + k * 10_000 for k in range(6)]
+    shuffled = stream_bytes(window=window[::-1])
+    restored = snapshot.decode(shuffled, CONFIG, 0, OutputRecord).engine
+    assert msgspec.msgpack.decode(snapshot.encode(restored, 7, [])) == doc
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"window": [[T0 - 60_000, 1, 0, 0]]}, f"bucket {T0 - 60_000} does not belong"),
+        ({"window": [[T0 + 5, 1, 0, 0]]}, f"bucket {T0 + 5} does not belong"),
+        ({"tumbling": [[T0 + 5, 1, 0, 0]]}, f"window {T0 + 5} is not aligned"),
+    ],
+)
+def test_a_row_that_cannot_be_in_the_window_is_refused(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(snapshot.SnapshotError) as info:
+        snapshot.decode(stream_bytes(**changes), CONFIG, 0, OutputRecord)
+    assert f"corrupt snapshot (format 2): {message}" in str(info.value)
