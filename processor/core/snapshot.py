@@ -176,9 +176,9 @@ def decode(data: bytes, config: EngineConfig, wall_ms: int, pending: type[T]) ->
             window = SlidingTotals.restore(
                 config.tier_window_ms, config.tier_step_ms, row.current_bucket, row.window
             )
-            tumbling = TumblingTotals.restore(config.tumbling_ms, row.tumbling)
-        except (ValueError, OverflowError) as exc:
+        except OverflowError as exc:  # a count beyond 64 bits: not one this code wrote
             raise SnapshotError(f"corrupt snapshot (format {found}): {exc}") from None
+        tumbling = TumblingTotals.restore(config.tumbling_ms, row.tumbling)
         engine.streams[row.stream_id] = StreamState(
             stream_id=row.stream_id,
             creator_id=row.creator_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import compress
 
 NONE_OPEN = 2**62  # first_start of a TumblingTotals with no open window
 
@@ -117,10 +118,21 @@ class SlidingTotals:
         if used:
             step, n, ring = self.step_ms, self.n, self.ring
             first = self.current_bucket - self.current_bucket % step
-            for start in range(first - self.size_ms + step, first + 1, step):
-                i = start // step % n
-                if used >> i & 1:
-                    found.append((start, ring[i], ring[n + i], ring[2 * n + i]))
+            oldest = first - self.size_ms + step
+            k = oldest // step % n  # the oldest bucket's slot; the others follow, wrapping
+            v = ring.tolist()
+            rows = zip(
+                range(oldest, first + 1, step),
+                v[k:n] + v[:k],
+                v[n + k : 2 * n] + v[n : n + k],
+                v[2 * n + k :] + v[2 * n : 2 * n + k],
+                strict=True,
+            )
+            if used == (1 << n) - 1:  # a full window: every slot
+                found = list(rows)
+            else:
+                marks = format(used, "b").zfill(n)[::-1]  # marks[i] == "1": slot i is used
+                found = list(compress(rows, map("1".__eq__, marks[k:] + marks[:k])))
         if self.ahead:
             for start, (likes, gifts, coins) in sorted(self.ahead.items()):
                 found.append((start, likes, gifts, coins))
@@ -276,15 +288,17 @@ class SlidingTotals:
     def restore(
         cls, size_ms: int, step_ms: int, current_bucket: int, rows: list[Row]
     ) -> SlidingTotals:
-        """The window at ``current_bucket`` holding ``rows`` (as :meth:`rows` gives them).
+        """The window at ``current_bucket`` holding ``rows`` (as :meth:`rows` gives them,
+        in any order).
 
-        Raises ValueError for a row outside the window or not on a bucket boundary.
+        Rows written under the same size and step restore exactly. Under another (the
+        tier window setting changed between two runs) a row counts in the bucket holding
+        its start, and one older than the window is left out: it would have expired.
         """
         window = cls(size_ms, step_ms)
         window.current_bucket = current_bucket
         for start, likes, gifts, coins in rows:
-            if start % step_ms or not window.add(start, likes, gifts, coins):
-                raise ValueError(f"bucket {start} does not belong to a window at {current_bucket}")
+            window.add(start, likes, gifts, coins)
         return window
 
 
@@ -331,11 +345,10 @@ class TumblingTotals:
 
     @classmethod
     def restore(cls, size_ms: int, rows: list[Row]) -> TumblingTotals:
-        """The open windows ``rows`` (as :meth:`rows` gives them, in any order)."""
+        """The open windows ``rows`` (as :meth:`rows` gives them, in any order); under
+        another ``size_ms``, a row counts in the window holding its start."""
         tumbling = cls(size_ms)
         for start, likes, gifts, coins in rows:
-            if start % size_ms:
-                raise ValueError(f"window {start} is not aligned to {size_ms}")
             tumbling.add(start, likes, gifts, coins)
         return tumbling
 
