@@ -112,11 +112,11 @@ def top_streams(
 
 
 def _window_likes(state: StreamState) -> int:
-    return state.window.totals.likes
+    return state.window.likes
 
 
 def _window_coins(state: StreamState) -> int:
-    return state.window.totals.coins
+    return state.window.coins
 
 
 def consumer_lag(

@@ -260,7 +260,7 @@ class Engine:
             )
 
     def _evaluate_window(self, state: StreamState, at: int, outputs: list[Output]) -> None:
-        value = state.window.totals.likes
+        value = state.window.likes
         low, high = self._window_band[state.tier]
         if low <= value < high:
             return
@@ -285,7 +285,7 @@ class Engine:
         value: int,
         at: int,
     ) -> TierChanged:
-        totals = state.window.totals
+        window = state.window
         entered = new if new.rank > old.rank else old
         return TierChanged(
             alert_id=alert_id(state.stream_id, policy.name, sequence, new, at),
@@ -298,12 +298,12 @@ class Engine:
             threshold=policy.threshold(entered),
             event_time=at,
             window=WindowSnapshot(
-                start_ms=state.window.start_ms,
-                end_ms=state.window.end_ms,
-                likes=totals.likes,
-                gifts=totals.gifts,
-                coins=totals.coins,
-                creator_usd=self._usd(totals.coins),
+                start_ms=window.start_ms,
+                end_ms=window.end_ms,
+                likes=window.likes,
+                gifts=window.gifts,
+                coins=window.coins,
+                creator_usd=self._usd(window.coins),
             ),
         )
 

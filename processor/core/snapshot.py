@@ -24,14 +24,12 @@ import msgspec
 
 from processor.core.engine import Engine, EngineConfig, StreamState
 from processor.core.tiers import Tier
-from processor.core.windows import SlidingTotals, Totals, TumblingTotals
+from processor.core.windows import Row, SlidingTotals, Totals, TumblingTotals
 
 FORMAT_VERSION = 3
 PARTITION_KEY = b"p"
 STREAM_PREFIX = b"s:"
 ENDED_PREFIX = b"e:"
-
-Row = tuple[int, int, int, int]  # bucket start, likes, gifts, coins
 
 
 class SnapshotError(ValueError):
@@ -79,10 +77,6 @@ class _Format(msgspec.Struct):
     format: int
 
 
-def _rows(items: dict[int, Totals]) -> list[Row]:
-    return [(start, t.likes, t.gifts, t.coins) for start, t in items.items()]
-
-
 def _stream(s: StreamState) -> StreamSnapshot:
     return StreamSnapshot(
         stream_id=s.stream_id,
@@ -98,26 +92,23 @@ def _stream(s: StreamState) -> StreamSnapshot:
         session_transitions=s.session_transitions,
         session=(s.session.likes, s.session.gifts, s.session.coins),
         current_bucket=s.window.current_bucket,
-        window=_rows(s.window.buckets),
-        tumbling=_rows(s.tumbling.open),
+        window=s.window.rows(),
+        tumbling=s.tumbling.rows(),
     )
 
 
-def _buckets(rows: list[Row]) -> dict[int, Totals]:
-    return {start: Totals(likes, gifts, coins) for start, likes, gifts, coins in rows}
-
-
 def _restore_stream(row: StreamSnapshot, config: EngineConfig, wall_ms: int) -> StreamState:
-    window = SlidingTotals(config.tier_window_ms, config.tier_step_ms)
-    window.current_bucket = row.current_bucket
-    window.buckets = _buckets(row.window)
-    for t in window.buckets.values():
-        window.totals.add(t.likes, t.gifts, t.coins)
+    try:
+        window = SlidingTotals.restore(
+            config.tier_window_ms, config.tier_step_ms, row.current_bucket, row.window
+        )
+    except OverflowError as exc:  # a count beyond 64 bits: not one this code wrote
+        raise SnapshotError(f"stream {row.stream_id!r}: corrupt checkpoint record: {exc}") from None
     return StreamState(
         stream_id=row.stream_id,
         creator_id=row.creator_id,
         window=window,
-        tumbling=TumblingTotals(config.tumbling_ms, _buckets(row.tumbling)),
+        tumbling=TumblingTotals.restore(config.tumbling_ms, row.tumbling),
         started_ms=row.started_ms,
         stream_time_ms=row.stream_time_ms,
         max_event_ms=row.max_event_ms,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import compress
 
 NONE_OPEN = 2**62  # first_start of a TumblingTotals with no open window
+
+Row = tuple[int, int, int, int]  # bucket or window start, likes, gifts, coins
 
 
 @dataclass(slots=True)
@@ -30,7 +34,6 @@ class Totals:
         return [self.likes, self.gifts, self.coins]
 
 
-@dataclass(slots=True)
 class SlidingTotals:
     """Totals over the trailing ``size_ms`` of event time, kept in ``step_ms`` buckets.
 
@@ -38,17 +41,65 @@ class SlidingTotals:
     ``[floor(t/step)*step - size + step, floor(t/step)*step]``: the bucket containing ``t``
     and the ``size/step - 1`` before it. It is a hopping window of length ``size`` that
     advances by ``step``, so memory is bounded by ``size/step`` buckets per stream.
+
+    The buckets are a fixed ring of ``n = size/step`` slots, bucket ``b`` in slot
+    ``(b // step) % n``: one ``array`` of machine integers, likes in ``[0, n)``, gifts in
+    ``[n, 2n)``, coins in ``[2n, 3n)``, 32-bit until a value needs 64 (then widened, once),
+    and a bit mask of the slots holding a bucket that was added to, so an emptied bucket
+    and a bucket never touched are told apart exactly. The window's totals are plain ints.
+    A bucket ahead of the window (added before stream time reached it; the engine never
+    does) waits in a small dict until the window reaches it.
     """
 
-    size_ms: int
-    step_ms: int
-    totals: Totals = field(default_factory=Totals)
-    buckets: dict[int, Totals] = field(default_factory=dict)
-    current_bucket: int = -1
+    __slots__ = (
+        "ahead",
+        "coins",
+        "current_bucket",
+        "gifts",
+        "likes",
+        "n",
+        "ring",
+        "size_ms",
+        "step_ms",
+        "used",
+    )
 
-    def __post_init__(self) -> None:
-        if self.step_ms <= 0 or self.size_ms <= 0 or self.size_ms % self.step_ms:
-            raise ValueError(f"size {self.size_ms} must be a positive multiple of {self.step_ms}")
+    def __init__(self, size_ms: int, step_ms: int) -> None:
+        if step_ms <= 0 or size_ms <= 0 or size_ms % step_ms:
+            raise ValueError(f"size {size_ms} must be a positive multiple of {step_ms}")
+        self.size_ms = size_ms
+        self.step_ms = step_ms
+        self.n = n = size_ms // step_ms
+        self.current_bucket = -1
+        self.likes = 0
+        self.gifts = 0
+        self.coins = 0
+        self.ring = array("i", (0,)) * (3 * n)  # exactly 3n slots: no over-allocation
+        self.used = 0  # bit i set: slot i holds a bucket of the window
+        self.ahead: dict[int, list[int]] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"SlidingTotals({self.size_ms}, {self.step_ms}, current_bucket="
+            f"{self.current_bucket}, totals={self.totals}, buckets={self.rows()})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SlidingTotals):
+            return NotImplemented
+        return (self.size_ms, self.step_ms, self.current_bucket, self.rows()) == (
+            other.size_ms,
+            other.step_ms,
+            other.current_bucket,
+            other.rows(),
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    @property
+    def totals(self) -> Totals:
+        """The window's likes, gifts and coins (a copy)."""
+        return Totals(self.likes, self.gifts, self.coins)
 
     @property
     def start_ms(self) -> int:
@@ -60,21 +111,100 @@ class SlidingTotals:
         """End of the window (exclusive) at the current stream time."""
         return self.current_bucket + self.step_ms
 
+    def rows(self) -> list[Row]:
+        """The buckets that were added to, oldest first: ``(start, likes, gifts, coins)``."""
+        found: list[Row] = []
+        used = self.used
+        if used:
+            step, n, ring = self.step_ms, self.n, self.ring
+            first = self.current_bucket - self.current_bucket % step
+            oldest = first - self.size_ms + step
+            k = oldest // step % n  # the oldest bucket's slot; the others follow, wrapping
+            v = ring.tolist()
+            rows = zip(
+                range(oldest, first + 1, step),
+                v[k:n] + v[:k],
+                v[n + k : 2 * n] + v[n : n + k],
+                v[2 * n + k :] + v[2 * n : 2 * n + k],
+                strict=True,
+            )
+            if used == (1 << n) - 1:  # a full window: every slot
+                found = list(rows)
+            else:
+                marks = format(used, "b").zfill(n)[::-1]  # marks[i] == "1": slot i is used
+                found = list(compress(rows, map("1".__eq__, marks[k:] + marks[:k])))
+        if self.ahead:
+            for start, (likes, gifts, coins) in sorted(self.ahead.items()):
+                found.append((start, likes, gifts, coins))
+        return found
+
+    @property
+    def buckets(self) -> dict[int, Totals]:
+        """The buckets that were added to, by start, oldest first (a copy)."""
+        return {start: Totals(likes, gifts, coins) for start, likes, gifts, coins in self.rows()}
+
     def slide_to(self, now_ms: int) -> Iterator[int]:
         """Move stream time forward to ``now_ms`` one expiring bucket at a time.
 
         Yields each stream time at which a non-empty bucket left the window, with the
         window positioned there, so a caller can see every value the window took.
+        At most ``n`` slots are looked at, however far ``now_ms`` jumps.
         """
-        bucket = now_ms - now_ms % self.step_ms
-        if bucket <= self.current_bucket:
+        step = self.step_ms
+        bucket = now_ms - now_ms % step
+        current = self.current_bucket
+        if bucket <= current:
             return
-        expiring = sorted(b for b in self.buckets if b + self.size_ms <= bucket)
-        for b in expiring:
-            self.current_bucket = b + self.size_ms
-            self.totals.subtract(self.buckets.pop(b))
-            yield self.current_bucket
+        if self.ahead:
+            yield from self._slide_with_ahead(bucket)
+            return
+        if self.used:
+            size, n = self.size_ms, self.n
+            first = current - current % step
+            start = first - size + step
+            last = min(first, bucket - size)  # buckets up to here leave the window
+            while start <= last and self.used:
+                i = start // step % n
+                bit = 1 << i
+                if self.used & bit:
+                    self.used ^= bit
+                    self._drop(i)
+                    self.current_bucket = start + size
+                    yield start + size
+                start += step
         self.current_bucket = bucket
+
+    def _drop(self, i: int) -> None:
+        ring, n = self.ring, self.n
+        self.likes -= ring[i]
+        self.gifts -= ring[n + i]
+        self.coins -= ring[2 * n + i]
+        ring[i] = ring[n + i] = ring[2 * n + i] = 0
+
+    def _slide_with_ahead(self, bucket: int) -> Iterator[int]:
+        """:meth:`slide_to` when buckets wait ahead of the window (never in the engine)."""
+        ahead = self.ahead
+        assert ahead is not None
+        size = self.size_ms
+        expiring = sorted(row[0] for row in self.rows() if row[0] + size <= bucket)
+        for start in expiring:
+            values = ahead.pop(start, None)
+            if values is None:
+                i = start // self.step_ms % self.n
+                self.used ^= 1 << i
+                self._drop(i)
+            else:
+                self.likes -= values[0]
+                self.gifts -= values[1]
+                self.coins -= values[2]
+            self.current_bucket = start + size
+            yield start + size
+        self.current_bucket = bucket
+        for start in sorted(s for s in ahead if s <= bucket):  # reached: into the ring
+            likes, gifts, coins = ahead.pop(start)
+            self._store(start // self.step_ms % self.n, likes, gifts, coins)
+        if not ahead:
+            self.ahead = None
 
     def advance(self, now_ms: int) -> None:
         """Move stream time forward to ``now_ms``, dropping buckets that left the window."""
@@ -87,61 +217,215 @@ class SlidingTotals:
         Call :meth:`advance` first: an event ahead of stream time is counted in its bucket
         but does not move the window.
         """
-        bucket = ts_ms - ts_ms % self.step_ms
-        if bucket < self.start_ms:
+        step = self.step_ms
+        bucket = ts_ms - ts_ms % step
+        current = self.current_bucket
+        if bucket > current:
+            self._add_ahead(bucket, likes, gifts, coins)
+            return True
+        if bucket < current - self.size_ms + step:
             return False
-        slot = self.buckets.get(bucket)
-        if slot is None:
-            slot = self.buckets[bucket] = Totals(likes, gifts, coins)
-        else:
-            slot.likes += likes
-            slot.gifts += gifts
-            slot.coins += coins
-        totals = self.totals
-        totals.likes += likes
-        totals.gifts += gifts
-        totals.coins += coins
+        n = self.n
+        i = bucket // step % n
+        ring = self.ring
+        # most events carry likes or gifts, not both: a metric at 0 costs one test
+        if likes:
+            try:
+                ring[i] += likes
+            except OverflowError:
+                ring = self._widen()
+                ring[i] += likes
+            self.likes += likes
+        if gifts:
+            try:
+                ring[n + i] += gifts
+            except OverflowError:
+                ring = self._widen()
+                ring[n + i] += gifts
+            self.gifts += gifts
+        if coins:
+            try:
+                ring[2 * n + i] += coins
+            except OverflowError:
+                ring = self._widen()
+                ring[2 * n + i] += coins
+            self.coins += coins
+        bit = 1 << i
+        if not self.used & bit:
+            self.used |= bit
         return True
 
+    def _widen(self) -> array[int]:
+        """The ring in 64 bits, from now on: a count no longer fits in 32 (beyond 64 bits,
+        OverflowError; no count of this domain comes near)."""
+        if self.ring.typecode == "q":
+            raise OverflowError("a window count does not fit in 64 bits")
+        self.ring = array("q", self.ring)
+        return self.ring
 
-@dataclass(slots=True)
+    def _store(self, i: int, likes: int, gifts: int, coins: int) -> None:
+        """Set slot ``i`` (an empty one) to these counts."""
+        n = self.n
+        for at, value in ((i, likes), (n + i, gifts), (2 * n + i, coins)):
+            try:
+                self.ring[at] = value
+            except OverflowError:
+                self._widen()[at] = value
+        self.used |= 1 << i
+
+    def _add_ahead(self, bucket: int, likes: int, gifts: int, coins: int) -> None:
+        if self.ahead is None:
+            self.ahead = {}
+        values = self.ahead.setdefault(bucket, [0, 0, 0])
+        values[0] += likes
+        values[1] += gifts
+        values[2] += coins
+        self.likes += likes
+        self.gifts += gifts
+        self.coins += coins
+
+    @classmethod
+    def restore(
+        cls, size_ms: int, step_ms: int, current_bucket: int, rows: list[Row]
+    ) -> SlidingTotals:
+        """The window at ``current_bucket`` holding ``rows`` (as :meth:`rows` gives them,
+        in any order).
+
+        Rows written under the same size and step restore exactly. Under another (the
+        tier window setting changed between two runs) a row counts in the bucket holding
+        its start, and one older than the window is left out: it would have expired.
+        """
+        window = cls(size_ms, step_ms)
+        window.current_bucket = current_bucket
+        n = window.n
+        oldest = current_bucket - size_ms + step_ms
+        starts = {row[0] for row in rows}
+        if (
+            not current_bucket % step_ms
+            and len(starts) == len(rows)
+            and all(oldest <= start <= current_bucket and not start % step_ms for start in starts)
+        ):  # as this code writes them: each row to its own slot, in one go
+            values = [0] * (3 * n)
+            used = 0
+            for start, likes, gifts, coins in rows:
+                i = start // step_ms % n
+                values[i], values[n + i], values[2 * n + i] = likes, gifts, coins
+                used |= 1 << i
+            try:
+                window.ring = array("i", values)
+            except OverflowError:
+                window.ring = array("q", values)
+            window.used = used
+            window.likes = sum(values[:n])
+            window.gifts = sum(values[n : 2 * n])
+            window.coins = sum(values[2 * n :])
+            return window
+        for start, likes, gifts, coins in rows:
+            window.add(start, likes, gifts, coins)
+        return window
+
+
 class TumblingTotals:
     """Totals per aligned, non-overlapping window of ``size_ms``; only non-empty ones kept.
 
     A window ``[start, start + size)`` stays open for events until stream time reaches
     ``start + size + grace``; then :meth:`close_until` hands it out, once.
+
+    The newest open window is plain ints (``start`` is NONE_OPEN when none is open); the
+    older ones still open (within the grace period, so rarely more than one) wait in a
+    small dict that exists only while they do.
     """
 
-    size_ms: int
-    open: dict[int, Totals] = field(default_factory=dict)
-    first_start: int = NONE_OPEN  # the oldest open window's start, so a check is one compare
+    __slots__ = ("coins", "first_start", "gifts", "likes", "older", "size_ms", "start")
 
-    def __post_init__(self) -> None:
-        self.first_start = min(self.open, default=NONE_OPEN)
+    def __init__(self, size_ms: int) -> None:
+        self.size_ms = size_ms
+        self.first_start = NONE_OPEN  # the oldest open window's start, so a check is one compare
+        self.start = NONE_OPEN
+        self.likes = 0
+        self.gifts = 0
+        self.coins = 0
+        self.older: dict[int, Totals] | None = None
+
+    def __repr__(self) -> str:
+        return f"TumblingTotals({self.size_ms}, open={self.rows()})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TumblingTotals):
+            return NotImplemented
+        return (self.size_ms, self.rows()) == (other.size_ms, other.rows())
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def rows(self) -> list[Row]:
+        """The open windows, oldest first: ``(start, likes, gifts, coins)``."""
+        found: list[Row] = []
+        if self.older:
+            found.extend((s, t.likes, t.gifts, t.coins) for s, t in sorted(self.older.items()))
+        if self.start != NONE_OPEN:
+            found.append((self.start, self.likes, self.gifts, self.coins))
+        return found
+
+    @classmethod
+    def restore(cls, size_ms: int, rows: list[Row]) -> TumblingTotals:
+        """The open windows ``rows`` (as :meth:`rows` gives them, in any order); under
+        another ``size_ms``, a row counts in the window holding its start."""
+        tumbling = cls(size_ms)
+        for start, likes, gifts, coins in rows:
+            tumbling.add(start, likes, gifts, coins)
+        return tumbling
 
     def add(self, ts_ms: int, likes: int, gifts: int, coins: int) -> None:
         start = ts_ms - ts_ms % self.size_ms
-        slot = self.open.get(start)
-        if slot is None:
-            self.open[start] = Totals(likes, gifts, coins)
-            if start < self.first_start:
-                self.first_start = start
+        if start == self.start:
+            if likes:
+                self.likes += likes
+            if gifts:
+                self.gifts += gifts
+            if coins:
+                self.coins += coins
         else:
-            slot.likes += likes
-            slot.gifts += gifts
-            slot.coins += coins
+            self._add_other(start, likes, gifts, coins)
+
+    def _add_other(self, start: int, likes: int, gifts: int, coins: int) -> None:
+        if start > self.start or self.start == NONE_OPEN:  # a newer window: the newest now
+            if self.start != NONE_OPEN:
+                if self.older is None:
+                    self.older = {}
+                self.older[self.start] = Totals(self.likes, self.gifts, self.coins)
+            self.start, self.likes, self.gifts, self.coins = start, likes, gifts, coins
+        else:
+            if self.older is None:
+                self.older = {}
+            slot = self.older.get(start)
+            if slot is None:
+                self.older[start] = Totals(likes, gifts, coins)
+            else:
+                slot.add(likes, gifts, coins)
+        if start < self.first_start:
+            self.first_start = start
 
     def close_until(self, stream_time_ms: int, grace_ms: int) -> list[tuple[int, Totals]]:
         """Remove and return, oldest first, the windows closed at ``stream_time_ms``."""
         limit = stream_time_ms - grace_ms - self.size_ms
         if self.first_start > limit:
             return []
-        closed = sorted(start for start in self.open if start <= limit)
-        found = [(start, self.open.pop(start)) for start in closed]
-        self.first_start = min(self.open, default=NONE_OPEN)
-        return found
+        return self._close(limit)
 
     def close_all(self) -> list[tuple[int, Totals]]:
-        closed = sorted(self.open)
-        self.first_start = NONE_OPEN
-        return [(start, self.open.pop(start)) for start in closed]
+        return self._close(NONE_OPEN - 1)
+
+    def _close(self, limit: int) -> list[tuple[int, Totals]]:
+        found: list[tuple[int, Totals]] = []
+        older = self.older
+        if older:  # every one of them is older than the newest
+            for start in sorted(s for s in older if s <= limit):
+                found.append((start, older.pop(start)))
+            if not older:
+                self.older = older = None
+        if self.start <= limit:
+            found.append((self.start, Totals(self.likes, self.gifts, self.coins)))
+            self.start = NONE_OPEN
+            self.likes = self.gifts = self.coins = 0
+        self.first_start = min(older) if older else self.start
+        return found

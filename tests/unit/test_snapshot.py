@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from processor.core import snapshot
 from processor.core.engine import Engine, EngineConfig
+from processor.core.windows import Totals
 from tests.support.events import T0, StreamScript, typed
 from tests.unit.test_engine_vs_reference import CONFIG, build, step
 
@@ -138,3 +139,44 @@ def test_a_record_of_another_format_or_corrupt_is_refused(
 def test_the_latest_value_of_each_key_wins_and_tombstones_delete() -> None:
     log = [(b"k1", b"1"), (b"k2", b"2"), (b"k1", b"3"), (b"k2", None), (b"k3", b"4")]
     assert list(snapshot.latest(log)) == [(b"k1", b"3"), (b"k3", b"4")]
+
+
+def one_stream(**changes: object) -> list[tuple[bytes, bytes | None]]:
+    """A one-stream checkpoint record (a full minute of buckets), its fields changed."""
+    engine = Engine(CONFIG)
+    s = StreamScript("s1")
+    for k in range(6):
+        engine.process(typed(s.likes(T0 + k * 10_000, 5)))
+    key, value = snapshot.changes(engine, 7)[0]
+    doc = msgspec.msgpack.decode(value or b"")
+    doc["stream"].update(changes)
+    return [(key, msgspec.msgpack.encode(doc))]
+
+
+def test_rows_in_any_order_restore_the_same_windows() -> None:
+    """Checkpoints written before the ring kept rows in insertion order, not by start."""
+    ((_, value),) = one_stream()
+    window = msgspec.msgpack.decode(value or b"")["stream"]["window"]
+    assert [row[0] for row in window] == [T0 + k * 10_000 for k in range(6)]
+    restored = snapshot.restore(one_stream(window=window[::-1]), CONFIG, 0).engine
+    assert snapshot.full(restored, 7)[0] == one_stream()[0]
+
+
+def test_rows_under_another_window_config_restore_what_fits() -> None:
+    """The tier window setting changed between two runs: rows older than the window are
+    left out (they would have expired), rows off the step count in their bucket."""
+    records = one_stream(
+        window=[[T0 - 60_000, 1, 0, 0], [T0 + 5, 2, 0, 0], [T0 + 10_000, 3, 1, 1]],
+        tumbling=[[T0 + 5, 4, 0, 0]],
+    )
+    state = snapshot.restore(records, CONFIG, 0).engine.streams["s1"]
+    assert state.window.rows() == [(T0, 2, 0, 0), (T0 + 10_000, 3, 1, 1)]
+    assert state.window.totals == Totals(5, 1, 1)
+    assert state.tumbling.rows() == [(T0, 4, 0, 0)]
+
+
+def test_a_count_beyond_64_bits_is_refused() -> None:
+    with pytest.raises(snapshot.SnapshotError) as info:
+        snapshot.restore(one_stream(window=[[T0, 2**63, 0, 0]]), CONFIG, 0)
+    assert str(info.value).startswith("stream 's1': corrupt checkpoint record: ")
+    assert "too big" in str(info.value)

@@ -1,6 +1,10 @@
-import pytest
+from typing import Any
 
-from processor.core.windows import SlidingTotals, Totals
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processor.core.windows import NONE_OPEN, SlidingTotals, Totals, TumblingTotals
 
 STEP = 10_000
 SIZE = 60_000
@@ -59,3 +63,215 @@ def test_buckets_stay_bounded() -> None:
 def test_size_must_be_multiple_of_step(size: int, step: int) -> None:
     with pytest.raises(ValueError):
         SlidingTotals(size, step)
+
+
+# -- the ring -----------------------------------------------------------------------------
+
+N = SIZE // STEP  # slots of the ring
+
+
+class DictWindow:
+    """The window as it was before the ring: a dict of buckets (the reference)."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, list[int]] = {}
+        self.current = -1
+        self.totals = [0, 0, 0]
+
+    def slide_to(self, now: int) -> list[tuple[int, int]]:
+        bucket = now - now % STEP
+        seen: list[tuple[int, int]] = []
+        if bucket <= self.current:
+            return seen
+        for b in sorted(b for b in self.buckets if b + SIZE <= bucket):
+            self.current = b + SIZE
+            for m, value in enumerate(self.buckets.pop(b)):
+                self.totals[m] -= value
+            seen.append((self.current, self.totals[0]))
+        self.current = bucket
+        return seen
+
+    def add(self, ts: int, counts: tuple[int, int, int]) -> bool:
+        bucket = ts - ts % STEP
+        if bucket < self.current - SIZE + STEP:
+            return False
+        slot = self.buckets.setdefault(bucket, [0, 0, 0])
+        for m, value in enumerate(counts):
+            slot[m] += value
+            self.totals[m] += value
+        return True
+
+    def rows(self) -> list[tuple[int, int, int, int]]:
+        return [(b, *self.buckets[b]) for b in sorted(self.buckets)]  # type: ignore[misc]
+
+
+def slide(window: SlidingTotals, now: int) -> list[tuple[int, int]]:
+    """Each boundary ``slide_to`` yields, with the window's likes seen there."""
+    return [(at, window.likes) for at in window.slide_to(now)]
+
+
+def window_at(current: int, rows: list[tuple[int, int]]) -> SlidingTotals:
+    """A window at stream time ``current`` with ``(ts, likes)`` added."""
+    window = SlidingTotals.restore(SIZE, STEP, current - current % STEP, [])
+    for ts, likes in rows:
+        assert window.add(ts, likes, 0, 0)
+    return window
+
+
+@pytest.mark.parametrize(
+    ("current", "rows", "now", "yields", "likes", "start"),
+    [
+        # not a new bucket: nothing moves
+        (20_000, [(0, 1), (20_000, 2)], 29_999, [], 3, -30_000),
+        # a new bucket, none leaves
+        (20_000, [(0, 1), (20_000, 2)], 59_999, [], 3, 0),
+        # the oldest leaves exactly at its start + size
+        (20_000, [(0, 1), (20_000, 2)], 60_000, [(60_000, 2)], 2, 10_000),
+        # both leave, oldest first, each at its own boundary; empty buckets yield nothing
+        (20_000, [(0, 1), (20_000, 2)], 85_000, [(60_000, 2), (80_000, 0)], 0, 30_000),
+        # a jump far longer than the window: the same two boundaries, then the far bucket
+        (20_000, [(0, 1), (20_000, 2)], 10**15, [(60_000, 2), (80_000, 0)], 0, 10**15 - 50_000),
+        # a full ring: every slot leaves, in bucket order across the wrap of slot numbers
+        (
+            95_000,
+            [(40_000, 1), (50_000, 2), (60_000, 3), (70_000, 4), (80_000, 5), (90_000, 6)],
+            125_000,
+            [(100_000, 20), (110_000, 18), (120_000, 15)],
+            15,
+            70_000,
+        ),
+        # a bucket added to with zeros is a bucket: it leaves with a boundary, as before
+        (20_000, [(10_000, 0)], 70_000, [(70_000, 0)], 0, 20_000),
+        # negative stream time (floor division keeps slots right)
+        (-20_000, [(-70_000, 1), (-25_000, 2)], 30_000, [(-10_000, 2), (30_000, 0)], 0, -20_000),
+    ],
+)
+def test_slide_to_yields_each_boundary_where_a_bucket_leaves(
+    current: int,
+    rows: list[tuple[int, int]],
+    now: int,
+    yields: list[tuple[int, int]],
+    likes: int,
+    start: int,
+) -> None:
+    window = window_at(current, rows)
+    assert slide(window, now) == yields
+    assert (window.likes, window.start_ms, window.end_ms) == (likes, start, start + SIZE)
+
+
+@pytest.mark.parametrize(
+    ("current", "ts", "counted"),
+    [
+        (100_000, 100_000, True),  # the current bucket
+        (100_000, 109_999, True),  # still the current bucket
+        (100_000, 50_000, True),  # the oldest bucket of the window
+        (100_000, 49_999, False),  # the bucket before it: expired
+        (100_000, -(10**12), False),
+        (100_000, 50_000 - SIZE, False),  # same slot as the oldest bucket, a lap earlier
+        (100_000, 100_000 + SIZE, True),  # same slot as the oldest, a lap later: ahead
+    ],
+)
+def test_add_counts_unless_the_bucket_expired(current: int, ts: int, counted: bool) -> None:
+    window = window_at(current, [(50_000, 7)])
+    assert window.add(ts, 5, 1, 2) is counted
+    expected = Totals(12, 1, 2) if counted else Totals(7, 0, 0)
+    assert window.totals == expected
+    assert sum(row[1] for row in window.rows()) == expected.likes
+
+
+def test_the_ring_wraps_around_and_keeps_the_last_n_buckets() -> None:
+    window = SlidingTotals(SIZE, STEP)
+    for k in range(3 * N + 2):
+        window.advance(k * STEP)
+        window.add(k * STEP + 1, k + 1, 1, k)
+    first = (2 * N + 2) * STEP
+    assert window.rows() == [(first + k * STEP, 2 * N + 3 + k, 1, 2 * N + 2 + k) for k in range(N)]
+    assert window.totals == Totals(
+        sum(range(2 * N + 3, 3 * N + 3)), N, sum(range(2 * N + 2, 3 * N + 2))
+    )
+
+
+def test_an_event_ahead_of_stream_time_waits_until_the_window_reaches_it() -> None:
+    window = window_at(20_000, [(0, 1)])
+    assert window.add(100_000, 4, 0, 0)  # ahead: counted, the window does not move
+    assert (window.likes, window.current_bucket) == (5, 20_000)
+    assert window.rows() == [(0, 1, 0, 0), (100_000, 4, 0, 0)]
+    assert slide(window, 100_000) == [(60_000, 4)]
+    assert window.rows() == [(100_000, 4, 0, 0)]
+    assert window.ahead is None  # in the ring now
+    assert slide(window, 200_000) == [(160_000, 0)]
+
+
+def test_a_count_beyond_32_bits_widens_the_ring() -> None:
+    window = window_at(0, [(0, 2**31 - 1)])
+    assert window.ring.typecode == "i"
+    assert window.add(0, 1, 2**40, 2**62)
+    assert window.ring.typecode == "q"
+    assert window.rows() == [(0, 2**31, 2**40, 2**62)]
+    assert window.totals == Totals(2**31, 2**40, 2**62)
+    assert slide(window, SIZE) == [(SIZE, 0)]
+    assert window.totals == Totals(0, 0, 0)
+
+
+times = st.integers(-200_000, 400_000)
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["advance", "add", "add", "add"]),
+        times,
+        st.tuples(st.integers(0, 20), st.integers(0, 3), st.integers(0, 50)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops)
+def test_the_ring_matches_a_dict_of_buckets(steps: list[Any]) -> None:
+    ring, reference = SlidingTotals(SIZE, STEP), DictWindow()
+    for op, ts, counts in steps:
+        if op == "advance":
+            assert slide(ring, ts) == reference.slide_to(ts)
+        else:
+            assert ring.add(ts, *counts) is reference.add(ts, counts)
+        assert ring.current_bucket == reference.current
+        assert ring.totals.as_list() == reference.totals
+        assert ring.rows() == reference.rows()
+    restored = SlidingTotals.restore(SIZE, STEP, ring.current_bucket, ring.rows())
+    assert (restored, restored.totals) == (ring, ring.totals)
+    assert slide(restored, 10**9) == slide(ring, 10**9)
+
+
+# -- tumbling windows ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("adds", "now", "closed", "still_open"),
+    [
+        ([], 1_000_000, [], []),
+        ([(5_000, 1)], 60_000 + 9_999, [], [0]),
+        ([(5_000, 1)], 60_000 + 10_000, [(0, 1)], []),
+        # the newest as plain ints, an older one within grace in the dict, closed in order
+        ([(5_000, 1), (61_000, 2), (7_000, 3)], 130_000, [(0, 4), (60_000, 2)], []),
+        ([(5_000, 1), (61_000, 2), (7_000, 3)], 70_000, [(0, 4)], [60_000]),
+        # out of order: an older window opened after a newer one
+        ([(61_000, 2), (5_000, 1), (125_000, 5)], 130_000, [(0, 1), (60_000, 2)], [120_000]),
+    ],
+)
+def test_tumbling_windows_close_oldest_first(
+    adds: list[tuple[int, int]],
+    now: int,
+    closed: list[tuple[int, int]],
+    still_open: list[int],
+) -> None:
+    tumbling = TumblingTotals(60_000)
+    for ts, likes in adds:
+        tumbling.add(ts, likes, 0, likes)
+    found = tumbling.close_until(now, 10_000)
+    assert [(start, t.likes) for start, t in found] == closed
+    assert all(t.coins == t.likes for _, t in found)
+    assert [row[0] for row in tumbling.rows()] == still_open
+    assert tumbling.first_start == (still_open[0] if still_open else NONE_OPEN)
+    assert TumblingTotals.restore(60_000, tumbling.rows()) == tumbling
+    rest = tumbling.close_all()
+    assert [start for start, _ in rest] == still_open
+    assert (tumbling.rows(), tumbling.first_start, tumbling.older) == ([], NONE_OPEN, None)
