@@ -104,6 +104,7 @@ class StateStore:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.broker,
             enable_auto_commit=False,
+            auto_offset_reset="earliest",
             fetch_max_bytes=RESTORE_FETCH_BYTES,
             max_partition_fetch_bytes=RESTORE_FETCH_BYTES,
         )
@@ -112,7 +113,9 @@ class StateStore:
             tps = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
-            await consumer.seek_to_beginning(*tps)
+            starts = await consumer.beginning_offsets(tps)
+            for tp in tps:  # explicit: a reset racing assign() must not skip the state
+                consumer.seek(tp, starts[tp])
             found: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in partitions}
             remaining = {tp for tp in tps if ends[tp] > 0}
             while remaining:
