@@ -81,6 +81,16 @@ async def committed_offsets(
     return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
+async def committed_total(broker: str, group: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        committed = await committed_offsets(admin, group, topic) or {}
+    finally:
+        await admin.close()
+    return sum(offset for offset in committed.values() if offset > 0)
+
+
 async def wait_until_committed(
     broker: str, group: str, topic: str, deadline_s: float = DEADLINE_S
 ) -> None:

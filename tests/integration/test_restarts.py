@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from processor.contract import InvalidRecord, decode_event
 from processor.core.alerts import WindowClosed
@@ -17,7 +16,7 @@ from processor.core.engine import Engine
 from processor.simulator.generator import SimulationConfig, generate
 from tests.integration.conftest import KILL_TEST_ENGINE, Topics, WorkerProcess, kill_test_env
 from tests.integration.kafka import (
-    committed_offsets,
+    committed_total,
     end_offsets,
     keyed,
     produce,
@@ -51,16 +50,6 @@ def uninterrupted(records: list[tuple[bytes | None, bytes]]) -> tuple[list[Any],
             del record["emitted_at"]
             (windows if isinstance(output, WindowClosed) else alerts).append(record)
     return alerts, windows
-
-
-async def committed_total(broker: str, group: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
-    await admin.start()
-    try:
-        committed = await committed_offsets(admin, group, topic) or {}
-    finally:
-        await admin.close()
-    return sum(offset for offset in committed.values() if offset > 0)
 
 
 def dedupe(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
