@@ -17,7 +17,8 @@ LABELS = {
     "livepulse": "livepulse worker",
     "livepulse-2": "livepulse, two workers",
 }
-# livepulse's targets (issue 8; vs_naive_faust and state_bytes_per_stream from issue 5).
+# livepulse's targets (issue 8; vs_naive_faust and state_bytes_per_stream from issue 5;
+# memory, checkpoints and restore from issue 9).
 TARGETS = {
     "vs_ceiling": 0.30,
     "vs_naive_faust": 3.0,
@@ -25,6 +26,10 @@ TARGETS = {
     "cpu_s_per_million": 40.0,
     "latency_p99_ms": 250.0,
     "state_bytes_per_stream": 2048.0,
+    # issue 9
+    "memory_bytes_per_stream": 2048.0,
+    "checkpoint_bytes_per_commit": None,  # no number: it must follow what changed
+    "restore_100k_s": 15.0,
 }
 
 
@@ -104,9 +109,20 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     state = results.get("state") or {}
     rows: list[dict[str, Any]] = []
 
-    def add(key: str, label: str, value: float | None, op: str, unit: str, why: str) -> None:
+    def add(
+        key: str,
+        label: str,
+        value: float | None,
+        op: str,
+        unit: str,
+        why: str,
+        met: bool | None = None,
+    ) -> None:
         limit = TARGETS[key]
-        met = value is not None and (value >= limit if op == ">=" else value <= limit)
+        if limit is None:  # reported, judged by its detail line
+            met = None
+        elif met is None or met:
+            met = value is not None and (value >= limit if op == ">=" else value <= limit)
         row: dict[str, Any] = {
             "target": key,
             "label": label,
@@ -169,6 +185,36 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         state.get("error")
         or (_why_missing(results, "livepulse") if not lp.get("events_per_s") else "no snapshot"),
     )
+    memory = results.get("memory") or {}
+    add(
+        "memory_bytes_per_stream",
+        "memory per stream, full window",
+        memory.get("bytes_per_stream"),
+        "<=",
+        "B",
+        _first_line(memory.get("error") or memory.get("skipped") or "not measured"),
+    )
+    cp = lp.get("checkpoints") or {}
+    add(
+        "checkpoint_bytes_per_commit",
+        "checkpoint bytes per commit",
+        cp.get("bytes_per_commit"),
+        "",
+        "B",
+        _first_line(cp.get("error") or "")
+        or (_why_missing(results, "livepulse") if not lp.get("events_per_s") else "no checkpoint"),
+    )
+    rs = results.get("restore") or {}
+    add(
+        "restore_100k_s",
+        f"{rs.get('streams', 100_000):,} streams restored, processing",
+        rs.get("processing_again_s"),
+        "<=",
+        "s",
+        _first_line(rs.get("error") or rs.get("skipped") or "not measured"),
+        # every stream must be back, not only the offsets committed
+        met=rs.get("restored_streams") == rs.get("streams") and rs.get("streams") == 100_000,
+    )
     return rows
 
 
@@ -184,6 +230,8 @@ def _show(value: float, unit: str) -> str:
 
 def _limit(row: dict[str, Any]) -> str:
     limit, unit = row["limit"], row["unit"]
+    if limit is None:
+        return "no target"
     shown = f"{100 * limit:g}%" if unit == "%" else f"{limit:g}x" if unit == "x" else None
     return f"{row['op']} {shown or f'{limit:,.0f} {unit}'}"
 
@@ -219,7 +267,7 @@ def table(results: dict[str, Any]) -> str:
     lines.append(f"  {'target':<34} {'measured':>10}  {'wanted':<11} verdict")
     for row in results.get("targets") or targets(results):
         shown = "n/a" if row["value"] is None else _show(row["value"], row["unit"])
-        verdict = "met" if row["met"] else "missed"
+        verdict = {True: "met", False: "missed", None: "reported"}[row["met"]]
         if row.get("not_measured"):
             verdict += f" (not measured: {row['not_measured']})"
         lines.append(f"  {row['label']:<34} {shown:>10}  {_limit(row):<11} {verdict}")
@@ -307,6 +355,21 @@ def _load_generator(lat: dict[str, Any]) -> str:
     return text
 
 
+def _paced_checkpoints(results: dict[str, Any]) -> str:
+    """The latency step's checkpoint cost: a steady load, paced at half the max rate."""
+    lat = results.get("latency") or {}
+    cp = lat.get("checkpoints") or {}
+    if cp.get("bytes_per_commit") is None:
+        return ""
+    held = cp.get("streams_held_at_end")
+    return (
+        f"; paced at {_fmt(lat.get('achieved_rate'), ',.0f')} ev/s (latency step): "
+        f"{cp['bytes_per_commit']:,.0f} B and {cp['records_per_commit']:,.0f} records per "
+        f"commit, {cp['bytes_per_s']:,.0f} B/s"
+        + (f", {held:,} streams held" if held is not None else "")
+    )
+
+
 def _detail(results: dict[str, Any], target: str) -> str:
     """The line under a target row that says how it was measured."""
     if target == "latency_p99_ms":
@@ -323,6 +386,45 @@ def _detail(results: dict[str, Any], target: str) -> str:
             f"p99 {_fmt(hist.get('p99_ms'), ',.0f')} ms"
             f"{_load_generator(lat)}"
         )
+    if target == "memory_bytes_per_stream":
+        memory = results.get("memory") or {}
+        if memory.get("bytes_per_stream") is None:
+            return ""
+        shown = {k: v for k, v in memory.items() if k != "bytes_per_stream"}
+        return "bench.state_memory (tracemalloc): " + ", ".join(
+            f"{k} {v:,}" if isinstance(v, int | float) else f"{k} {v}"
+            for k, v in list(shown.items())[:6]
+        )
+    if target == "checkpoint_bytes_per_commit":
+        lp = results["contenders"].get("livepulse") or {}
+        cp = lp.get("checkpoints") or {}
+        if cp.get("bytes_per_commit") is None:
+            return ""
+        held = cp.get("streams_held_at_end")
+        return (
+            f"{cp['bytes_per_s']:,.0f} B/s, {cp['records_per_s']:,.0f} records/s, "
+            f"{cp['records_per_commit']:,.0f} records per commit over {cp['commits']} commits "
+            f"({cp['commits_counted']}) in {cp['span_s']:.1f}s at full load"
+            + (f", {held:,} streams held at the end" if held is not None else "")
+            + f"; {cp['note']}"
+            + _paced_checkpoints(results)
+        )
+    if target == "restore_100k_s":
+        rs = results.get("restore") or {}
+        if rs.get("processing_again_s") is None:
+            return ""
+        st = rs.get("state_topic") or {}
+        text = (
+            f"from the restart: 'restored' logged at {rs['restored_s']:.1f}s (restore itself "
+            f"{_fmt(rs.get('restore_seconds'), '.2f', 's')}, start-up and the killed member's "
+            f"session timeout before it {_fmt(rs.get('before_restore_s'), '.1f', 's')}); "
+            f"{rs['restored_streams']:,} streams from {rs['state_records_read']:,} state records "
+            f"(the topic afterwards: {st.get('records', 0):,} records, "
+            f"{st.get('bytes', 0) / 2**20:,.1f} MiB); peak RSS {rs['peak_rss_mb']:,.0f} MB"
+        )
+        if rs.get("restored_streams") != rs.get("streams"):
+            text += f" -- MISSED: {rs['restored_streams']:,} of {rs['streams']:,} streams restored"
+        return text
     if target == "state_bytes_per_stream":
         state = results.get("state") or {}
         if state.get("bytes_per_stream") is None:

@@ -20,9 +20,15 @@ groups; for livepulse-2 the first commit once both workers are in the group) to 
 last, so start-up is left out. CPU = user+system seconds of the process tree over that
 span; peak RSS = the highest resident set seen (and VmHWM); for livepulse-2 both summed
 over the two workers. Then livepulse again, fresh, at half its measured events/s, for
-event-to-alert latency, and its state snapshot size per active stream. The table checks
-livepulse against the targets of issue 8 (met / missed) and sets two workers against
-one. Results: bench-results/<stamp>.json, .png, latest.json, and a table on stdout.
+event-to-alert latency, and its state snapshot size per active stream. Checkpoint cost:
+the workers' livepulse_checkpoint_{bytes,records}_total read at both ends of livepulse's
+measured span (full load) and of the latency step (paced), per second and per commit.
+Then the restore step (bench.restore): a worker holding 100,000 streams is killed -9 and
+restarted, timed until it is restored and processing again; and, if bench.state_memory
+is there, its tracemalloc measure of memory per stream with a full window. The table
+checks livepulse against the targets of issues 8 and 9 (met / missed) and sets two
+workers against one. Results: bench-results/<stamp>.json, .png, latest.json, and a table
+on stdout.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from pathlib import Path
 from traceback import format_exc
 from typing import Any
 
-from bench import report
+from bench import report, restore
 from bench.common import (
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_HOME,
@@ -59,12 +65,14 @@ from bench.common import (
     OffsetWatcher,
     create_topics,
     delete_topics,
+    end_offsets,
     free_port,
     free_ports,
     list_topics,
     quiet_kafka_logs,
     say,
 )
+from bench.restore import read_state
 from bench.workload import Workload, ensure_prefilled
 
 CONTENDERS = ("ceiling", "faust-floor", "naive-faust", "quix", "livepulse", "livepulse-2")
@@ -157,6 +165,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         help=f"seconds of paced load for livepulse's latency (default {FULL.latency_seconds:.0f}, "
         f"quick {QUICK.latency_seconds:.0f}; 0 skips it)",
+    )
+    parser.add_argument(
+        "--restore-streams",
+        type=int,
+        default=restore.STREAMS,
+        help=f"streams of the restore step: held by a worker that is killed -9 and restarted "
+        f"(default {restore.STREAMS:,}, the target's; 0 skips it)",
     )
     parser.add_argument(
         "--refill", action="store_true", help="pre-fill again even if a matching topic exists"
@@ -331,6 +346,7 @@ class Run:
         group: str,
         cap_s: float,
         on_done: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        probe: Callable[[], Awaitable[dict[str, float]]] | None = None,
     ) -> dict[str, Any]:
         """Run a consumer-group contender until the group's committed offsets reach the end.
 
@@ -339,7 +355,9 @@ class Run:
         offsets from the first commit to the last; with several processes the span starts
         at the first commit once all of them are in the (Stable) group, so it measures them
         working together rather than the first one alone before the rest joined. CPU and
-        peak RSS are summed over the processes' trees.
+        peak RSS are summed over the processes' trees. ``probe`` (the processes' metrics),
+        if given, is read when the measured span starts and when it ends: ``result["probe"]``
+        holds both readings, their times, and the commits seen between them.
         """
         n = len(procs)
         children = [
@@ -357,6 +375,8 @@ class Run:
         next_report = launched + 5.0
         extra: dict[str, Any] = {}
         error = None
+        probed: dict[str, Any] = {}
+        commits_seen = 0  # changes of the committed total in the measured span
         async with OffsetWatcher(self.bootstrap, group, self.topic) as watcher:
             while True:
                 offsets = await watcher.committed_by_partition()
@@ -369,6 +389,10 @@ class Run:
                     first_any = (now, committed)
                 if committed and first is None and (n == 1 or len(held) >= n):
                     first, at_first = (now, committed), offsets
+                    if probe is not None:
+                        probed["start"] = {"t": time.time(), "metrics": await probe()}
+                elif first is not None and committed != last[1]:
+                    commits_seen += 1
                 last = (now, committed)
                 if committed >= self.total:
                     break
@@ -395,11 +419,17 @@ class Run:
                     next_report = now + 5.0
                 await asyncio.sleep(POLL_S)
             held_at_end = await watcher.members() if n > 1 and first else []
+        if probe is not None and probed and all(c.alive() for c in children):
+            probed["end"] = {"t": time.time(), "metrics": await probe()}
+            probed["commits_seen"] = commits_seen
+            probed["poll_s"] = POLL_S
         if on_done is not None and error is None:
             extra = await on_done()
         monitors = [child.monitor for child in children]
         codes = self.stop_children()
         result: dict[str, Any] = {"exit_code": codes[0] if n == 1 else codes, **extra}
+        if probed.get("end"):
+            result["probe"] = probed
         notes = []
         if n > 1:
             result["processes"] = n
@@ -560,17 +590,25 @@ class Run:
             for port, data_dir in zip(ports, data_dirs, strict=True)
         ]
 
-        async def on_done() -> dict[str, Any]:
-            totals: dict[str, float] = {}  # summed over the workers
-            for port in ports:
-                text = await asyncio.to_thread(scrape, f"http://127.0.0.1:{port}/metrics")
+        async def totals() -> dict[str, float]:
+            summed: dict[str, float] = {}  # over the workers
+            texts = await asyncio.gather(
+                *(asyncio.to_thread(scrape, f"http://127.0.0.1:{port}/metrics") for port in ports)
+            )
+            for text in texts:
                 for name, value in metric_totals(text or "").items():
-                    totals[name] = totals.get(name, 0.0) + value
-            return {"metrics": totals} if totals else {}
+                    summed[name] = summed.get(name, 0.0) + value
+            return summed
+
+        async def on_done() -> dict[str, Any]:
+            summed = await totals()
+            return {"metrics": summed} if summed else {}
 
         result = await self.group_contender(
-            contender, procs, app_id, self.args.max_seconds, on_done
+            contender, procs, app_id, self.args.max_seconds, on_done, probe=totals
         )
+        interval = float(procs[0][1].get("LIVEPULSE_COMMIT_INTERVAL_SECONDS", "1.0"))
+        result["checkpoints"] = checkpoint_rates(result.pop("probe", None), interval)
         result["config"] = (
             "defaults: 600 s tier window in 10 s steps, 60 s tumbling, snapshots per commit"
         )
@@ -637,10 +675,17 @@ class Run:
                 self.env({}),
                 self.logs / "latency-producer.log",
             )
+            # Checkpoint cost at a steady, paced load: the counters as the pacer starts
+            # and once it is done (warm-up and the last second's drain included).
+            probe: dict[str, Any] = {}
+            text = await asyncio.to_thread(scrape, metrics_url)
+            probe["start"] = {"t": time.time(), "metrics": metric_totals(text or "")}
             try:
                 code = await pacer.wait(self.args.latency_seconds + 240)
             finally:
                 pacer.stop()
+            text = await asyncio.to_thread(scrape, metrics_url)
+            probe["end"] = {"t": time.time(), "metrics": metric_totals(text or "")}
             if code != 0:
                 return {
                     "error": f"bench.latency exit {code}; log {pacer.log_path}:\n{pacer.tail()}"
@@ -651,6 +696,12 @@ class Run:
                 text or "", "livepulse_alert_latency_seconds"
             )
             result["worker_peak_rss_mb"] = round(worker.monitor.peak_rss / 2**20, 1)
+            interval = float(
+                self.livepulse_env(app_id, events_topic, port).get(
+                    "LIVEPULSE_COMMIT_INTERVAL_SECONDS", "1.0"
+                )
+            )
+            result["checkpoints"] = checkpoint_rates(probe, interval)
             return result
         finally:
             self.stop_children()
@@ -678,6 +729,9 @@ def metric_totals(text: str) -> dict[str, float]:
         "livepulse_alerts_published_total",
         "livepulse_windows_closed_total",
         "livepulse_active_streams",
+        "livepulse_checkpoint_records_total",
+        "livepulse_checkpoint_bytes_total",
+        "livepulse_restore_seconds",
     )
     out: dict[str, float] = {}
     for line in text.splitlines():
@@ -732,65 +786,95 @@ async def wait_assigned(url: str, partitions: int, worker: Child, timeout: float
     return False
 
 
-async def state_size(bootstrap: str, topic: str, partitions: int) -> dict[str, Any]:
-    """Size of the newest snapshot of every partition in the worker's state topic.
+CHECKPOINT_NOTE = "follows the streams that change, not the streams held"
 
-    Never raises: a snapshot it cannot read gives ``{"error": ...}``, so the run goes on.
-    """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=32 * 2**20,
-        fetch_max_bytes=64 * 2**20,
-    )
-    formats: set[str] = set()
-    try:
-        await consumer.start()
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        total_bytes = streams = ended = 0
-        for tp in tps:
-            if not ends[tp]:
-                continue
-            consumer.seek(tp, ends[tp] - 1)
-            record = await asyncio.wait_for(consumer.getone(tp), 30)
-            if record.value is None:
-                continue
-            kind, doc = decode_snapshot(record.value)
-            formats.add(kind)
-            total_bytes += len(record.value)
-            streams += len(doc.get("streams", ()))
-            ended += len(doc.get("ended", ()))
-    except Exception as exc:  # the throughput numbers matter more than this one
-        return {"error": f"state topic {topic}: {type(exc).__name__}: {exc}"}
-    finally:
-        await consumer.stop()
+def checkpoint_rates(probe: dict[str, Any] | None, interval_s: float) -> dict[str, Any]:
+    """Checkpoint bytes and records per second and per commit over the measured span, from
+    the workers' livepulse_checkpoint_* counters read at its start and its end."""
+    if not probe:
+        return {"error": "the workers' /metrics were not read at both ends of the measured span"}
+    start, end = probe["start"], probe["end"]
+    span = end["t"] - start["t"]
+
+    def delta(name: str) -> float | None:
+        if name not in end["metrics"] or name not in start["metrics"]:
+            return None
+        return float(end["metrics"][name] - start["metrics"][name])
+
+    size = delta("livepulse_checkpoint_bytes_total")
+    records = delta("livepulse_checkpoint_records_total")
+    if size is None or records is None or span <= 0:
+        return {"error": "the workers export no livepulse_checkpoint_* counters"}
+    # Each commit takes one checkpoint; the harness sees each as a step of the committed
+    # offsets (polled every few hundred ms, commits are LIVEPULSE_COMMIT_INTERVAL_SECONDS
+    # apart); without any step seen, count one per interval.
+    seen = int(probe.get("commits_seen") or 0)
+    commits = seen or max(1, round(span / interval_s))
+    held = end["metrics"].get("livepulse_active_streams")
     return {
-        "bytes": total_bytes,
-        "streams": streams,
-        "ended_streams_remembered": ended,
-        "bytes_per_stream": round(total_bytes / streams, 1) if streams else None,
-        "format": ", ".join(sorted(formats)) or None,
-        "method": "newest snapshot record per partition of the state topic, summed, "
-        "divided by the active streams in them",
+        "bytes_per_s": round(size / span, 1),
+        "records_per_s": round(records / span, 1),
+        "bytes_per_commit": round(size / commits, 1),
+        "records_per_commit": round(records / commits, 1),
+        "commits": commits,
+        "commits_counted": "committed-offset steps seen" if seen else "span / commit interval",
+        "commit_interval_s": interval_s,
+        "span_s": round(span, 2),
+        "bytes": int(size),
+        "records": int(records),
+        "streams_held_at_end": None if held is None else int(held),
+        "note": CHECKPOINT_NOTE,
+        "method": "livepulse_checkpoint_bytes_total / _records_total (record values, one "
+        "record per changed stream plus one per partition) read from the workers' /metrics "
+        "when the measured span starts and ends",
     }
 
 
-def decode_snapshot(value: bytes) -> tuple[str, dict[str, Any]]:
-    """A snapshot record as a plain mapping, whether the worker wrote JSON or MessagePack."""
-    with contextlib.suppress(ValueError):
-        doc = json.loads(value)
-        if isinstance(doc, dict):
-            return "json", doc
-    import msgspec  # the worker's own dependency when it writes MessagePack
+async def state_size(bootstrap: str, topic: str, partitions: int) -> dict[str, Any]:
+    """The state the worker's compacted state topic holds once the last record of each key
+    is kept: its stream records and their bytes, per active stream.
 
-    doc = msgspec.msgpack.decode(value)
-    if not isinstance(doc, dict):
-        raise ValueError(f"snapshot is a MessagePack {type(doc).__name__}, not a map")
-    return "msgpack", doc
+    Never raises: a state topic it cannot read gives ``{"error": ...}``, so the run goes on.
+    """
+    try:
+        ends = await end_offsets(bootstrap, topic)
+        parts = [await read_state(bootstrap, topic, p, ends.get(p, 0)) for p in range(partitions)]
+    except Exception as exc:  # the throughput numbers matter more than this one
+        return {"error": f"state topic {topic}: {type(exc).__name__}: {exc}"}
+    streams = sum(p["live_stream_records"] for p in parts)
+    size = sum(p["live_stream_value_bytes"] for p in parts)
+    return {
+        "bytes": size,
+        "streams": streams,
+        "ended_streams_remembered": sum(p["ended_records"] for p in parts),
+        "bytes_per_stream": round(size / streams, 1) if streams else None,
+        "topic_records": sum(p["records"] for p in parts),
+        "topic_bytes": sum(p["bytes"] for p in parts),
+        "format": "a record per stream (MessagePack)",
+        "method": "every record of the state topic, the last of each key kept: the values of "
+        "the live 's:' (stream) records summed, divided by their number",
+    }
+
+
+def state_memory() -> dict[str, Any]:
+    """bench.state_memory's tracemalloc measure of the engine's memory per stream with a
+    full window, if that module is there."""
+    try:
+        from bench import state_memory as module
+    except ImportError:
+        return {"skipped": "not measured: bench.state_memory is not there"}
+    measure = getattr(module, "measure", None)
+    if not callable(measure):
+        return {"skipped": "not measured: bench.state_memory has no measure()"}
+    say("measuring memory per stream with a full window (bench.state_memory)")
+    try:
+        result = measure()
+    except Exception as exc:
+        return {"error": f"bench.state_memory.measure: {type(exc).__name__}: {exc}"}
+    if not isinstance(result, dict) or not isinstance(result.get("bytes_per_stream"), int | float):
+        return {"error": f"bench.state_memory.measure gave no bytes_per_stream: {result!r:.200}"}
+    return dict(result)
 
 
 # ---------------------------------------------------------------------------- main
@@ -883,6 +967,20 @@ async def bench(args: argparse.Namespace) -> int:
                 say(f"  latency FAILED: {results['latency']['error']}")
         else:
             results["latency"] = {"skipped": "livepulse not measured or --latency-seconds 0"}
+        if args.restore_streams > 0:
+            say(f"measuring the restore of {args.restore_streams:,} streams after kill -9")
+            t = time.monotonic()
+            try:
+                results["restore"] = await restore.measure(
+                    bootstrap, run.name("restore"), args.restore_streams, logs=run.logs
+                )
+            except Exception as exc:
+                results["restore"] = {"error": f"bench harness: {type(exc).__name__}: {exc}"}
+            durations["restore_s"] = round(time.monotonic() - t, 1)
+            say(f"  {restore.summary(results['restore'])}")
+        else:
+            results["restore"] = {"skipped": "--restore-streams 0"}
+        results["memory"] = state_memory()
         results["ratios"] = report.ratios(results)
         results["targets"] = report.targets(results)
         durations["total_s"] = round(time.monotonic() - t_start, 1)
