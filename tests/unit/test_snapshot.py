@@ -180,3 +180,17 @@ def test_a_count_beyond_64_bits_is_refused() -> None:
         snapshot.restore(one_stream(window=[[T0, 2**63, 0, 0]]), CONFIG, 0)
     assert str(info.value).startswith("stream 's1': corrupt checkpoint record: ")
     assert "too big" in str(info.value)
+
+
+def test_a_checkpoint_of_100_active_streams_out_of_50_000_writes_101_records() -> None:
+    """Issue 9: checkpoint cost follows the streams that changed, not the streams held."""
+    engine = Engine(CONFIG)
+    scripts = [StreamScript(f"s{i}") for i in range(50_000)]
+    for s in scripts:
+        engine.process(typed(s.start(T0)))
+    snapshot.changes(engine, offset=49_999)
+    for s in scripts[:100]:
+        engine.process(typed(s.likes(T0 + 1_000, 5)))
+    records = snapshot.changes(engine, offset=50_099)
+    assert len(records) == 101 and records[-1][0] == b"p"
+    assert sum(len(v or b"") for _, v in records) < 100 * 400  # about 300 B a stream
