@@ -133,23 +133,24 @@ def changes(engine: Engine, offset: int) -> list[Record]:
     the partition record last), covering input offsets up to ``offset``. Clears the
     engine's change sets."""
     out: list[Record] = []
-    for stream_id in engine.changed:
-        key = stream_id.encode()
+    changed = engine.changed
+    ended_now = []
+    for stream_id in changed:
         state = engine.streams.get(stream_id)
         if state is not None:
-            out.append(
-                (
-                    STREAM_PREFIX + key,
-                    _encoder.encode(StreamRecord(FORMAT_VERSION, offset, _stream(state))),
-                )
-            )
-            continue
-        out.append((STREAM_PREFIX + key, None))
-        ended_at = engine.ended.get(stream_id)
-        if ended_at is not None:
-            out.append(
-                (ENDED_PREFIX + key, _encoder.encode(EndedRecord(FORMAT_VERSION, offset, ended_at)))
-            )
+            record = StreamRecord(FORMAT_VERSION, offset, _stream(state))
+            out.append((STREAM_PREFIX + stream_id.encode(), _encoder.encode(record)))
+        else:
+            out.append((STREAM_PREFIX + stream_id.encode(), None))
+            ended_now.append(stream_id)
+    if ended_now:
+        # in the order they ended, which a restore keeps: the memory of ended streams
+        # forgets the oldest first, the same after a restart as without one
+        ended_set = set(ended_now)
+        for stream_id, ended_at in engine.ended.items():
+            if stream_id in ended_set:
+                marker = EndedRecord(FORMAT_VERSION, offset, ended_at)
+                out.append((ENDED_PREFIX + stream_id.encode(), _encoder.encode(marker)))
     for stream_id in engine.forgotten:
         if stream_id not in engine.ended:
             out.append((ENDED_PREFIX + stream_id.encode(), None))

@@ -194,3 +194,16 @@ def test_a_checkpoint_of_100_active_streams_out_of_50_000_writes_101_records() -
     records = snapshot.changes(engine, offset=50_099)
     assert len(records) == 101 and records[-1][0] == b"p"
     assert sum(len(v or b"") for _, v in records) < 100 * 400  # about 300 B a stream
+
+
+def test_the_memory_of_ended_streams_keeps_its_order_across_a_restore() -> None:
+    """Which ended stream is forgotten first must not depend on a restart."""
+    engine = Engine(EngineConfig(ended_memory=50))
+    names = [f"x{i:03d}" for i in range(40)]
+    for i, name in enumerate(names):
+        s = StreamScript(name)
+        engine.process(typed(s.start(T0 + i)))
+    for i, name in enumerate(reversed(names)):  # they end in another order than they began
+        engine.process(typed(StreamScript(name).end(T0 + 100 + i)))
+    restored = snapshot.restore(snapshot.changes(engine, 99), EngineConfig(ended_memory=50), 0)
+    assert list(restored.engine.ended) == list(engine.ended) == list(reversed(names))
