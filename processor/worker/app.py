@@ -9,10 +9,11 @@ agent through an in-memory channel. The agent applies it (decode, engine, output
 synchronous call, :meth:`PartitionState.apply`) and hands the outputs to Faust's producer.
 
 Exactly-once results on at-least-once delivery: every commit interval, and before
-partitions are revoked, each changed partition's snapshot goes to the compacted state
-topic, the producer is flushed (outputs and snapshots acknowledged), and only then are the
-input offsets the snapshots cover committed. A restart resumes at or before each
-snapshot's offset, skips what it holds, and republishes its pending outputs.
+partitions are revoked, a checkpoint of the streams that changed is taken; once the
+outputs sent before it are acknowledged it goes to the compacted state topic, and once it
+is acknowledged the input offsets it covers are committed. A restart restores each
+partition from its checkpoint records, resumes at the committed offset and skips what the
+records hold.
 """
 
 from __future__ import annotations
