@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from processor.core.engine import EngineConfig
-from tests.integration.kafka import create_topics
+from tests.integration.kafka import committed_total, create_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -194,6 +195,19 @@ def worker_env(broker: str, topics: Topics, tmp_path: Path) -> dict[str, str]:
         "LIVEPULSE_DATA_DIR": str(tmp_path / "worker-data"),
         "LIVEPULSE_METRICS_PORT": str(free_port()),
     }
+
+
+def kill_9_once_committed(
+    worker: WorkerProcess, broker: str, topics: Topics, at_least: float, deadline_s: float = 180
+) -> int:
+    """Wait until the group has committed ``at_least`` records of the events topic, then
+    ``kill -9`` the worker; returns how many were committed when the kill was decided."""
+    deadline = time.monotonic() + deadline_s
+    while (done := asyncio.run(committed_total(broker, topics.app_id, topics.events))) < at_least:
+        assert time.monotonic() < deadline, f"stuck at {done}: {worker.log()}"
+        time.sleep(0.01)
+    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+    return done
 
 
 @pytest.fixture

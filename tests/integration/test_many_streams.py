@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.integration.conftest import Topics, WorkerProcess, kill_test_env, new_topics
+from tests.integration.conftest import (
+    Topics,
+    WorkerProcess,
+    kill_9_once_committed,
+    kill_test_env,
+    new_topics,
+)
 from tests.integration.kafka import (
     committed_total,
     end_offsets,
@@ -62,13 +66,7 @@ def test_fifty_thousand_streams_in_one_partition_survive_kill_9_exactly(
     assert total == STREAMS * 9
 
     worker.start()
-    deadline = time.monotonic() + 180
-    while (done := asyncio.run(committed_total(broker, topics.app_id, topics.events))) < (
-        KILL_AT * total
-    ):
-        assert time.monotonic() < deadline, f"stuck at {done}/{total}: {worker.log()}"
-        time.sleep(0.05)
-    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+    done = kill_9_once_committed(worker, broker, topics, KILL_AT * total)
     assert done < total - STREAMS, f"the kill came after every stream had ended: {done}"
     worker.start()
     asyncio.run(wait_until_committed(broker, topics.app_id, topics.events, deadline_s=240))

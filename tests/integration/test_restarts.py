@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import time
 from typing import Any
 
 import orjson
@@ -14,9 +12,14 @@ from processor.contract import InvalidRecord, decode_event
 from processor.core.alerts import WindowClosed
 from processor.core.engine import Engine
 from processor.simulator.generator import SimulationConfig, generate
-from tests.integration.conftest import KILL_TEST_ENGINE, Topics, WorkerProcess, kill_test_env
+from tests.integration.conftest import (
+    KILL_TEST_ENGINE,
+    Topics,
+    WorkerProcess,
+    kill_9_once_committed,
+    kill_test_env,
+)
 from tests.integration.kafka import (
-    committed_total,
     end_offsets,
     keyed,
     produce,
@@ -79,14 +82,7 @@ def test_kill_9_at_several_points_gives_the_uninterrupted_result(
 
     kills = []
     for fraction in KILL_AT:
-        deadline = time.monotonic() + 120
-        while (done := asyncio.run(committed_total(broker, topics.app_id, topics.events))) < (
-            fraction * total
-        ):
-            assert time.monotonic() < deadline, f"stuck at {done}/{total}: {worker.log()}"
-            time.sleep(0.01)
-        assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
-        kills.append(done)
+        kills.append(kill_9_once_committed(worker, broker, topics, fraction * total, 120))
         worker.start()
     assert all(k < total for k in kills), f"a kill came after the end: {kills} of {total}"
 
