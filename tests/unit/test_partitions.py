@@ -10,22 +10,12 @@ import pytest
 
 from processor.contract import Reason
 from processor.core.alerts import TierChanged
-from processor.core.engine import Engine, EngineConfig
+from processor.core.engine import Engine
 from processor.records import OutputRecord
 from processor.worker.partitions import PartitionState, Routes
 from tests.support.events import T0, StreamScript, typed
+from tests.unit.test_engine import CONFIG
 
-CONFIG = EngineConfig(
-    tier_window_ms=60_000,
-    tier_step_ms=10_000,
-    tumbling_ms=60_000,
-    grace_ms=10_000,
-    moderate=100,
-    high=1_000,
-    session_moderate=500,
-    session_high=5_000,
-    inactivity_ms=300_000,
-)
 ROUTES = Routes("ev", "al", "wi", "dl", "app.state", max_record_bytes=1_000)
 
 
