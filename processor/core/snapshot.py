@@ -128,36 +128,87 @@ _encoder = msgspec.msgpack.Encoder()
 Record = tuple[bytes, bytes | None]  # key, value (None: a tombstone)
 
 
+GONE = -1  # ended_at of a marker for a stream that ended and was already forgotten
+
+
+class SlicedCheckpoint:
+    """One checkpoint of an engine, encoded a slice of streams at a time between batches,
+    so no single step holds the event loop for all of them.
+
+    It covers the input up to ``offset`` (the engine's position when it began): the
+    partition record says so, written last. A stream encoded later, after more input was
+    applied, gets the offset it was encoded at; a restore treats it as ahead of the
+    partition record and skips its records up to there. A stream that ended before the
+    checkpoint began gets its tombstone and marker at ``offset``; one that ended while it
+    was being encoded gets them at the offset where it was found ended (a ``GONE`` marker
+    if the memory of ended streams has already forgotten it), so its records up to there
+    are never applied twice. Changes made meanwhile land in the engine's fresh change sets:
+    the next checkpoint.
+    """
+
+    def __init__(self, engine: Engine, offset: int) -> None:
+        self.engine = engine
+        self.offset = offset
+        self.todo = list(engine.changed)
+        self.gone_before = {sid for sid in self.todo if sid not in engine.streams}
+        self.forgotten = engine.forgotten
+        engine.changed = set()
+        engine.forgotten = set()
+        self.records: list[Record] = []
+        self.ended: dict[str, int] = {}  # stream id -> the offset its end is covered at
+
+    @property
+    def done(self) -> bool:
+        return not self.todo
+
+    def encode(self, budget: int, offset: int) -> int:
+        """Encode up to ``budget`` streams as they are now, covering input up to
+        ``offset``; returns how many were encoded."""
+        engine, out = self.engine, self.records
+        step = self.todo[-budget:] if budget > 0 else []
+        del self.todo[len(self.todo) - len(step) :]
+        for stream_id in step:
+            state = engine.streams.get(stream_id)
+            if state is not None:
+                record = StreamRecord(FORMAT_VERSION, offset, _stream(state))
+                out.append((STREAM_PREFIX + stream_id.encode(), _encoder.encode(record)))
+            else:
+                self.ended[stream_id] = self.offset if stream_id in self.gone_before else offset
+        return len(step)
+
+    def finish(self, offset: int) -> list[Record]:
+        """The checkpoint's records: streams, then ended streams (tombstone and marker),
+        forgotten ones, and the partition record last."""
+        self.encode(len(self.todo), offset)
+        engine, out = self.engine, self.records
+        ended = self.ended
+        if ended:
+            for stream_id in ended:
+                out.append((STREAM_PREFIX + stream_id.encode(), None))
+            # in the order they ended, which a restore keeps: the memory of ended streams
+            # forgets the oldest first, the same after a restart as without one
+            for stream_id, ended_at in engine.ended.items():
+                covered = ended.get(stream_id)
+                if covered is not None:
+                    marker = EndedRecord(FORMAT_VERSION, covered, ended_at)
+                    out.append((ENDED_PREFIX + stream_id.encode(), _encoder.encode(marker)))
+            for stream_id, covered in ended.items():
+                if stream_id not in engine.ended and covered > self.offset:
+                    marker = EndedRecord(FORMAT_VERSION, covered, GONE)
+                    out.append((ENDED_PREFIX + stream_id.encode(), _encoder.encode(marker)))
+        for stream_id in self.forgotten:
+            if stream_id not in engine.ended:
+                out.append((ENDED_PREFIX + stream_id.encode(), None))
+        record = PartitionRecord(FORMAT_VERSION, self.offset)
+        out.append((PARTITION_KEY, _encoder.encode(record)))
+        return out
+
+
 def changes(engine: Engine, offset: int) -> list[Record]:
-    """The records of one checkpoint: what changed since the previous one (streams first,
-    the partition record last), covering input offsets up to ``offset``. Clears the
-    engine's change sets."""
-    out: list[Record] = []
-    changed = engine.changed
-    ended_now = []
-    for stream_id in changed:
-        state = engine.streams.get(stream_id)
-        if state is not None:
-            record = StreamRecord(FORMAT_VERSION, offset, _stream(state))
-            out.append((STREAM_PREFIX + stream_id.encode(), _encoder.encode(record)))
-        else:
-            out.append((STREAM_PREFIX + stream_id.encode(), None))
-            ended_now.append(stream_id)
-    if ended_now:
-        # in the order they ended, which a restore keeps: the memory of ended streams
-        # forgets the oldest first, the same after a restart as without one
-        ended_set = set(ended_now)
-        for stream_id, ended_at in engine.ended.items():
-            if stream_id in ended_set:
-                marker = EndedRecord(FORMAT_VERSION, offset, ended_at)
-                out.append((ENDED_PREFIX + stream_id.encode(), _encoder.encode(marker)))
-    for stream_id in engine.forgotten:
-        if stream_id not in engine.ended:
-            out.append((ENDED_PREFIX + stream_id.encode(), None))
-    engine.changed.clear()
-    engine.forgotten.clear()
-    out.append((PARTITION_KEY, _encoder.encode(PartitionRecord(FORMAT_VERSION, offset))))
-    return out
+    """The records of one checkpoint of what changed since the previous one, taken at
+    once (streams first, the partition record last), covering input up to ``offset``.
+    Clears the engine's change sets."""
+    return SlicedCheckpoint(engine, offset).finish(offset)
 
 
 def full(engine: Engine, offset: int) -> list[Record]:
@@ -237,7 +288,8 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
             stream_id = key[len(ENDED_PREFIX) :].decode()
             ended = _decode(value, EndedRecord, f"ended stream {stream_id!r}")
             assert isinstance(ended, EndedRecord)
-            engine.ended[stream_id] = ended.ended_at
+            if ended.ended_at != GONE:
+                engine.ended[stream_id] = ended.ended_at
             covered[stream_id] = max(covered.get(stream_id, -1), ended.offset)
         else:
             shown = key[:40].decode(errors="replace")

@@ -89,6 +89,7 @@ class PartitionState:
     ahead: dict[str, int] = field(default_factory=dict)
     ahead_until: int = -1  # the highest offset in ``ahead``
     dirty: bool = False  # applied or ticked since the last checkpoint
+    taking: snapshot.SlicedCheckpoint | None = None  # a checkpoint being encoded
 
     def apply(self, records: Sequence[InputRecord], wall_ms: int) -> Applied:
         """Apply one fetch of this partition's records, in offset order.
@@ -192,15 +193,33 @@ class PartitionState:
 
     # -- checkpoints -------------------------------------------------------------------
 
-    def checkpoint(self) -> list[OutputRecord]:
-        """The state-topic records of what changed since the previous checkpoint, the
-        partition record last; they cover the input up to ``applied``."""
+    def begin_checkpoint(self) -> None:
+        """Start a checkpoint of what changed so far, covering the input up to ``applied``
+        now; :meth:`encode_some` and :meth:`finish_checkpoint` complete it."""
+        self.taking = snapshot.SlicedCheckpoint(self.engine, self.applied)
         self.dirty = False
+
+    def encode_some(self, budget: int) -> int:
+        """Encode up to ``budget`` streams of the checkpoint under way; how many it did."""
+        return 0 if self.taking is None else self.taking.encode(budget, self.applied)
+
+    def finish_checkpoint(self) -> tuple[list[OutputRecord], int]:
+        """The state-topic records of the checkpoint under way, the partition record last,
+        and the input offset it covers."""
+        taking, self.taking = self.taking, None
+        assert taking is not None, "no checkpoint under way"
         topic, partition = self.routes.state_topic, self.partition
-        return [
+        records = [
             OutputRecord(topic, key, value, (), partition)
-            for key, value in snapshot.changes(self.engine, self.applied)
+            for key, value in taking.finish(self.applied)
         ]
+        return records, taking.offset
+
+    def checkpoint(self) -> list[OutputRecord]:
+        """A whole checkpoint at once: the state-topic records of what changed since the
+        previous one, the partition record last; they cover the input up to ``applied``."""
+        self.begin_checkpoint()
+        return self.finish_checkpoint()[0]
 
     @classmethod
     def restore(
