@@ -157,10 +157,6 @@ class SlicedCheckpoint:
         self.records: list[Record] = []
         self.ended: dict[str, int] = {}  # stream id -> the offset its end is covered at
 
-    @property
-    def done(self) -> bool:
-        return not self.todo
-
     def encode(self, budget: int, offset: int) -> int:
         """Encode up to ``budget`` streams as they are now, covering input up to
         ``offset``; returns how many were encoded."""

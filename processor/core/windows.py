@@ -25,11 +25,6 @@ class Totals:
         self.gifts += gifts
         self.coins += coins
 
-    def subtract(self, other: Totals) -> None:
-        self.likes -= other.likes
-        self.gifts -= other.gifts
-        self.coins -= other.coins
-
     def as_list(self) -> list[int]:
         return [self.likes, self.gifts, self.coins]
 

@@ -44,10 +44,10 @@ log = logging.getLogger("livepulse.worker")
 IDLE_TICK_S = 1.0
 FETCH_TIMEOUT_MS = 100  # how long one getmany waits for records; also bounds commit delay
 MAX_BATCH_RECORDS = 4_000  # records per getmany, over all partitions
-STOP_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0  # how long a stop waits for the batch in flight before committing
 # streams whose checkpoint records are encoded in one step between two fetches (about
 # 12 ms): a checkpoint of 10,000 changed streams never holds the loop for 120 ms at once
-CHECKPOINT_SLICE = 1_000  # how long a stop waits for the batch in flight before committing
+CHECKPOINT_SLICE = 1_000
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -459,7 +459,8 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         datadir=settings.data_dir,
         web_enabled=False,  # metrics have their own server; Faust's web exposes tables.
         producer_acks=-1,
-        producer_max_request_size=16 * 1024 * 1024,  # partition snapshots can be large
+        # dead letters carry whole input records (up to LIVEPULSE_MAX_RECORD_BYTES)
+        producer_max_request_size=16 * 1024 * 1024,
         topic_partitions=4,
         topic_replication_factor=1,
     )

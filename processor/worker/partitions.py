@@ -97,9 +97,9 @@ class PartitionState:
         Records at or below ``applied`` were applied before (before a restart: their
         effects are in the checkpoint and their outputs were acknowledged before it was
         written), so they are skipped whole, whatever the consumer's position did; and so
-        are a stream's records up to what its own checkpoint record covers. Every other record is applied or dead-lettered, never
-        both, never neither; one failing record goes to the dead-letter topic as
-        ``processing_error`` and the batch goes on.
+        are a stream's records up to what its own checkpoint record covers. Every other
+        record is applied or dead-lettered, never both, never neither; one failing record
+        goes to the dead-letter topic as ``processing_error`` and the batch goes on.
         """
         result = Applied()
         engine = self.engine
@@ -117,10 +117,9 @@ class PartitionState:
                 continue
             self.applied = offset
             decoded = decode_event(record.value, record.key, decode_limit)
-            if type(decoded) is InvalidRecord:
+            if isinstance(decoded, InvalidRecord):
                 out.append(self._dead_letter(result, decoded, record))
                 continue
-            assert not isinstance(decoded, InvalidRecord)
             if self.ahead and self._already_applied(decoded.stream_id, offset):
                 continue
             try:
