@@ -133,6 +133,25 @@ class SlidingTotals:
                 found.append((start, likes, gifts, coins))
         return found
 
+    def between(self, start_ms: int, end_ms: int) -> Totals:
+        """The totals of the window's buckets whose start is in ``[start_ms, end_ms)``."""
+        found = Totals()
+        step, n, ring = self.step_ms, self.n, self.ring
+        first = max(start_ms - start_ms % step, self.current_bucket - self.size_ms + step)
+        if start_ms % step:
+            first += step
+        for start in range(first, min(end_ms, self.current_bucket + step), step):
+            i = start // step % n
+            if self.used >> i & 1:
+                found.likes += ring[i]
+                found.gifts += ring[n + i]
+                found.coins += ring[2 * n + i]
+        if self.ahead:
+            for start, (likes, gifts, coins) in self.ahead.items():
+                if start_ms <= start < end_ms:
+                    found.add(likes, gifts, coins)
+        return found
+
     @property
     def buckets(self) -> dict[int, Totals]:
         """The buckets that were added to, by start, oldest first (a copy)."""

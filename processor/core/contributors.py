@@ -1,0 +1,128 @@
+"""Top gifters and likers in bounded memory: Space-Saving summaries. Pure.
+
+A :class:`Summary` tracks at most ``capacity`` users per metric (the capacity is passed
+in, not stored, so a stream's many summaries cost no extra field). While it has seen at
+most ``capacity`` distinct users it is exact. A new user arriving at a full summary takes
+the place of the entry with the smallest ``(value, user_id)`` and inherits its value
+(Metwally, Agrawal, El Abbadi, "Efficient computation of frequent and top-k elements in
+data streams", 2005): every value is then an overestimate by at most ``N / capacity``
+(``N`` the summary's total), and every user whose true amount exceeds ``N / capacity`` is
+in it. The summary says it is no longer exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+LikerRow = tuple[str, int]  # user, likes
+GifterRow = tuple[str, int, int]  # user, coins, gifts
+
+
+class Summary:
+    """Likes per user and coins (with gift counts) per user over some span of event time."""
+
+    __slots__ = ("exact", "gifters", "likers")
+
+    def __init__(self) -> None:
+        self.likers: dict[str, int] | None = None
+        self.gifters: dict[str, list[int]] | None = None  # user -> [coins, gifts]
+        self.exact = True
+
+    def __repr__(self) -> str:
+        return f"Summary(exact={self.exact}, likers={self.likers}, gifters={self.gifters})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Summary):
+            return NotImplemented
+        return (self.exact, self.liker_rows(), self.gifter_rows()) == (
+            other.exact,
+            other.liker_rows(),
+            other.gifter_rows(),
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def like(self, user: str, likes: int, capacity: int) -> None:
+        """Attribute ``likes`` to ``user``."""
+        likers = self.likers
+        if likers is None:
+            self.likers = {user: likes}
+            return
+        held = likers.get(user)
+        if held is not None:
+            likers[user] = held + likes
+        elif len(likers) < capacity:
+            likers[user] = likes
+        else:
+            victim = min(likers.items(), key=_by_value_then_user)
+            del likers[victim[0]]
+            likers[user] = victim[1] + likes
+            self.exact = False
+
+    def gift(self, user: str, coins: int, gifts: int, capacity: int) -> None:
+        """Attribute ``coins`` from ``gifts`` gifts to ``user``."""
+        gifters = self.gifters
+        if gifters is None:
+            self.gifters = {user: [coins, gifts]}
+            return
+        held = gifters.get(user)
+        if held is not None:
+            held[0] += coins
+            held[1] += gifts
+        elif len(gifters) < capacity:
+            gifters[user] = [coins, gifts]
+        else:
+            victim, (old_coins, old_gifts) = min(gifters.items(), key=_by_coins_then_user)
+            del gifters[victim]
+            gifters[user] = [old_coins + coins, old_gifts + gifts]
+            self.exact = False
+
+    def liker_rows(self) -> list[LikerRow]:
+        """Every tracked liker, sorted by user."""
+        return sorted(self.likers.items()) if self.likers else []
+
+    def gifter_rows(self) -> list[GifterRow]:
+        """Every tracked gifter, sorted by user."""
+        return sorted((u, c, g) for u, (c, g) in self.gifters.items()) if self.gifters else []
+
+    @classmethod
+    def restore(cls, exact: bool, likers: list[LikerRow], gifters: list[GifterRow]) -> Summary:
+        summary = cls()
+        summary.exact = exact
+        if likers:
+            summary.likers = dict(likers)
+        if gifters:
+            summary.gifters = {u: [c, g] for u, c, g in gifters}
+        return summary
+
+
+def _by_value_then_user(item: tuple[str, int]) -> tuple[int, str]:
+    return item[1], item[0]
+
+
+def _by_coins_then_user(item: tuple[str, list[int]]) -> tuple[int, str]:
+    return item[1][0], item[0]
+
+
+def top(summaries: Iterable[Summary], n: int) -> tuple[bool, list[GifterRow], list[LikerRow]]:
+    """The ``n`` top gifters (by coins) and likers (by likes) of the summaries added up per
+    user, largest first and ties by user id; and whether every summary was exact."""
+    exact = True
+    likes: dict[str, int] = {}
+    gifts: dict[str, list[int]] = {}
+    for summary in summaries:
+        exact = exact and summary.exact
+        if summary.likers:
+            for user, value in summary.likers.items():
+                likes[user] = likes.get(user, 0) + value
+        if summary.gifters:
+            for user, (coins, count) in summary.gifters.items():
+                held = gifts.get(user)
+                if held is None:
+                    gifts[user] = [coins, count]
+                else:
+                    held[0] += coins
+                    held[1] += count
+    likers = sorted(likes.items(), key=lambda item: (-item[1], item[0]))[:n]
+    gifters = sorted(((u, c, g) for u, (c, g) in gifts.items()), key=lambda r: (-r[1], r[0]))[:n]
+    return exact, gifters, likers
