@@ -485,4 +485,5 @@ def test_engagement_scenario_from_kcat_gives_hand_computed_alerts(
         (B, "like", at(6), "after_end"),
     ]
 
-    assert schema_errors == [], "alerts valid but for schemas/alert.v1.schema.json"
+    # last: the records above are right even while the schema lags behind the alert types
+    assert schema_errors == [], "\n".join(schema_errors)
