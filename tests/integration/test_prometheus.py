@@ -392,28 +392,37 @@ def test_every_panel_query_and_recording_rule_has_data_from_a_real_worker(
     for name, _ in recording_rules():
         wait_for(f"recorded series {name}", lambda n=name: prometheus.query(n) or None, 10)
 
-    # the spike rule: one series per metric, positive, and exactly its expression evaluated
-    # at the rule's own evaluation time (retried: a scrape ingested just after an
-    # evaluation, but timestamped before it, changes the raw query's window)
+    # The spike rule: one series per metric, positive, and exactly its expression evaluated
+    # at the rule's own evaluation time. Only evaluations after the scrape that saw a
+    # metric's spikes count (this point can be reached within the second after it); a
+    # recorded sample's timestamp is read with a range selector. Retried: a scrape ingested
+    # just after an evaluation, but timestamped before it, changes the raw query's window.
     rule = "job_metric:livepulse_spikes:rate5m"
     (expr,) = [e for n, e in recording_rules() if n == rule]
+    counted_at: dict[str, float] = {}
+    for series in prometheus.api(
+        "/api/v1/query", query=f'livepulse_spikes_total{{job="{JOB}"}}[5m]'
+    )["result"]:
+        metric = series["metric"]["metric"]
+        first = next(t for t, v in series["values"] if float(v) == SPIKES[metric])
+        counted_at[metric] = float(first)
+    assert sorted(counted_at) == sorted(SPIKES)
 
     def rule_matches_its_expression() -> bool:
-        recorded = prometheus.query(f'{rule}{{job="{JOB}"}}')
-        assert sorted(s["metric"]["metric"] for s in recorded) == sorted(SPIKES)
-        for sample in recorded:
-            assert sample["metric"] == {
-                "__name__": rule,
-                "job": JOB,
-                "metric": sample["metric"]["metric"],
-            }
-            at, value = sample["value"]
-            assert float(value) > 0, sample
+        data = prometheus.api("/api/v1/query", query=f'{rule}{{job="{JOB}"}}[5s]')
+        assert data["resultType"] == "matrix", data
+        recorded = data["result"]
+        assert sorted(s["metric"]["metric"] for s in recorded) == sorted(SPIKES), recorded
+        for series in recorded:
+            metric = series["metric"]["metric"]
+            assert series["metric"] == {"__name__": rule, "job": JOB, "metric": metric}
+            at, value = series["values"][-1]
+            if float(at) <= counted_at[metric]:
+                return False  # not evaluated since the spikes were scraped
+            assert float(value) > 0, series
             raw = prometheus.api("/api/v1/query", query=expr, time=str(at))["result"]
-            mine = [
-                r for r in raw if r["metric"] == {"job": JOB, "metric": sample["metric"]["metric"]}
-            ]
-            if [r["value"] for r in mine] != [[at, value]]:
+            mine = [r["value"] for r in raw if r["metric"] == {"job": JOB, "metric": metric}]
+            if mine != [[at, value]]:
                 return False
         return True
 
