@@ -143,7 +143,8 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-# Small windows and thresholds, so a few minutes of simulated traffic cross every tier.
+# Small windows and thresholds, so a few minutes of simulated traffic cross every tier,
+# spike in likes and coins, reach goals and overflow the top-user summaries (8 users).
 KILL_TEST_ENGINE = EngineConfig(
     tier_window_ms=30_000,
     tier_step_ms=5_000,
@@ -153,6 +154,12 @@ KILL_TEST_ENGINE = EngineConfig(
     high=1_000,
     session_moderate=2_000,
     session_high=8_000,
+    top_users_tracked=8,
+    spike_min_likes=100,
+    spike_min_coins=200,
+    spike_history_ms=10_000,
+    like_goals=(5_000,),
+    coin_goals=(1_000, 10_000),
 )
 
 
@@ -180,6 +187,15 @@ def engine_env(config: EngineConfig) -> dict[str, str]:
         "LIVEPULSE_SESSION_TIER_HIGH": str(config.session_high),
         "LIVEPULSE_INACTIVITY_TIMEOUT_SECONDS": str(config.inactivity_ms // 1000),
         "LIVEPULSE_USD_PER_COIN": str(config.usd_per_coin),
+        "LIVEPULSE_TOP_USERS": str(config.top_users),
+        "LIVEPULSE_TOP_USERS_TRACKED": str(config.top_users_tracked),
+        "LIVEPULSE_SPIKE_RATIO": str(config.spike_ratio),
+        "LIVEPULSE_SPIKE_REARM_RATIO": str(config.spike_rearm_ratio),
+        "LIVEPULSE_SPIKE_MIN_LIKES": str(config.spike_min_likes),
+        "LIVEPULSE_SPIKE_MIN_COINS": str(config.spike_min_coins),
+        "LIVEPULSE_SPIKE_HISTORY_SECONDS": str(config.spike_history_ms // 1000),
+        "LIVEPULSE_LIKE_GOALS": ",".join(map(str, config.like_goals)),
+        "LIVEPULSE_COIN_GOALS": ",".join(map(str, config.coin_goals)),
     }
 
 

@@ -96,6 +96,12 @@ def test_kill_9_at_several_points_gives_the_uninterrupted_result(
     assert by_id(dedupe(alerts, "alert_id"), "alert_id") == by_id(expected_alerts, "alert_id")
     assert by_id(dedupe(windows, "window_id"), "window_id") == by_id(expected_windows, "window_id")
     assert len(expected_alerts) > 100 and len(expected_windows) > 500
+    # the scenario exercises what must survive a kill: both spike detectors, goals, and
+    # top-user summaries past their capacity (Space-Saving state)
+    kinds = {(a["type"], a.get("metric")) for a in expected_alerts}
+    assert {("spike", "likes"), ("spike", "coins"), ("goal_reached", "coins")} <= kinds
+    ended = [a for a in expected_alerts if a["type"] == "stream_ended"]
+    assert any(not a["top"]["exact"] for a in ended) and any(a["viewers"] for a in ended)
     dead = asyncio.run(read_all(broker, topics.dlq))
     sources = {dict(r.headers)["livepulse.source.offset"] for r in dead}
     assert len(sources) == len(MALFORMED)
