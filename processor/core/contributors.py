@@ -124,13 +124,16 @@ class Summary:
         return sorted((u, c, g) for u, (c, g) in self.gifters.items()) if self.gifters else []
 
     @classmethod
-    def restore(cls, exact: bool, likers: list[LikerRow], gifters: list[GifterRow]) -> Summary:
+    def restore(
+        cls, exact: bool, likers: dict[str, int], gifters: dict[str, tuple[int, int]]
+    ) -> Summary:
+        """A summary holding these likers and gifters (taken over, not copied)."""
         summary = cls()
         summary.exact = exact
         if likers:
-            summary.likers = dict(likers)
+            summary.likers = likers
         if gifters:
-            summary.gifters = {u: [c, g] for u, c, g in gifters}
+            summary.gifters = {u: [c, g] for u, (c, g) in gifters.items()}
         return summary
 
 

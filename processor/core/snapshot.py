@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from processor.core.contributors import GifterRow, LikerRow, Summary
+from processor.core.contributors import Summary
 from processor.core.engine import Engine, EngineConfig, StreamState
 from processor.core.tiers import Tier
 from processor.core.windows import Row, SlidingTotals, Totals, TumblingTotals
@@ -42,8 +42,8 @@ class SummarySnapshot(msgspec.Struct, forbid_unknown_fields=True):
 
     start: int
     exact: bool
-    likers: list[LikerRow]
-    gifters: list[GifterRow]
+    likers: dict[str, int]  # user -> likes
+    gifters: dict[str, tuple[int, int]]  # user -> coins, gifts
 
 
 class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
@@ -122,7 +122,13 @@ def _stream(s: StreamState) -> StreamSnapshot:
 
 
 def _summary(start: int, summary: Summary) -> SummarySnapshot:
-    return SummarySnapshot(start, summary.exact, summary.liker_rows(), summary.gifter_rows())
+    # the summary's own dicts: encoded at once, so no copy is needed
+    return SummarySnapshot(
+        start,
+        summary.exact,
+        summary.likers or {},
+        summary.gifters or {},  # type: ignore[arg-type]  # lists encode as tuples do
+    )
 
 
 def _restore_summary(row: SummarySnapshot) -> Summary:
