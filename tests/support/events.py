@@ -46,6 +46,13 @@ class StreamScript:
         self.like_total += dropped + count
         return self._base("like", ts, user) | {"count": count, "total": self.like_total}
 
+    def stale_likes(self, ts: int, count: int, behind: int, user: str = "u-1") -> dict[str, Any]:
+        """A like event delivered out of order: its ``total`` is ``behind`` below the room's."""
+        return self._base("like", ts, user) | {
+            "count": count,
+            "total": max(0, self.like_total - behind),
+        }
+
     def gift(
         self,
         ts: int,

@@ -317,7 +317,10 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
         span = start - base_start
         if span < p.spike_history_ms:
             return
-        baseline = (sum(amount_of(metric, c) for c in inside) - value) * p.tumbling_ms / span
+        # span 0 (only when spike_history_ms is 0) leaves no baseline: the spec does not say;
+        # read like its span_P <= 0 rule ("only by the floor"): baseline 0, threshold = floor
+        base_sum = sum(amount_of(metric, c) for c in inside) - value
+        baseline = base_sum * p.tumbling_ms / span if span else 0.0
         threshold = max(floor, p.spike_ratio * baseline)
         detector = s.spikes[metric]
         if detector.checked is None or start > detector.checked:

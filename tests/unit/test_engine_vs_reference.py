@@ -42,7 +42,7 @@ USERS = [f"u{i}" for i in range(6)]
 step = st.tuples(
     st.sampled_from(["a", "b", "c"]),
     st.sampled_from(
-        ["like", "like", "like", "gift", "combo", "comment", "start", "end", "viewers"]
+        ["like", "like", "like", "stale", "gift", "combo", "comment", "start", "end", "viewers"]
     ),
     st.one_of(  # time jump, may go back: out-of-order and late events; or a burst
         st.integers(-25_000, 70_000), st.integers(0, 5_000)
@@ -64,6 +64,8 @@ def build(steps: list[Step]) -> list[dict[str, Any]]:
         ts = clock[name]
         if kind == "like":
             events.append(s.likes(ts, count, dropped=extra, user=user))
+        elif kind == "stale":  # no growth of total, yet the user is credited its count
+            events.append(s.stale_likes(ts, count, behind=extra, user=user))
         elif kind == "gift":
             events.append(s.gift(ts, extra + 1, 1, streakable=False, end=True, user=user))
         elif kind == "combo":
@@ -219,3 +221,46 @@ def test_spike_goal_and_eviction_scenario() -> None:
     got = run_engine(events, EVICTING)
     assert got.alerts == expected.alerts
     assert got.windows == expected.windows
+
+
+def test_rearm_is_checked_at_the_first_evaluation_even_below_the_floor() -> None:
+    """Spec: the re-arm test runs "at the first evaluation of m in a minute", and every
+    counted event of the current minute is evaluated, not only those that reach the floor.
+
+    Here minute 10's first like (5, below the floor) checks minute 9 against the window of
+    that moment: 120 > 1.5 * (100 * 20 s / 30 s) = 100, not calm, so the detector stays
+    disarmed for the whole minute. A detector that only looks at the floor-reaching like
+    checks with the window one bucket later (120 <= 1.5 * 100: calm) and fires again.
+    """
+    params = replace(PARAMS, spike_rearm_ratio=1.5, like_goals=(), coin_goals=())
+    s = StreamScript("rearm")
+    events = [
+        s.start(T0),
+        s.comment(T0 + 181_000),  # stream time enters minute 9 (M = 20 s)
+        s.likes(T0 + 175_000, 10, dropped=90),  # 100 likes in minute 8, reordered
+        s.likes(T0 + 182_000, 10, dropped=70),  # 80 >= max(40, 2 * 40): spike, disarmed
+        s.likes(T0 + 185_000, 10, dropped=30),  # minute 9 ends at 120
+        s.likes(T0 + 201_000, 5),  # minute 10, first evaluation: the re-arm check
+        s.likes(T0 + 211_000, 15, dropped=235),  # 255 >= 220, but still disarmed
+    ]
+    expected = expected_outcome(events, params)
+    spikes = [(a["value"], a["event_time"]) for a in expected.alerts if a["type"] == "spike"]
+    assert spikes == [(80, T0 + 182_000)]
+    assert run_engine(events, params).alerts == expected.alerts
+
+
+def test_no_required_history_does_not_divide_by_zero() -> None:
+    """spike_history_seconds = 0 is a valid setting; a stream that starts on a minute's
+    first bucket then has span 0 in its first minute. The spec leaves that baseline
+    undefined; the model reads it like span_P <= 0 ("only by the floor"): baseline 0,
+    threshold = the floor, ratio null. Whatever the reading, the engine must not crash.
+    """
+    params = replace(PARAMS, spike_history_ms=0)
+    s = StreamScript("eager")
+    events = [s.start(T0), s.likes(T0 + 1_000, 15, dropped=40)]
+    expected = expected_outcome(events, params)
+    spikes = [a for a in expected.alerts if a["type"] == "spike"]
+    assert [(a["value"], a["baseline"], a["ratio"], a["threshold"]) for a in spikes] == [
+        (55, 0.0, None, 40)
+    ]
+    assert run_engine(events, params).alerts == expected.alerts
