@@ -35,6 +35,7 @@ PARAMS = Params(
     like_goals=(100, 400, 1_500),
     coin_goals=(50, 150, 600),
 )
+CONFIG = engine_config(PARAMS)  # test_snapshot replays these scenarios too
 # The same with room for only three of the six users: Space-Saving evicts and inherits.
 EVICTING = replace(PARAMS, top_users=2, top_users_tracked=3)
 USERS = [f"u{i}" for i in range(6)]
