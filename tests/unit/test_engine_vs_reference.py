@@ -32,8 +32,8 @@ PARAMS = Params(
     spike_min_likes=40,
     spike_min_coins=30,
     spike_history_ms=20_000,
-    like_goals=(100, 400, 1_500),
-    coin_goals=(50, 150, 600),
+    like_goals=(100, 120, 400, 1_500),  # 100 and 120 close: one count can cross both
+    coin_goals=(50, 60, 150, 600),
 )
 CONFIG = engine_config(PARAMS)  # test_snapshot replays these scenarios too
 # The same with room for only three of the six users: Space-Saving evicts and inherits.
@@ -68,7 +68,8 @@ def build(steps: list[Step]) -> list[dict[str, Any]]:
         elif kind == "stale":  # no growth of total, yet the user is credited its count
             events.append(s.stale_likes(ts, count, behind=extra, user=user))
         elif kind == "gift":
-            events.append(s.gift(ts, extra + 1, 1, streakable=False, end=True, user=user))
+            repeat = 1 + count % 3
+            events.append(s.gift(ts, extra + 1, repeat, streakable=False, end=True, user=user))
         elif kind == "combo":
             streak = f"{name}{len(events)}"
             events.extend(s.combo(ts, coins=5, steps=count, streak=streak, user=user))
@@ -104,6 +105,9 @@ def features(expected: Expected) -> set[str]:
     fired = Counter((a["stream_id"], a["metric"]) for a in expected.alerts if a["type"] == "spike")
     if fired and max(fired.values()) > 1:
         found.add("rearmed")
+    reached = Counter(a["event_time"] for a in expected.alerts if a["type"] == "goal_reached")
+    if reached and max(reached.values()) > 1:
+        found.add("goals_at_once")
     for a in expected.alerts:
         top = a.get("top")
         if a["type"] == "stream_ended" and top and top["likers"] and top["gifters"]:
@@ -145,7 +149,7 @@ def test_generated_scenarios_exercise_issue_10() -> None:
     share = {k: v / seen["scenarios"] for k, v in seen.items()}
     for feature in ["spike", "goal_reached", "inexact", "tier_with_viewers"]:
         assert share.get(feature, 0) >= 0.5, (feature, share)
-    for feature in ["ended_with_top", "per_viewer", "rearmed"]:
+    for feature in ["ended_with_top", "per_viewer", "rearmed", "goals_at_once"]:
         assert share.get(feature, 0) >= 0.15, (feature, share)
 
 
@@ -179,8 +183,10 @@ def test_spike_goal_and_eviction_scenario() -> None:
         ("tier_changed", "window_likes", "moderate"),
         ("spike", "likes", None),
         ("goal_reached", "likes", 100),
+        ("goal_reached", "likes", 120),  # 20 -> 120 crosses both
         ("spike", "coins", None),
         ("goal_reached", "coins", 50),
+        ("goal_reached", "coins", 60),
         ("tier_changed", "window_likes", "high"),
         ("tier_changed", "session_likes", "moderate"),
         ("spike", "likes", None),
@@ -201,7 +207,7 @@ def test_spike_goal_and_eviction_scenario() -> None:
         "likers": [{"user_id": "u5", "likes": 15}],  # the event's count, not the growth
     }
     assert spikes[0]["viewers"] == {"current": 30, "peak": 30, "average": 20.0}
-    high = expected.alerts[5]
+    high = expected.alerts[7]
     assert high["top"] == {  # panes 20 s..80 s of the window [30 s, 90 s)
         "start": T0 + 20_000,
         "end": T0 + 90_000,
@@ -247,6 +253,31 @@ def test_rearm_is_checked_at_the_first_evaluation_even_below_the_floor() -> None
     expected = expected_outcome(events, params)
     spikes = [(a["value"], a["event_time"]) for a in expected.alerts if a["type"] == "spike"]
     assert spikes == [(80, T0 + 182_000)]
+    assert run_engine(events, params).alerts == expected.alerts
+
+
+def test_a_calm_minute_below_the_floor_rearms() -> None:
+    """Spec: every counted event of the current minute is evaluated, and the first
+    evaluation in a minute runs the re-arm check. Minute 3's first like (5, below the floor)
+    finds minute 2 calm (5 < 40) and re-arms; minute 4's 50 likes then spike. A detector
+    that only evaluates at the floor skips that check, next checks minute 3 from minute 4
+    (45 with late likes: not calm) and misses the spike.
+    """
+    params = replace(PARAMS, like_goals=(), coin_goals=())
+    s = StreamScript("calm")
+    events = [
+        s.start(T0),
+        s.likes(T0 + 1_000, 10),  # minute 0: no history
+        s.likes(T0 + 21_000, 15, dropped=45),  # minute 1: 60 >= 40, spike
+        s.likes(T0 + 41_000, 5),  # minute 2 checks minute 1: not calm
+        s.likes(T0 + 61_000, 5),  # minute 3 checks minute 2: calm, re-armed
+        s.comment(T0 + 81_000),
+        s.likes(T0 + 75_000, 15, dropped=25),  # 40 more in minute 3, late: not evaluated
+        s.likes(T0 + 82_000, 15, dropped=35),  # minute 4: 50 >= max(40, 2 * 20): spike
+    ]
+    expected = expected_outcome(events, params)
+    spikes = [(a["value"], a["event_time"]) for a in expected.alerts if a["type"] == "spike"]
+    assert spikes == [(60, T0 + 21_000), (50, T0 + 82_000)]
     assert run_engine(events, params).alerts == expected.alerts
 
 
