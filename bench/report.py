@@ -390,11 +390,18 @@ def _detail(results: dict[str, Any], target: str) -> str:
         memory = results.get("memory") or {}
         if memory.get("bytes_per_stream") is None:
             return ""
-        shown = {k: v for k, v in memory.items() if k != "bytes_per_stream"}
-        return "bench.state_memory (tracemalloc): " + ", ".join(
-            f"{k} {v:,}" if isinstance(v, int | float) else f"{k} {v}"
-            for k, v in list(shown.items())[:6]
+        text = (
+            f"bench.state_memory (tracemalloc): {memory.get('streams')} streams, "
+            f"{memory.get('buckets')} buckets; checkpoint "
+            f"{_fmt(memory.get('snapshot_bytes_per_stream'), ',.0f')} B per stream"
         )
+        if memory.get("top_users_bytes_per_stream") is not None:
+            text += (
+                f"; top gifters and likers add {_fmt(memory['top_users_bytes_per_stream'], ',.0f')}"
+                " B per stream (one of each per minute), "
+                f"{_fmt(memory.get('top_users_at_capacity_bytes_per_stream'), ',.0f')} B at capacity"
+            )
+        return text
     if target == "checkpoint_bytes_per_commit":
         lp = results["contenders"].get("livepulse") or {}
         cp = lp.get("checkpoints") or {}

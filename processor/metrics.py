@@ -29,7 +29,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from processor.contract import EVENT_TYPES, Reason
-from processor.core.alerts import StreamEnded, TierChanged
+from processor.core.alerts import GoalReached, Spike, StreamEnded, TierChanged
 from processor.core.engine import WINDOW_LIKES_POLICY, Engine, StreamState
 from processor.core.tiers import TIERS
 
@@ -54,6 +54,9 @@ DEAD_LETTER_REASONS = (
 
 # Event-to-alert latency: from a few milliseconds (caught up) to a minute (far behind).
 ALERT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+# The metrics a spike or a goal is about (label ``metric``), exported at 0 from the start.
+ALERT_METRICS = ("likes", "coins")
 
 DEFAULT_TOP_K = 10
 
@@ -107,7 +110,12 @@ def top_streams(
     refresh and every worker). Streams whose value is 0 are left out: an idle stream is not
     one of the hottest. O(n log k), one pass over the streams.
     """
-    ranked = heapq.nsmallest(k, ((-v, s.stream_id) for s in streams if (v := value(s)) > 0))
+    return top_values(((s.stream_id, value(s)) for s in streams), k)
+
+
+def top_values(values: Iterable[tuple[str, int]], k: int) -> list[tuple[str, int]]:
+    """:func:`top_streams` over (stream_id, value) pairs already computed."""
+    ranked = heapq.nsmallest(k, ((-v, stream_id) for stream_id, v in values if v > 0))
     return [(stream_id, -negated) for negated, stream_id in ranked]
 
 
@@ -117,6 +125,14 @@ def _window_likes(state: StreamState) -> int:
 
 def _window_coins(state: StreamState) -> int:
     return state.window.coins
+
+
+def minute_coins(state: StreamState, minute_ms: int) -> int:
+    """Coins in the stream's trailing ``minute_ms`` of stream time: the window's buckets from
+    the current one back over one tumbling window (the spike detector's "minute")."""
+    window = state.window
+    end = window.current_bucket + window.step_ms
+    return window.between(end - minute_ms, end).coins
 
 
 def consumer_lag(
@@ -195,6 +211,18 @@ class Metrics:
             ["type"],
             registry=registry,
         )
+        self.spikes = Counter(
+            "livepulse_spikes",
+            "Spike alerts published, by the metric that spiked (likes or coins).",
+            ["metric"],
+            registry=registry,
+        )
+        self.goals = Counter(
+            "livepulse_goals",
+            "Goal-reached alerts published, by metric (likes or coins).",
+            ["metric"],
+            registry=registry,
+        )
         self.tier_transitions = Counter(
             "livepulse_tier_transitions",
             "Tier changes, by policy and tiers.",
@@ -256,14 +284,24 @@ class Metrics:
             ["rank", "stream_id"],
             registry,
         )
+        self.top_coins_per_minute = SnapshotGauge(
+            "livepulse_top_stream_coins_per_minute",
+            f"Coins in the trailing minute (tumbling window) of stream time of the top {top_k} "
+            "streams by that value (rank 1 = most; ties by stream_id).",
+            ["rank", "stream_id"],
+            registry,
+        )
         # Known label values exist at 0 from the start, so rate() and increase() see the
         # first increment and dashboards show 0 rather than "no data".
         # children looked up once: .labels() per event costs a lock and a dict lookup
         self._events_by_type = {t: self.events.labels(type=t) for t in EVENT_TYPES}
         for reason in DEAD_LETTER_REASONS:
             self.invalid_events.labels(reason=reason)
-        for alert_type in (TierChanged.type, StreamEnded.type):
+        for alert_type in (TierChanged.type, StreamEnded.type, Spike.type, GoalReached.type):
             self.alerts.labels(type=alert_type)
+        for metric in ALERT_METRICS:
+            self.spikes.labels(metric=metric)
+            self.goals.labels(metric=metric)
         for from_tier in TIERS:
             for to_tier in TIERS:
                 if from_tier is not to_tier:
@@ -303,7 +341,8 @@ class Metrics:
     def record_alert(self, alert: Published, latency_seconds: float | None) -> None:
         """An alert published ``latency_seconds`` after its event reached Kafka.
 
-        Every alert counts by its ``type``; a tier change also counts as a transition.
+        Every alert counts by its ``type``; a tier change also counts as a transition, a
+        spike or a goal reached by its metric.
         ``latency_seconds`` is None for an alert no event caused (idle decay on a timer):
         it is not observed. A negative latency (producer clock ahead of ours) is observed
         as 0, so the histogram's sum never decreases.
@@ -313,6 +352,10 @@ class Metrics:
             self.tier_transitions.labels(
                 policy=alert.policy, from_tier=alert.from_tier, to_tier=alert.to_tier
             ).inc()
+        elif isinstance(alert, Spike):
+            self.spikes.labels(metric=alert.metric).inc()
+        elif isinstance(alert, GoalReached):
+            self.goals.labels(metric=alert.metric).inc()
         if latency_seconds is not None:
             self.alert_latency.observe(max(0.0, latency_seconds))
 
@@ -333,6 +376,16 @@ class Metrics:
         self.stream_time_lag.set([] if newest is None else [((), now - newest / 1000)])
         self.top_likes.set(_ranked(top_streams(streams, self.top_k, _window_likes)))
         self.top_coins.set(_ranked(top_streams(streams, self.top_k, _window_coins)))
+        # A stream's minute lies inside its tier window: no coins in the window, none in the
+        # minute, so only streams with windowed coins are summed bucket by bucket (refresh
+        # runs every 2 s over up to 100k streams, most of them without gifts just now).
+        per_minute = (
+            (state.stream_id, minute_coins(state, engine.config.tumbling_ms))
+            for engine in group
+            for state in engine.streams.values()
+            if state.window.coins
+        )
+        self.top_coins_per_minute.set(_ranked(top_values(per_minute, self.top_k)))
 
     def set_consumer_lag(self, lag: Mapping[int, int]) -> None:
         """Lag per assigned partition; partitions not in ``lag`` (revoked) vanish."""

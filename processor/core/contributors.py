@@ -13,6 +13,7 @@ in it. The summary says it is no longer exact.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from heapq import heapify, heappop, heappush
 
 LikerRow = tuple[str, int]  # user, likes
 GifterRow = tuple[str, int, int]  # user, coins, gifts
@@ -21,12 +22,18 @@ GifterRow = tuple[str, int, int]  # user, coins, gifts
 class Summary:
     """Likes per user and coins (with gift counts) per user over some span of event time."""
 
-    __slots__ = ("exact", "gifters", "likers")
+    __slots__ = ("_gifter_heap", "_liker_heap", "exact", "gifters", "likers")
 
     def __init__(self) -> None:
         self.likers: dict[str, int] | None = None
         self.gifters: dict[str, list[int]] | None = None  # user -> [coins, gifts]
         self.exact = True
+        # once a summary is full, a min-heap of (value, user) finds the entry to evict in
+        # O(log n) instead of a scan: every change pushes, stale entries are skipped when
+        # popped (their value is no longer the user's) and the heap is rebuilt when they
+        # pile up. Not part of the state: rebuilt from the dict when needed.
+        self._liker_heap: list[tuple[int, str]] | None = None
+        self._gifter_heap: list[tuple[int, str]] | None = None
 
     def __repr__(self) -> str:
         return f"Summary(exact={self.exact}, likers={self.likers}, gifters={self.gifters})"
@@ -50,13 +57,28 @@ class Summary:
             return
         held = likers.get(user)
         if held is not None:
-            likers[user] = held + likes
+            likers[user] = held = held + likes
+            heap = self._liker_heap
+            if heap is not None:
+                if len(heap) > 2 * capacity + 16:
+                    self._liker_heap = heap = [(v, u) for u, v in likers.items()]
+                    heapify(heap)
+                else:
+                    heappush(heap, (held, user))
         elif len(likers) < capacity:
             likers[user] = likes
         else:
-            victim = min(likers.items(), key=_by_value_then_user)
-            del likers[victim[0]]
-            likers[user] = victim[1] + likes
+            heap = self._liker_heap
+            if heap is None:
+                self._liker_heap = heap = [(v, u) for u, v in likers.items()]
+                heapify(heap)
+            while True:  # the least (value, user) still current
+                least, victim = heappop(heap)
+                if likers.get(victim) == least:
+                    break
+            del likers[victim]
+            likers[user] = held = least + likes
+            heappush(heap, (held, user))
             self.exact = False
 
     def gift(self, user: str, coins: int, gifts: int, capacity: int) -> None:
@@ -69,12 +91,28 @@ class Summary:
         if held is not None:
             held[0] += coins
             held[1] += gifts
+            heap = self._gifter_heap
+            if heap is not None:
+                if len(heap) > 2 * capacity + 16:
+                    self._gifter_heap = heap = [(v[0], u) for u, v in gifters.items()]
+                    heapify(heap)
+                else:
+                    heappush(heap, (held[0], user))
         elif len(gifters) < capacity:
             gifters[user] = [coins, gifts]
         else:
-            victim, (old_coins, old_gifts) = min(gifters.items(), key=_by_coins_then_user)
-            del gifters[victim]
+            heap = self._gifter_heap
+            if heap is None:
+                self._gifter_heap = heap = [(v[0], u) for u, v in gifters.items()]
+                heapify(heap)
+            while True:
+                least, victim = heappop(heap)
+                found = gifters.get(victim)
+                if found is not None and found[0] == least:
+                    break
+            old_coins, old_gifts = gifters.pop(victim)
             gifters[user] = [old_coins + coins, old_gifts + gifts]
+            heappush(heap, (old_coins + coins, user))
             self.exact = False
 
     def liker_rows(self) -> list[LikerRow]:
@@ -94,14 +132,6 @@ class Summary:
         if gifters:
             summary.gifters = {u: [c, g] for u, c, g in gifters}
         return summary
-
-
-def _by_value_then_user(item: tuple[str, int]) -> tuple[int, str]:
-    return item[1], item[0]
-
-
-def _by_coins_then_user(item: tuple[str, list[int]]) -> tuple[int, str]:
-    return item[1][0], item[0]
 
 
 def top(summaries: Iterable[Summary], n: int) -> tuple[bool, list[GifterRow], list[LikerRow]]:

@@ -271,12 +271,13 @@ class Engine:
             pane = Summary()
             state.panes = {minute: pane}
             return pane
-        pane = panes.get(minute)  # type: ignore[assignment]
-        if pane is None:
-            pane = panes[minute] = Summary()
-            oldest = state.window.start_ms - self.config.tumbling_ms
-            for start in [start for start in panes if start <= oldest]:
-                del panes[start]
+        found = panes.get(minute)
+        if found is not None:
+            return found
+        pane = panes[minute] = Summary()
+        oldest = state.window.start_ms - self.config.tumbling_ms  # panes up to here are done
+        for start in [start for start in panes if start <= oldest]:
+            del panes[start]
         return pane
 
     def _top(self, summaries: list[Summary], start: int, end: int) -> TopUsers:

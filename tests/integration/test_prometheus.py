@@ -6,6 +6,10 @@ Every dashboard panel query (template variables substituted) and every recording
 return a non-empty, finite result; the totals Prometheus sees must equal what the
 independent reference model computes from the same events; and `promtool check metrics`
 must accept a real scrape of the worker.
+
+One hand-made stream spikes, in likes and in coins, under the default spike settings
+(README, "Spikes"): the spike counters, their recording rule and the coins-per-minute top-K
+are checked against it exactly.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from processor.simulator.generator import SimulationConfig, generate
 from tests.integration.conftest import ROOT, Topics, WorkerProcess, free_port
 from tests.integration.kafka import produce, wait_until_committed
+from tests.support.events import StreamScript
 from tests.support.reference import Params, expected_outcome
 
 RULES = ROOT / "deploy" / "prometheus" / "rules"
@@ -44,6 +49,9 @@ JOB = "livepulse"  # the job name of deploy/prometheus/*.yml, which the alert ru
 PARTITIONS = 4  # conftest's topics
 STREAMS = 24
 TOP_K = 10
+MINUTE_MS = 60_000  # the default tumbling window: the spike detector's minute
+SPIKER = "spiker-1"
+SPIKES = {"likes": 1, "coins": 1}  # what spiking_stream() makes the engine publish
 
 T = TypeVar("T")
 
@@ -176,6 +184,34 @@ def traffic(start_ms: int) -> tuple[list[dict[str, Any]], list[tuple[bytes | Non
     return events, invalid
 
 
+def spiking_stream(now_ms: int) -> list[dict[str, Any]]:
+    """A stream with 4 calm minutes, then one minute that spikes in likes and in coins.
+
+    Default settings: a spike needs 180 s of history, its minute's value at least the floor
+    (500 likes / 300 coins) and 3 x the baseline (per minute, over the history). B is a
+    minute start 6-7 minutes ago, so the whole stream lies in the 10-minute tier window and
+    in the past.
+    - likes: 10 every 10 s from B+5 s to B+235 s (240 likes in 240 s: baseline 60/min);
+      at B+245 s the room total jumps by 615 (600 in dropped events): 615 >= max(500, 180).
+    - coins: a 10-coin gift every 30 s from B+15 s to B+225 s (80 coins: baseline 20/min);
+      a 500-coin gift at B+250 s: 500 >= max(300, 60).
+    No minute before B+240 s reaches a floor, so nothing fires early; 855 likes stay below
+    every tier. A comment at B+320 s moves stream time on, so the spike minute's coins have
+    left the stream's trailing minute by the time the gauges are read.
+    """
+    b = (now_ms - 400_000) // MINUTE_MS * MINUTE_MS
+    s = StreamScript(SPIKER, creator_id="spiker-creator")
+    calm = [s.likes(b + t, 10) for t in range(5_000, 236_000, 10_000)]
+    calm += [s.gift(b + t, 10, 1, False, True) for t in range(15_000, 226_000, 30_000)]
+    return [
+        s.start(b),
+        *sorted(calm, key=lambda e: int(e["ts"])),
+        s.likes(b + 245_000, 15, dropped=600),
+        s.gift(b + 250_000, 500, 1, False, True),
+        s.comment(b + 320_000),
+    ]
+
+
 def interleave(
     events: list[dict[str, Any]], invalid: list[tuple[bytes | None, bytes, str]]
 ) -> list[tuple[bytes | None, bytes]]:
@@ -241,10 +277,21 @@ def test_every_panel_query_and_recording_rule_has_data_from_a_real_worker(
     assert prometheus.value(f'sum(livepulse_events_total{{job="{JOB}"}})') == 0
     baseline = time.monotonic()
 
-    events, invalid = traffic(start_ms=int(time.time() * 1000) - 20_000)
+    now_ms = int(time.time() * 1000)
+    simulated, invalid = traffic(start_ms=now_ms - 20_000)
+    events = spiking_stream(now_ms) + simulated
     expected = expected_outcome(events, Params())
     assert len(expected.alerts) >= 1, "the traffic must cross the moderate tier (1,000 likes)"
+    assert not any(a["stream_id"] == SPIKER for a in expected.alerts)  # no tier, no end
+    # the reference model has no spike detector: the spikes are spiking_stream()'s
+    alerts_by_type = Counter(a["type"] for a in expected.alerts)
+    assert "spike" not in alerts_by_type
+    alerts_by_type["spike"] = sum(SPIKES.values())
     top_likes, top_coins = window_top_k(events)
+    # the simulated streams' events span 8 s ending 12 s ago: all in their trailing minute
+    # when the gauges are read; the spiker's coins left its trailing minute (B+320 s)
+    _, top_coins_per_minute = window_top_k(simulated)
+    assert any(key.endswith(f"/{SPIKER}") for key in top_coins)
     with_likes = {e["stream_id"] for e in events if e["type"] == "like" and e["total"] > 0}
     assert len(with_likes) > TOP_K  # so the top-K really leaves streams out
     assert len(top_likes) == TOP_K and len(top_coins) >= 3
@@ -261,7 +308,7 @@ def test_every_panel_query_and_recording_rule_has_data_from_a_real_worker(
         "the final state in Prometheus",
         lambda: (
             q("sum(livepulse_events_total{JOB})") == len(events)
-            and q("sum(livepulse_active_streams{JOB})") == STREAMS
+            and q("sum(livepulse_active_streams{JOB})") == STREAMS + 1
             and q("count(livepulse_top_stream_likes{JOB})") == TOP_K
             and q("sum(livepulse_consumer_lag_messages{JOB})") == 0
         ),
@@ -270,10 +317,15 @@ def test_every_panel_query_and_recording_rule_has_data_from_a_real_worker(
     assert q("sum(livepulse_gifts_total{JOB})") == expected.gifts
     assert q("sum(livepulse_coins_total{JOB})") == expected.coins
     assert q("sum(livepulse_creator_usd_total{JOB})") == pytest.approx(expected.coins * 0.005)
-    for kind, n in Counter(a["type"] for a in expected.alerts).items():
+    for kind, n in alerts_by_type.items():
         assert q(f'livepulse_alerts_published_total{{JOB, type="{kind}"}}') == n, kind
-    assert q("sum(livepulse_alerts_published_total{JOB})") == len(expected.alerts)
-    assert q("sum(livepulse_alert_latency_seconds_count{JOB})") == len(expected.alerts)
+    assert q('livepulse_alerts_published_total{JOB, type="goal_reached"}') == 0  # goals off
+    n_alerts = sum(alerts_by_type.values())
+    assert q("sum(livepulse_alerts_published_total{JOB})") == n_alerts
+    assert q("sum(livepulse_alert_latency_seconds_count{JOB})") == n_alerts
+    for metric, n in SPIKES.items():
+        assert q(f'livepulse_spikes_total{{JOB, metric="{metric}"}}') == n, metric
+        assert q(f'livepulse_goals_total{{JOB, metric="{metric}"}}') == 0, metric
     for kind, n in expected.events_by_type.items():
         assert q(f'livepulse_events_total{{JOB, type="{kind}"}}') == n, kind
     for reason, n in Counter(reason for *_, reason in invalid).items():
@@ -298,6 +350,7 @@ def test_every_panel_query_and_recording_rule_has_data_from_a_real_worker(
     # gauges are snapshots taken every 2 s: the one after the last event must arrive
     wait_for("the final top-K", lambda: top_k("livepulse_top_stream_likes") == top_likes, 15)
     assert top_k("livepulse_top_stream_coins") == top_coins
+    assert top_k("livepulse_top_stream_coins_per_minute") == top_coins_per_minute
     lag = q("livepulse_stream_time_lag_seconds{JOB}")
     assert lag is not None and 0 < lag < 120
 
@@ -312,7 +365,7 @@ def test_every_panel_query_and_recording_rule_has_data_from_a_real_worker(
         (f"panel {title!r}", expr.replace("$__rate_interval", window).replace("$job", JOB))
         for title, expr in panel_queries()
     ] + [(f"rule {name}", expr) for name, expr in recording_rules()]
-    assert len(queries) == 20 + 13
+    assert len(queries) == 22 + 14
     empty_or_nan = []
     for what, expr in queries:
         result = prometheus.query(expr)
@@ -338,6 +391,42 @@ def test_every_panel_query_and_recording_rule_has_data_from_a_real_worker(
             )
     for name, _ in recording_rules():
         wait_for(f"recorded series {name}", lambda n=name: prometheus.query(n) or None, 10)
+
+    # The spike rule: one series per metric, positive, and exactly its expression evaluated
+    # at the rule's own evaluation time. Only evaluations after the scrape that saw a
+    # metric's spikes count (this point can be reached within the second after it); a
+    # recorded sample's timestamp is read with a range selector. Retried: a scrape ingested
+    # just after an evaluation, but timestamped before it, changes the raw query's window.
+    rule = "job_metric:livepulse_spikes:rate5m"
+    (expr,) = [e for n, e in recording_rules() if n == rule]
+    counted_at: dict[str, float] = {}
+    for series in prometheus.api(
+        "/api/v1/query", query=f'livepulse_spikes_total{{job="{JOB}"}}[5m]'
+    )["result"]:
+        metric = series["metric"]["metric"]
+        first = next(t for t, v in series["values"] if float(v) == SPIKES[metric])
+        counted_at[metric] = float(first)
+    assert sorted(counted_at) == sorted(SPIKES)
+
+    def rule_matches_its_expression() -> bool:
+        data = prometheus.api("/api/v1/query", query=f'{rule}{{job="{JOB}"}}[5s]')
+        assert data["resultType"] == "matrix", data
+        recorded = data["result"]
+        assert sorted(s["metric"]["metric"] for s in recorded) == sorted(SPIKES), recorded
+        for series in recorded:
+            metric = series["metric"]["metric"]
+            assert series["metric"] == {"__name__": rule, "job": JOB, "metric": metric}
+            at, value = series["values"][-1]
+            if float(at) <= counted_at[metric]:
+                return False  # not evaluated since the spikes were scraped
+            assert float(value) > 0, series
+            raw = prometheus.api("/api/v1/query", query=expr, time=str(at))["result"]
+            mine = [r["value"] for r in raw if r["metric"] == {"job": JOB, "metric": metric}]
+            if mine != [[at, value]]:
+                return False
+        return True
+
+    wait_for(f"{rule} to equal its expression", rule_matches_its_expression, 15)
 
     # promtool check metrics on a real scrape; the doc's metric table is what /metrics serves
     with urllib.request.urlopen(worker.metrics_url, timeout=10) as response:

@@ -73,7 +73,7 @@ def test_promtool_check_config(config: str) -> None:
 def test_promtool_check_rules() -> None:
     result = promtool("check", "rules", str(RULES / "recording.yml"), str(RULES / "alerts.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 13 rules found" in result.stdout
+    assert "SUCCESS: 14 rules found" in result.stdout
     assert "SUCCESS: 4 rules found" in result.stdout
 
 
@@ -151,7 +151,7 @@ def test_dashboard_structure() -> None:
     assert variables["job"]["datasource"] == ds
 
     ids = [p["id"] for p in d["panels"]]
-    assert len(ids) == len(set(ids)) == 17
+    assert len(ids) == len(set(ids)) == 19
     cells: set[tuple[int, int]] = set()
     for p in d["panels"]:
         assert p["datasource"] == ds, p["title"]
@@ -204,11 +204,54 @@ def test_the_dashboard_shows_what_the_issue_asks_for() -> None:
         "livepulse_top_stream_likes",
         "livepulse_top_stream_coins",
         "livepulse_creator_usd_total",
+        "livepulse_spikes_total",
+        "livepulse_top_stream_coins_per_minute",
     ):
         assert needed in queries, needed
     tables = [p for p in dashboard()["panels"] if p["type"] == "table"]
-    assert [t["targets"][0]["format"] for t in tables] == ["table", "table"]
+    assert [t["targets"][0]["format"] for t in tables] == ["table"] * 3
     assert all(t["targets"][0]["instant"] for t in tables)
+
+
+def test_issue_10_panels_and_rule() -> None:
+    """Spikes by metric, and the coins-per-minute top-K table ranked like the other two."""
+    panels = {p["title"]: p for p in dashboard()["panels"]}
+    spikes = panels["Spikes by metric"]
+    assert spikes["type"] == "timeseries"
+    assert [t["expr"] for t in spikes["targets"]] == [
+        'sum by (metric) (rate(livepulse_spikes_total{job=~"$job"}[$__rate_interval])) * 60'
+    ]
+    assert "{{metric}}" in spikes["targets"][0]["legendFormat"]
+    table = panels["Top streams by coins per minute"]
+    (target,) = table["targets"]
+    assert target["expr"] == (
+        'topk(10, max by (stream_id) (livepulse_top_stream_coins_per_minute{job=~"$job"}))'
+    )
+    renamed = table["transformations"][0]["options"]["renameByName"]
+    assert renamed == {"stream_id": "stream", "Value": "coins in last minute"}
+    assert table["transformations"][1]["options"]["sort"] == [
+        {"field": "coins in last minute", "desc": True}
+    ]
+    # the two panels share the dashboard's last row
+    assert (
+        spikes["gridPos"]["y"]
+        == table["gridPos"]["y"]
+        == max(p["gridPos"]["y"] for p in dashboard()["panels"])
+    )
+    rules = {
+        r["record"]: r["expr"]
+        for g in load_yaml(RULES / "recording.yml")["groups"]
+        for r in g["rules"]
+    }
+    assert rules["job_metric:livepulse_spikes:rate5m"] == (
+        "sum by (job, metric) (rate(livepulse_spikes_total[5m]))"
+    )
+    tested = [
+        check["expr"]
+        for case in load_yaml(RULES / "tests.yml")["tests"]
+        for check in case.get("promql_expr_test", [])
+    ]
+    assert "job_metric:livepulse_spikes:rate5m" in tested
 
 
 def test_grafana_provisioning_matches_the_dashboard_and_compose() -> None:

@@ -11,15 +11,17 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from processor.core.alerts import TierChanged, WindowSnapshot
+from processor.core.alerts import GoalReached, Spike, TierChanged, TopUsers, Viewers, WindowSnapshot
 from processor.core.engine import Engine, EngineConfig
 from processor.core.tiers import Tier
 from processor.metrics import (
     ALERT_LATENCY_BUCKETS,
+    ALERT_METRICS,
     DEAD_LETTER_REASONS,
     EVENT_TYPES,
     Metrics,
     consumer_lag,
+    minute_coins,
     top_streams,
 )
 from processor.settings import ConfigError, load_settings
@@ -47,7 +49,32 @@ def alert(from_tier: Tier = Tier.LOW, to_tier: Tier = Tier.MODERATE) -> TierChan
         threshold=1_000,
         event_time=T0,
         window=WindowSnapshot(T0 - 600_000, T0, 1_000, 0, 0, 0.0),
+        top=TopUsers(T0 - 600_000, T0, True, (), (("u1", 1_000),)),
+        viewers=None,
     )
+
+
+def spike(metric: str = "coins", minute_start: int = T0) -> Spike:
+    return Spike(
+        alert_id="s" + metric,
+        stream_id="s1",
+        creator_id="c1",
+        metric=metric,
+        value=3_400,
+        baseline=210.5,
+        baseline_minutes=9.17,
+        ratio=16.15,
+        threshold=631.5,
+        minute_start=minute_start,
+        minute_end=minute_start + 60_000,
+        event_time=minute_start + 1_000,
+        top=TopUsers(minute_start, minute_start + 60_000, True, (("u1", 3_400, 2),), ()),
+        viewers=Viewers(40, 55, 41.5),
+    )
+
+
+def goal(metric: str = "likes", value: int = 5_000) -> GoalReached:
+    return GoalReached("g" + metric, "s1", "c1", metric, value, value, T0, None)
 
 
 def test_alert_latency_is_observed_only_for_alerts_an_event_caused() -> None:
@@ -97,6 +124,12 @@ def test_known_label_values_exist_at_zero_from_the_start() -> None:
         assert r.get_sample_value("livepulse_invalid_events_total", {"reason": reason}) == 0
     assert r.get_sample_value("livepulse_alerts_published_total", {"type": "tier_changed"}) == 0
     assert r.get_sample_value("livepulse_alerts_published_total", {"type": "stream_ended"}) == 0
+    assert r.get_sample_value("livepulse_alerts_published_total", {"type": "spike"}) == 0
+    assert r.get_sample_value("livepulse_alerts_published_total", {"type": "goal_reached"}) == 0
+    assert ALERT_METRICS == ("likes", "coins")
+    for metric in ALERT_METRICS:
+        assert r.get_sample_value("livepulse_spikes_total", {"metric": metric}) == 0
+        assert r.get_sample_value("livepulse_goals_total", {"metric": metric}) == 0
     pairs = [(a, b) for a in ("low", "moderate", "high") for b in ("low", "moderate", "high")]
     for a, b in pairs:
         labels = {"policy": "window_likes", "from_tier": a, "to_tier": b}
@@ -153,8 +186,42 @@ def test_other_alert_types_count_by_type_but_are_no_transition() -> None:
     assert r.get_sample_value("livepulse_alert_latency_seconds_count") == 2
 
 
-def engine_with(events: list[dict[str, Any]]) -> Engine:
-    engine = Engine(EngineConfig())
+def test_spikes_and_goals_count_by_type_and_by_metric() -> None:
+    m, r = new_metrics()
+    m.record_alert(spike("coins"), 0.05)
+    m.record_alert(spike("coins", T0 + 60_000), 0.05)
+    m.record_alert(spike("likes"), None)
+    m.record_alert(goal("likes", 5_000), 0.01)
+    m.record_alert(goal("likes", 10_000), 0.01)
+    m.record_alert(goal("coins", 1_000), 0.01)
+    m.record_alert(goal("coins", 5_000), 0.01)
+    m.record_alert(goal("coins", 10_000), 0.01)
+
+    def value(name: str, **labels: str) -> float | None:
+        return r.get_sample_value(name, labels)
+
+    assert value("livepulse_spikes_total", metric="coins") == 2
+    assert value("livepulse_spikes_total", metric="likes") == 1
+    assert value("livepulse_goals_total", metric="likes") == 2
+    assert value("livepulse_goals_total", metric="coins") == 3
+    assert value("livepulse_alerts_published_total", type="spike") == 3
+    assert value("livepulse_alerts_published_total", type="goal_reached") == 5
+    assert value("livepulse_alerts_published_total", type="tier_changed") == 0
+    assert value("livepulse_alert_latency_seconds_count") == 7  # the likes spike: no event
+    # neither is a tier transition
+    assert (
+        sum(
+            s.value
+            for family in r.collect()
+            if family.name == "livepulse_tier_transitions"
+            for s in family.samples
+        )
+        == 0
+    )
+
+
+def engine_with(events: list[dict[str, Any]], config: EngineConfig | None = None) -> Engine:
+    engine = Engine(config or EngineConfig())
     for event in events:
         engine.process(typed(event))
     return engine
@@ -241,6 +308,94 @@ def test_refresh_over_several_engines_ranks_their_streams_together() -> None:
     assert sample_map(r, "livepulse_top_stream_likes") == {("1", "a"): 1_200, ("2", "c"): 200}
 
 
+def test_top_streams_by_coins_in_the_trailing_minute_of_stream_time() -> None:
+    """Default engine: tier window 600 s in 10 s buckets, minute (tumbling window) 60 s. The
+    trailing minute is the current bucket and the 5 before it, whatever the wall clock."""
+    m, r = new_metrics(top_k=3)
+    a, b, c, d, e, f = (StreamScript(x) for x in "abcdef")
+    events = [
+        *(s.start(T0) for s in (a, b, c, d, e, f)),
+        a.gift(T0 + 5_000, 500, 1, streakable=False, end=True),  # bucket T0: out of a's minute
+        a.gift(T0 + 20_000, 1, 7, streakable=False, end=True),  # bucket T0+20 s: first of it
+        *a.combo(T0 + 75_000, coins=30, steps=2, streak="k"),  # 60 coins, current bucket
+        b.gift(T0 + 10_000, 100, 1, streakable=False, end=True),  # 100 coins, stream time there
+        c.gift(T0 + 3_000, 67, 1, streakable=False, end=True),  # 67 coins (ties d, wins on id)
+        d.gift(T0 + 9_999, 67, 1, streakable=False, end=True),
+        e.gift(T0 + 1_000, 200, 1, streakable=False, end=True),  # in e's window, not its minute
+        e.likes(T0 + 61_000, 5),
+        f.likes(T0 + 2_000, 5),  # no coins at all
+    ]
+    engine = engine_with(events)
+    states = engine.streams
+    assert [minute_coins(states[x], 60_000) for x in "abcdef"] == [67, 100, 67, 67, 0, 0]
+    assert (states["a"].window.coins, states["e"].window.coins) == (567, 200)
+    m.refresh(engine, now=T0 / 1000 + 80)
+    assert sample_map(r, "livepulse_top_stream_coins_per_minute") == {
+        ("1", "b"): 100,
+        ("2", "a"): 67,
+        ("3", "c"): 67,
+    }
+    # the windowed-coins top-K ranks the same streams by the whole tier window
+    assert sample_map(r, "livepulse_top_stream_coins") == {
+        ("1", "a"): 567,
+        ("2", "e"): 200,
+        ("3", "b"): 100,
+    }
+
+    # stream time moves on: b's coins leave its minute (still in its tier window)
+    engine.process(typed(b.likes(T0 + 70_000, 1)))
+    m.refresh(engine, now=T0 / 1000 + 81)
+    assert minute_coins(states["b"], 60_000) == 0
+    assert sample_map(r, "livepulse_top_stream_coins_per_minute") == {
+        ("1", "a"): 67,
+        ("2", "c"): 67,
+        ("3", "d"): 67,
+    }
+
+
+def test_the_minute_of_coins_per_minute_is_the_engines_tumbling_window() -> None:
+    config = EngineConfig(tier_window_ms=60_000, tier_step_ms=5_000, tumbling_ms=20_000)
+    s = StreamScript("s")
+    engine = engine_with(
+        [
+            s.start(T0),
+            s.gift(T0 + 4_000, 10, 1, streakable=False, end=True),  # bucket T0
+            s.gift(T0 + 15_000, 20, 1, streakable=False, end=True),  # bucket T0+15 s
+            s.gift(T0 + 24_999, 40, 1, streakable=False, end=True),  # bucket T0+20 s (current)
+        ],
+        config,
+    )
+    # minute = 20 s: buckets T0+10 s .. T0+20 s
+    assert minute_coins(engine.streams["s"], config.tumbling_ms) == 60
+    m, r = new_metrics()
+    m.refresh(engine, now=T0 / 1000 + 30)
+    assert sample_map(r, "livepulse_top_stream_coins_per_minute") == {("1", "s"): 60}
+
+
+def test_coins_per_minute_sums_buckets_only_for_streams_with_windowed_coins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The refresh runs every 2 s over up to 100k streams: a stream without coins in its
+    tier window has none in its minute, and costs no walk over its buckets."""
+    import processor.metrics as module
+
+    summed: list[str] = []
+    real = module.minute_coins
+
+    def counting(state: Any, minute_ms: int) -> int:
+        summed.append(state.stream_id)
+        return real(state, minute_ms)
+
+    monkeypatch.setattr(module, "minute_coins", counting)
+    scripts = [StreamScript(f"s{i:02d}") for i in range(40)]
+    events = [s.likes(T0 + 1_000, 3) for s in scripts]
+    events += [s.gift(T0 + 2_000, 5, 1, False, True) for s in scripts[::10]]
+    m, r = new_metrics()
+    m.refresh(engine_with(events), now=T0 / 1000 + 3)
+    assert sorted(summed) == ["s00", "s10", "s20", "s30"]
+    assert len(sample_map(r, "livepulse_top_stream_coins_per_minute")) == 4
+
+
 class State(NamedTuple):
     stream_id: str
     likes: int
@@ -319,7 +474,7 @@ def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, tuple[str, ...]
 def test_names_follow_prometheus_conventions_and_stream_ids_stay_bounded() -> None:
     _, r = populated()
     families = list(r.collect())
-    assert len(families) == 19
+    assert len(families) == 22
     for family in families:
         assert family.name.startswith("livepulse_"), family.name
         assert not family.name.endswith("_total"), family.name  # the client adds it once
