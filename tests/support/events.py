@@ -25,7 +25,7 @@ class StreamScript:
     like_total: int = 0
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
-    def _base(self, kind: str, ts: int, user: bool = True) -> dict[str, Any]:
+    def _base(self, kind: str, ts: int, user: str | None = "u-1") -> dict[str, Any]:
         event: dict[str, Any] = {
             "v": 1,
             "event_id": f"{self.stream_id}-{next(self._ids)}",
@@ -34,22 +34,36 @@ class StreamScript:
             "creator_id": self.creator_id,
             "ts": ts,
         }
-        if user:
-            event["user_id"] = "u-1"
+        if user is not None:
+            event["user_id"] = user
         return event
 
     def start(self, ts: int) -> dict[str, Any]:
-        return self._base("live_start", ts, user=False) | {"title": "hello"}
+        return self._base("live_start", ts, user=None) | {"title": "hello"}
 
-    def likes(self, ts: int, count: int, dropped: int = 0) -> dict[str, Any]:
+    def likes(self, ts: int, count: int, dropped: int = 0, user: str = "u-1") -> dict[str, Any]:
         """A like event of ``count``; ``dropped`` likes happened in events never delivered."""
         self.like_total += dropped + count
-        return self._base("like", ts) | {"count": count, "total": self.like_total}
+        return self._base("like", ts, user) | {"count": count, "total": self.like_total}
+
+    def stale_likes(self, ts: int, count: int, behind: int, user: str = "u-1") -> dict[str, Any]:
+        """A like event delivered out of order: its ``total`` is ``behind`` below the room's."""
+        return self._base("like", ts, user) | {
+            "count": count,
+            "total": max(0, self.like_total - behind),
+        }
 
     def gift(
-        self, ts: int, coins: int, repeat: int, streakable: bool, end: bool, streak: str = "s1"
+        self,
+        ts: int,
+        coins: int,
+        repeat: int,
+        streakable: bool,
+        end: bool,
+        streak: str = "s1",
+        user: str = "u-1",
     ) -> dict[str, Any]:
-        return self._base("gift", ts) | {
+        return self._base("gift", ts, user) | {
             "gift_id": 5655,
             "gift_name": "Rose" if coins == 1 else "Gift",
             "coins": coins,
@@ -59,17 +73,19 @@ class StreamScript:
             "repeat_end": end,
         }
 
-    def combo(self, ts: int, coins: int, steps: int, streak: str) -> list[dict[str, Any]]:
-        """A streak: one event per step, then the repeat_end event."""
-        events = [self.gift(ts, coins, i, True, False, streak) for i in range(1, steps + 1)]
-        events.append(self.gift(ts, coins, steps, True, True, streak))
+    def combo(
+        self, ts: int, coins: int, steps: int, streak: str, user: str = "u-1"
+    ) -> list[dict[str, Any]]:
+        """A streak of one user: one event per step, then the repeat_end event."""
+        events = [self.gift(ts, coins, i, True, False, streak, user) for i in range(1, steps + 1)]
+        events.append(self.gift(ts, coins, steps, True, True, streak, user))
         return events
 
     def comment(self, ts: int, text: str = "hi") -> dict[str, Any]:
         return self._base("comment", ts) | {"text": text}
 
     def viewers(self, ts: int, count: int) -> dict[str, Any]:
-        return self._base("viewers", ts, user=False) | {"count": count}
+        return self._base("viewers", ts, user=None) | {"count": count}
 
     def end(self, ts: int) -> dict[str, Any]:
-        return self._base("live_end", ts, user=False) | {"reason": "ended"}
+        return self._base("live_end", ts, user=None) | {"reason": "ended"}

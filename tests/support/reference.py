@@ -6,13 +6,18 @@ streak rules, grace, sessions and ids are re-derived from design.md and the READ
 bug in the engine's incremental bookkeeping cannot hide in both. Idle decay (wall-clock
 driven) is not modelled: scenarios that use this model end their streams or stay inside
 their windows.
+
+Issue 10 (top users, viewers, spikes, goals) is re-derived from the issue's spec the same
+way: top users are recomputed by replaying a scope's contributions, in arrival order,
+through a naive Space-Saving summary (a dict and a min() over it); spike baselines and the
+re-arm test are recomputed from the contribution list at every evaluation.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from processor.core.engine import EngineConfig
 
@@ -29,6 +34,32 @@ class Params:
     session_moderate: int = 1_000
     session_high: int = 10_000
     usd_per_coin: float = 0.005
+    top_users: int = 5
+    top_users_tracked: int = 32
+    spike_ratio: float = 3.0
+    spike_rearm_ratio: float = 1.5
+    spike_min_likes: int = 500
+    spike_min_coins: int = 300
+    spike_history_ms: int = 180_000
+    like_goals: tuple[int, ...] = ()
+    coin_goals: tuple[int, ...] = ()
+
+
+class _Count(NamedTuple):
+    """One event's contribution: room likes (growth of total), gifts, coins, and per user."""
+
+    ts: int
+    likes: int
+    gifts: int
+    coins: int
+    user: str
+    liked: int  # the like event's count, credited to its user (not the growth)
+
+
+@dataclass
+class _Detector:
+    armed: bool = True
+    checked: int | None = None  # the minute of the last re-arm check or fire
 
 
 @dataclass
@@ -42,8 +73,12 @@ class _Stream:
     session_tier: str = "low"
     transitions: int = 0
     session_transitions: int = 0
-    counted: list[tuple[int, int, int, int]] = field(default_factory=list)
+    counted: list[_Count] = field(default_factory=list)
     closed: set[int] = field(default_factory=set)
+    viewers: list[tuple[int, int]] = field(default_factory=list)  # (ts, count), arrival order
+    spikes: dict[str, _Detector] = field(
+        default_factory=lambda: {"likes": _Detector(), "coins": _Detector()}
+    )
 
 
 @dataclass
@@ -73,11 +108,44 @@ def engine_config(p: Params) -> EngineConfig:
         session_moderate=p.session_moderate,
         session_high=p.session_high,
         usd_per_coin=p.usd_per_coin,
+        top_users=p.top_users,
+        top_users_tracked=p.top_users_tracked,
+        spike_ratio=p.spike_ratio,
+        spike_rearm_ratio=p.spike_rearm_ratio,
+        spike_min_likes=p.spike_min_likes,
+        spike_min_coins=p.spike_min_coins,
+        spike_history_ms=p.spike_history_ms,
+        like_goals=p.like_goals,
+        coin_goals=p.coin_goals,
     )
 
 
 def _id(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def space_saving(
+    items: list[tuple[str, int, int]], capacity: int
+) -> tuple[dict[str, tuple[int, int]], bool]:
+    """Replay (user, value, extra) amounts through a Space-Saving summary of ``capacity``.
+
+    A new user at a full summary replaces the entry with the smallest (value, user) and
+    inherits its value and extra. Returns the summary and whether it stayed exact.
+    """
+    summary: dict[str, tuple[int, int]] = {}
+    exact = True
+    for user, value, extra in items:
+        if user in summary:
+            old_value, old_extra = summary[user]
+            summary[user] = (old_value + value, old_extra + extra)
+        elif len(summary) < capacity:
+            summary[user] = (value, extra)
+        else:
+            victim = min(summary, key=lambda u: (summary[u][0], u))
+            old_value, old_extra = summary.pop(victim)
+            summary[user] = (old_value + value, old_extra + extra)
+            exact = False
+    return summary, exact
 
 
 def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
@@ -91,12 +159,69 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
     def bucket(ts: int) -> int:
         return ts - ts % p.step_ms
 
-    def window_at(s: _Stream, t: int) -> tuple[int, list[tuple[int, int, int, int]]]:
+    def minute(ts: int) -> int:
+        return ts - ts % p.tumbling_ms
+
+    def window_at(s: _Stream, t: int) -> tuple[int, list[_Count]]:
         start = bucket(t) - p.window_ms + p.step_ms
-        return start, [c for c in s.counted if start <= bucket(c[0]) <= bucket(t)]
+        return start, [c for c in s.counted if start <= bucket(c.ts) <= bucket(t)]
 
     def tier_of(value: int, lo: int, hi: int) -> str:
         return "high" if value >= hi else "moderate" if value >= lo else "low"
+
+    def top(panes: list[list[_Count]], start: int, end: int) -> dict[str, Any]:
+        """The top users of a scope: per-user sums of each pane's own summaries."""
+        likers: dict[str, int] = {}
+        gifters: dict[str, tuple[int, int]] = {}
+        exact = True
+        for pane in panes:
+            liked, liked_exact = space_saving(
+                [(c.user, c.liked, 0) for c in pane if c.liked], p.top_users_tracked
+            )
+            gave, gave_exact = space_saving(
+                [(c.user, c.coins, c.gifts) for c in pane if c.coins], p.top_users_tracked
+            )
+            exact = exact and liked_exact and gave_exact
+            for user, (likes, _) in liked.items():
+                likers[user] = likers.get(user, 0) + likes
+            for user, (coins, gifts) in gave.items():
+                was = gifters.get(user, (0, 0))
+                gifters[user] = (was[0] + coins, was[1] + gifts)
+        best_gifters = sorted(gifters.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        best_likers = sorted(likers.items(), key=lambda kv: (-kv[1], kv[0]))
+        return {
+            "start": start,
+            "end": end,
+            "exact": exact,
+            "gifters": [
+                {"user_id": u, "coins": coins, "gifts": gifts}
+                for u, (coins, gifts) in best_gifters[: p.top_users]
+            ],
+            "likers": [{"user_id": u, "likes": likes} for u, likes in best_likers[: p.top_users]],
+        }
+
+    def pane(s: _Stream, start: int) -> list[_Count]:
+        return [c for c in s.counted if minute(c.ts) == start]
+
+    def viewers(s: _Stream) -> dict[str, Any] | None:
+        if not s.viewers:
+            return None
+        current_ts, current = s.viewers[0]
+        for ts, count in s.viewers:
+            if ts >= current_ts:  # ties: the later one in the partition
+                current_ts, current = ts, count
+        counts = [count for _, count in s.viewers]
+        return {
+            "current": current,
+            "peak": max(counts),
+            "average": round(sum(counts) / len(counts), 2),
+        }
+
+    def per_viewer(s: _Stream, amount: int) -> float | None:
+        counts = [count for _, count in s.viewers]
+        if not counts or sum(counts) == 0:
+            return None
+        return round(amount * len(counts) / sum(counts), 4)
 
     def alert(
         sid: str,
@@ -110,6 +235,9 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
         entry: int,
     ) -> None:
         start, inside = window_at(s, at)
+        end = bucket(at) + p.step_ms
+        panes = sorted({minute(c.ts) for c in s.counted})
+        overlapping = [m for m in panes if start - p.tumbling_ms < m < end]
         out.alerts.append(
             {
                 "v": 1,
@@ -126,17 +254,19 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
                 "event_time": at,
                 "window": {
                     "start": start,
-                    "end": bucket(at) + p.step_ms,
-                    "likes": sum(c[1] for c in inside),
-                    "gifts": sum(c[2] for c in inside),
-                    "coins": sum(c[3] for c in inside),
-                    "creator_usd": usd(sum(c[3] for c in inside)),
+                    "end": end,
+                    "likes": sum(c.likes for c in inside),
+                    "gifts": sum(c.gifts for c in inside),
+                    "coins": sum(c.coins for c in inside),
+                    "creator_usd": usd(sum(c.coins for c in inside)),
                 },
+                "top": top([pane(s, m) for m in overlapping], minute(start), end),
+                "viewers": viewers(s),
             }
         )
 
     def evaluate_window(sid: str, s: _Stream, at: int) -> None:
-        value = sum(c[1] for c in window_at(s, at)[1])
+        value = sum(c.likes for c in window_at(s, at)[1])
         new = tier_of(value, p.moderate, p.high)
         if RANK[new] < RANK[s.tier]:  # down: only below threshold * (1 - hysteresis)
             new = s.tier
@@ -154,7 +284,7 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
                 s.peak = new
 
     def evaluate_session(sid: str, s: _Stream, at: int) -> None:
-        value = sum(c[1] for c in s.counted)
+        value = sum(c.likes for c in s.counted)
         new = tier_of(value, p.session_moderate, p.session_high)
         if RANK[new] > RANK[s.session_tier]:
             s.session_transitions += 1
@@ -172,11 +302,89 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
             )
             s.session_tier = new
 
+    def amount_of(metric: str, c: _Count) -> int:
+        return c.likes if metric == "likes" else c.coins
+
+    def evaluate_spike(sid: str, s: _Stream, metric: str, ts: int) -> None:
+        """The spike rules of the spec, every sum recomputed from the contribution list."""
+        start = minute(ts)
+        if start != minute(s.time):
+            return
+        floor = p.spike_min_likes if metric == "likes" else p.spike_min_coins
+        window_start, inside = window_at(s, s.time)
+        value = sum(amount_of(metric, c) for c in s.counted if minute(c.ts) == start)
+        base_start = max(window_start, bucket(s.started))
+        span = start - base_start
+        if span < p.spike_history_ms:
+            return
+        # span 0 (only when spike_history_ms is 0) leaves no baseline: the spec does not say;
+        # read like its span_P <= 0 rule ("only by the floor"): baseline 0, threshold = floor
+        base_sum = sum(amount_of(metric, c) for c in inside) - value
+        baseline = base_sum * p.tumbling_ms / span if span else 0.0
+        threshold = max(floor, p.spike_ratio * baseline)
+        detector = s.spikes[metric]
+        if detector.checked is None or start > detector.checked:
+            detector.checked = start
+            previous = start - p.tumbling_ms
+            in_previous = sum(
+                amount_of(metric, c) for c in inside if previous <= bucket(c.ts) < start
+            )
+            calm = in_previous < floor
+            span_previous = previous - base_start
+            if not calm and span_previous > 0:
+                before = sum(amount_of(metric, c) for c in inside if bucket(c.ts) < previous)
+                baseline_previous = before * p.tumbling_ms / span_previous
+                calm = in_previous <= p.spike_rearm_ratio * baseline_previous
+            if calm:
+                detector.armed = True
+        if detector.armed and value >= threshold:
+            detector.armed = False
+            detector.checked = start
+            out.alerts.append(
+                {
+                    "v": 1,
+                    "alert_id": _id(sid, "spike", metric, start),
+                    "type": "spike",
+                    "stream_id": sid,
+                    "creator_id": s.creator_id,
+                    "metric": metric,
+                    "value": value,
+                    "baseline": round(baseline, 2),
+                    "baseline_minutes": round(span / 60_000, 2),
+                    "ratio": round(value / baseline, 2) if baseline else None,
+                    "threshold": round(threshold, 2),
+                    "minute": {"start": start, "end": start + p.tumbling_ms},
+                    "event_time": s.time,
+                    "top": top([pane(s, start)], start, start + p.tumbling_ms),
+                    "viewers": viewers(s),
+                }
+            )
+
+    def evaluate_goals(sid: str, s: _Stream, metric: str, added: int) -> None:
+        goals = p.like_goals if metric == "likes" else p.coin_goals
+        after = sum(amount_of(metric, c) for c in s.counted)
+        for goal in goals:
+            if after - added < goal <= after:
+                out.alerts.append(
+                    {
+                        "v": 1,
+                        "alert_id": _id(sid, "goal", metric, goal),
+                        "type": "goal_reached",
+                        "stream_id": sid,
+                        "creator_id": s.creator_id,
+                        "metric": metric,
+                        "goal": goal,
+                        "value": after,
+                        "event_time": s.time,
+                        "viewers": viewers(s),
+                    }
+                )
+
     def close_windows(sid: str, s: _Stream, closing: list[int]) -> None:
         for start in sorted(closing):
-            inside = [c for c in s.counted if start <= c[0] < start + p.tumbling_ms]
+            inside = [c for c in s.counted if start <= c.ts < start + p.tumbling_ms]
             s.closed.add(start)
-            coins = sum(c[3] for c in inside)
+            coins = sum(c.coins for c in inside)
             out.windows.append(
                 {
                     "v": 1,
@@ -187,8 +395,8 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
                     "window": {
                         "start": start,
                         "end": start + p.tumbling_ms,
-                        "likes": sum(c[1] for c in inside),
-                        "gifts": sum(c[2] for c in inside),
+                        "likes": sum(c.likes for c in inside),
+                        "gifts": sum(c.gifts for c in inside),
                         "coins": coins,
                         "creator_usd": usd(coins),
                     },
@@ -196,7 +404,8 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
             )
 
     def open_windows(s: _Stream) -> set[int]:
-        return {c[0] - c[0] % p.tumbling_ms for c in s.counted} - s.closed
+        # only room counts open a tumbling window; a like event without growth does not
+        return {minute(c.ts) for c in s.counted if c.likes or c.gifts or c.coins} - s.closed
 
     for e in events:
         sid, ts = e["stream_id"], e["ts"]
@@ -208,7 +417,7 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
         s = streams[sid]
         if ts > s.time:
             # every stream time at which a bucket leaves the window, then the event's time
-            for b in sorted({bucket(c[0]) for c in s.counted}):
+            for b in sorted({bucket(c.ts) for c in s.counted}):
                 if bucket(s.time) < b + p.window_ms <= bucket(ts):
                     evaluate_window(sid, s, b + p.window_ms)
             s.time = ts
@@ -220,27 +429,40 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
             continue
         out.events_by_type[e["type"]] = out.events_by_type.get(e["type"], 0) + 1
 
-        likes = gifts = coins = 0
+        likes = gifts = coins = liked = 0
         if e["type"] == "live_start":
             s.total = 0 if s.total is None else s.total
             s.started = min(s.started, ts)
+        if e["type"] == "viewers":
+            s.viewers.append((ts, e["count"]))
         if e["type"] == "like":
+            liked = e["count"]
             if s.total is None:
                 likes, s.total = min(e["count"], e["total"]), e["total"]
             elif e["total"] > s.total:
                 likes, s.total = e["total"] - s.total, e["total"]
         if e["type"] == "gift" and (not e["streakable"] or e["repeat_end"]):
             gifts, coins = e["repeat_count"], e["repeat_count"] * e["coins"]
+        if likes or gifts or coins or liked:
+            s.counted.append(_Count(ts, likes, gifts, coins, e.get("user_id", ""), liked))
         if likes or gifts or coins:
-            s.counted.append((ts, likes, gifts, coins))
             out.likes += likes
             out.gifts += gifts
             out.coins += coins
             evaluate_window(sid, s, s.time)
             evaluate_session(sid, s, s.time)
+            if likes:
+                evaluate_spike(sid, s, "likes", ts)
+            if coins:
+                evaluate_spike(sid, s, "coins", ts)
+            if likes:
+                evaluate_goals(sid, s, "likes", likes)
+            if coins:
+                evaluate_goals(sid, s, "coins", coins)
         if e["type"] == "live_end":
             close_windows(sid, s, list(open_windows(s)))
-            total_coins = sum(c[3] for c in s.counted)
+            total_likes = sum(c.likes for c in s.counted)
+            total_coins = sum(c.coins for c in s.counted)
             out.alerts.append(
                 {
                     "v": 1,
@@ -253,13 +475,17 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
                     "event_time": s.time,
                     "duration_ms": s.time - s.started,
                     "session": {
-                        "likes": sum(c[1] for c in s.counted),
-                        "gifts": sum(c[2] for c in s.counted),
+                        "likes": total_likes,
+                        "gifts": sum(c.gifts for c in s.counted),
                         "coins": total_coins,
                         "creator_usd": usd(total_coins),
                     },
                     "peak_tier": s.peak,
                     "final_tier": s.tier,
+                    "top": top([s.counted], s.started, s.time),
+                    "viewers": viewers(s),
+                    "likes_per_viewer": per_viewer(s, total_likes),
+                    "coins_per_viewer": per_viewer(s, total_coins),
                 }
             )
             del streams[sid]
