@@ -319,33 +319,17 @@ class Engine:
         if span < c.spike_history_ms:
             return
         if metric == LIKES:
-            value, total, floor, flag = (
-                state.tumbling.likes,
-                window.likes,
-                c.spike_min_likes,
-                state.likes_spike,
-            )
+            value, total = state.tumbling.likes, window.likes
+            floor, flag = c.spike_min_likes, state.likes_spike
         else:
-            value, total, floor, flag = (
-                state.tumbling.coins,
-                window.coins,
-                c.spike_min_coins,
-                state.coins_spike,
-            )
-        base_sum = total - value
+            value, total = state.tumbling.coins, window.coins
+            floor, flag = c.spike_min_coins, state.coins_spike
         if flag != ARMED:
             if flag >= minute:
-                return  # fired, or found it still hot, in this minute already
-            before = window.between(minute - size, minute)
-            previous = before.likes if metric == LIKES else before.coins
-            span_before = minute - size - base_start
-            calm = previous < floor or (
-                span_before > 0
-                and previous <= c.spike_rearm_ratio * ((base_sum - previous) * size / span_before)
-            )
-            flag = ARMED if calm else minute
+                return  # fired, or found no calm minute, in this minute already
+            flag = ARMED if self._calm_since(state, metric, flag, minute, floor) else minute
         if flag == ARMED:
-            baseline = base_sum * size / span
+            baseline = (total - value) * size / span if span > 0 else 0.0
             threshold = max(floor, c.spike_ratio * baseline)
             if value >= threshold:
                 flag = minute
@@ -375,6 +359,28 @@ class Engine:
             state.likes_spike = flag
         else:
             state.coins_spike = flag
+
+    def _calm_since(
+        self, state: StreamState, metric: str, last: int, minute: int, floor: int
+    ) -> bool:
+        """Whether one of the minutes after ``last`` (the minute the detector fired or last
+        looked in) and before ``minute`` was calm: below the floor, or at most
+        ``spike_rearm_ratio`` times its own baseline, as the tier window holds them now."""
+        size, window = self.config.tumbling_ms, state.window
+        step = window.step_ms
+        base_start = max(window.start_ms, state.started_ms - state.started_ms % step)
+        for q in range(last + size, minute, size):
+            inside = window.between(q, q + size)
+            value = inside.likes if metric == LIKES else inside.coins
+            if value < floor:
+                return True
+            span = q - base_start
+            if span > 0:
+                before = window.between(window.start_ms, q)
+                base_sum = before.likes if metric == LIKES else before.coins
+                if value <= self.config.spike_rearm_ratio * (base_sum * size / span):
+                    return True
+        return False
 
     def _goals(
         self, state: StreamState, metric: str, before: int, after: int, outputs: list[Output]

@@ -315,28 +315,33 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
         value = sum(amount_of(metric, c) for c in s.counted if minute(c.ts) == start)
         base_start = max(window_start, bucket(s.started))
         span = start - base_start
-        if span < p.spike_history_ms:
-            return
+        if value < floor or span < p.spike_history_ms:
+            return  # below the floor nothing is evaluated, not even the re-arm check
         # span 0 (only when spike_history_ms is 0) leaves no baseline: the spec does not say;
         # read like its span_P <= 0 rule ("only by the floor"): baseline 0, threshold = floor
         base_sum = sum(amount_of(metric, c) for c in inside) - value
         baseline = base_sum * p.tumbling_ms / span if span else 0.0
         threshold = max(floor, p.spike_ratio * baseline)
         detector = s.spikes[metric]
-        if detector.checked is None or start > detector.checked:
+        last = detector.checked
+        if not detector.armed and last is not None and start > last:
+            # re-arm if a minute since the one it fired (or last looked) in was calm
+            for previous in range(last + p.tumbling_ms, start, p.tumbling_ms):
+                in_previous = sum(
+                    amount_of(metric, c)
+                    for c in inside
+                    if previous <= bucket(c.ts) < previous + p.tumbling_ms
+                )
+                calm = in_previous < floor
+                span_previous = previous - base_start
+                if not calm and span_previous > 0:
+                    before = sum(amount_of(metric, c) for c in inside if bucket(c.ts) < previous)
+                    baseline_previous = before * p.tumbling_ms / span_previous
+                    calm = in_previous <= p.spike_rearm_ratio * baseline_previous
+                if calm:
+                    detector.armed = True
+                    break
             detector.checked = start
-            previous = start - p.tumbling_ms
-            in_previous = sum(
-                amount_of(metric, c) for c in inside if previous <= bucket(c.ts) < start
-            )
-            calm = in_previous < floor
-            span_previous = previous - base_start
-            if not calm and span_previous > 0:
-                before = sum(amount_of(metric, c) for c in inside if bucket(c.ts) < previous)
-                baseline_previous = before * p.tumbling_ms / span_previous
-                calm = in_previous <= p.spike_rearm_ratio * baseline_previous
-            if calm:
-                detector.armed = True
         if detector.armed and value >= threshold:
             detector.armed = False
             detector.checked = start

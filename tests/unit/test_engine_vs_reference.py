@@ -230,15 +230,10 @@ def test_spike_goal_and_eviction_scenario() -> None:
     assert got.windows == expected.windows
 
 
-def test_rearm_is_checked_at_the_first_evaluation_even_below_the_floor() -> None:
-    """Spec: the re-arm test runs "at the first evaluation of m in a minute", and every
-    counted event of the current minute is evaluated, not only those that reach the floor.
-
-    Here minute 10's first like (5, below the floor) checks minute 9 against the window of
-    that moment: 120 > 1.5 * (100 * 20 s / 30 s) = 100, not calm, so the detector stays
-    disarmed for the whole minute. A detector that only looks at the floor-reaching like
-    checks with the window one bucket later (120 <= 1.5 * 100: calm) and fires again.
-    """
+def test_the_minute_after_a_spike_stays_quiet_without_a_calm_minute_between() -> None:
+    """Minute 9 spikes at 80. Minute 10 reaches 255 >= 220, but re-arming needs a calm
+    minute after the one that fired and before this one: there is none (the spike's own
+    minute never counts, however it ends), so minute 10 publishes nothing."""
     params = replace(PARAMS, spike_rearm_ratio=1.5, like_goals=(), coin_goals=())
     s = StreamScript("rearm")
     events = [
@@ -257,20 +252,19 @@ def test_rearm_is_checked_at_the_first_evaluation_even_below_the_floor() -> None
 
 
 def test_a_calm_minute_below_the_floor_rearms() -> None:
-    """Spec: every counted event of the current minute is evaluated, and the first
-    evaluation in a minute runs the re-arm check. Minute 3's first like (5, below the floor)
-    finds minute 2 calm (5 < 40) and re-arms; minute 4's 50 likes then spike. A detector
-    that only evaluates at the floor skips that check, next checks minute 3 from minute 4
-    (45 with late likes: not calm) and misses the spike.
-    """
+    """Minute 1 spikes. Minutes 2 and 3 stay below the floor while they are current, so
+    nothing is evaluated in them (minute 3 reaches 45 only with late likes). Minute 4's 50
+    likes evaluate: the re-arm check looks at every minute since the spike, finds minute 2
+    calm (5 < 40) and re-arms, and 50 >= max(40, 2 * 20) spikes. Checking only the minute
+    just before (minute 3, not calm with its late likes) would miss it."""
     params = replace(PARAMS, like_goals=(), coin_goals=())
     s = StreamScript("calm")
     events = [
         s.start(T0),
         s.likes(T0 + 1_000, 10),  # minute 0: no history
         s.likes(T0 + 21_000, 15, dropped=45),  # minute 1: 60 >= 40, spike
-        s.likes(T0 + 41_000, 5),  # minute 2 checks minute 1: not calm
-        s.likes(T0 + 61_000, 5),  # minute 3 checks minute 2: calm, re-armed
+        s.likes(T0 + 41_000, 5),  # minute 2: below the floor, nothing evaluated
+        s.likes(T0 + 61_000, 5),  # minute 3: likewise
         s.comment(T0 + 81_000),
         s.likes(T0 + 75_000, 15, dropped=25),  # 40 more in minute 3, late: not evaluated
         s.likes(T0 + 82_000, 15, dropped=35),  # minute 4: 50 >= max(40, 2 * 20): spike
@@ -283,10 +277,8 @@ def test_a_calm_minute_below_the_floor_rearms() -> None:
 
 def test_no_required_history_does_not_divide_by_zero() -> None:
     """spike_history_seconds = 0 is a valid setting; a stream that starts on a minute's
-    first bucket then has span 0 in its first minute. The spec leaves that baseline
-    undefined; the model reads it like span_P <= 0 ("only by the floor"): baseline 0,
-    threshold = the floor, ratio null. Whatever the reading, the engine must not crash.
-    """
+    first bucket then has span 0 in its first minute: no baseline yet, so baseline 0, the
+    threshold is the floor and the ratio null (the README's rule)."""
     params = replace(PARAMS, spike_history_ms=0)
     s = StreamScript("eager")
     events = [s.start(T0), s.likes(T0 + 1_000, 15, dropped=40)]
