@@ -22,7 +22,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from processor.core.alerts import TierChanged
+from processor.core.alerts import GoalReached, Spike, TierChanged
 from processor.core.engine import Engine
 from processor.simulator.generator import SimulationConfig, generate
 from tests.integration.conftest import (
@@ -65,7 +65,8 @@ DEADLINE_S = 60.0
 
 
 def expected_tier_ids(events: list[dict[str, Any]]) -> set[str]:
-    """The tier_changed alert ids one engine computes from the whole input, in order.
+    """The ids of the alerts other than stream_ended (tier changes, spikes, goals) one
+    engine computes from the whole input, in order.
 
     The worker runs one engine per partition, but every event of a stream is on one
     partition (key = stream_id) and the engine keeps each stream apart, so one engine fed
@@ -76,7 +77,7 @@ def expected_tier_ids(events: list[dict[str, Any]]) -> set[str]:
         output.alert_id
         for event in events
         for output in engine.process(typed(event)).outputs
-        if isinstance(output, TierChanged)
+        if isinstance(output, TierChanged | Spike | GoalReached)
     }
 
 
@@ -301,9 +302,9 @@ def test_two_workers_each_killed_9_and_restarted_give_exact_alerts(
     alerts = [orjson.loads(r.value) for r in asyncio.run(read_all(broker, topics.alerts))]
     unique = dedupe(alerts)
     by_type = Counter(alert["type"] for alert in unique.values())
-    assert set(by_type) == {"tier_changed", "stream_ended"}, by_type
+    assert set(by_type) == {"tier_changed", "stream_ended", "spike", "goal_reached"}, by_type
     # (2) every transition, exactly, once de-duplicated
-    got_tier_ids = {i for i, alert in unique.items() if alert["type"] == "tier_changed"}
+    got_tier_ids = {i for i, alert in unique.items() if alert["type"] != "stream_ended"}
     assert got_tier_ids == tier_ids, (
         f"missing {len(tier_ids - got_tier_ids)}, unexpected {len(got_tier_ids - tier_ids)}"
     )
