@@ -50,7 +50,26 @@ class Settings:
     usd_per_coin: float = 0.005
     max_record_bytes: int = 65_536
     top_k: int = 10
+    top_users: int = 5
+    top_users_tracked: int = 32
+    spike_ratio: float = 3.0
+    spike_rearm_ratio: float = 1.5
+    spike_min_likes: int = 500
+    spike_min_coins: int = 300
+    spike_history_seconds: int = 180
+    like_goals: str = ""
+    coin_goals: str = ""
     log_level: str = "info"
+
+    @property
+    def like_goal_values(self) -> tuple[int, ...]:
+        """``like_goals`` as numbers (validated at start-up)."""
+        return parse_goals(self.like_goals)
+
+    @property
+    def coin_goal_values(self) -> tuple[int, ...]:
+        """``coin_goals`` as numbers (validated at start-up)."""
+        return parse_goals(self.coin_goals)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -63,6 +82,25 @@ class _Rule:
 
 
 _POSITIVE_INT = _Rule(lambda v: isinstance(v, int) and v > 0, "a positive integer")
+
+
+def parse_goals(value: str) -> tuple[int, ...]:
+    """``"1000, 5000"`` as ``(1000, 5000)``; raises ValueError unless the numbers are
+    positive integers in ascending order."""
+    goals = tuple(int(part) for part in value.split(",") if part.strip())
+    if any(g <= 0 for g in goals) or list(goals) != sorted(set(goals)):
+        raise ValueError(value)
+    return goals
+
+
+def _is_goals(value: object) -> bool:
+    try:
+        return isinstance(value, str) and parse_goals(value) is not None
+    except ValueError:
+        return False
+
+
+_GOALS = _Rule(_is_goals, "positive integers in ascending order, comma-separated (or empty)")
 _NON_EMPTY = _Rule(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
 
 _RULES: dict[str, _Rule] = {
@@ -97,6 +135,17 @@ _RULES: dict[str, _Rule] = {
     "usd_per_coin": _Rule(lambda v: isinstance(v, float) and v >= 0.0, "a number >= 0"),
     "max_record_bytes": _POSITIVE_INT,
     "top_k": _Rule(lambda v: isinstance(v, int) and 1 <= v <= 100, "an integer 1-100"),
+    "top_users": _Rule(lambda v: isinstance(v, int) and 1 <= v <= 100, "an integer 1-100"),
+    "top_users_tracked": _Rule(
+        lambda v: isinstance(v, int) and 1 <= v <= 10_000, "an integer 1-10000"
+    ),
+    "spike_ratio": _Rule(lambda v: isinstance(v, float) and v > 1.0, "a number > 1"),
+    "spike_rearm_ratio": _Rule(lambda v: isinstance(v, float) and v >= 0.0, "a number >= 0"),
+    "spike_min_likes": _POSITIVE_INT,
+    "spike_min_coins": _POSITIVE_INT,
+    "spike_history_seconds": _Rule(lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+    "like_goals": _GOALS,
+    "coin_goals": _GOALS,
     "log_level": _Rule(
         lambda v: v in {"debug", "info", "warning", "error"}, "one of debug, info, warning, error"
     ),
@@ -133,6 +182,22 @@ def _validate(settings: Settings) -> None:
             f"{_env_name('grace_seconds')}: must be at most {_env_name('tier_window_seconds')} "
             f"- {_env_name('tier_step_seconds')} ({settings.grace_seconds} > "
             f"{settings.tier_window_seconds - settings.tier_step_seconds})"
+        )
+    if settings.top_users_tracked < settings.top_users:
+        raise ConfigError(
+            f"{_env_name('top_users_tracked')}: must be at least {_env_name('top_users')} "
+            f"({settings.top_users_tracked} < {settings.top_users})"
+        )
+    if settings.spike_rearm_ratio >= settings.spike_ratio:
+        raise ConfigError(
+            f"{_env_name('spike_rearm_ratio')}: must be less than {_env_name('spike_ratio')} "
+            f"({settings.spike_rearm_ratio} >= {settings.spike_ratio})"
+        )
+    if settings.tumbling_window_seconds % settings.tier_step_seconds:
+        raise ConfigError(
+            f"{_env_name('tumbling_window_seconds')}: must be a multiple of "
+            f"{_env_name('tier_step_seconds')} ({settings.tumbling_window_seconds} % "
+            f"{settings.tier_step_seconds} != 0)"
         )
     if settings.tier_window_seconds % settings.tier_step_seconds:
         raise ConfigError(

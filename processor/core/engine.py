@@ -10,22 +10,33 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from processor.contract import Event, Gift, Like, LiveEnd, LiveStart, Reason
+from processor.contract import Event, Gift, Like, LiveEnd, LiveStart, Reason, Viewers
+from processor.core import contributors
 from processor.core.alerts import (
+    GoalReached,
     Output,
+    Spike,
     StreamEnded,
     TierChanged,
+    TopUsers,
     WindowClosed,
     WindowSnapshot,
     alert_id,
+    goal_id,
+    spike_id,
     stream_ended_id,
 )
+from processor.core.alerts import Viewers as ViewerFigures
+from processor.core.contributors import Summary
 from processor.core.rules import gift_value, like_growth
 from processor.core.tiers import Tier, TierPolicy
 from processor.core.windows import SlidingTotals, Totals, TumblingTotals
 
 WINDOW_LIKES_POLICY = "window_likes"
 SESSION_LIKES_POLICY = "session_likes"
+LIKES = "likes"
+COINS = "coins"
+ARMED = -1  # a spike detector's state when armed; else the minute it last fired or checked in
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +55,33 @@ class EngineConfig:
     inactivity_ms: int = 1_800_000
     usd_per_coin: float = 0.005
     ended_memory: int = 10_000
+    top_users: int = 5
+    top_users_tracked: int = 32
+    spike_ratio: float = 3.0
+    spike_rearm_ratio: float = 1.5
+    spike_min_likes: int = 500
+    spike_min_coins: int = 300
+    spike_history_ms: int = 180_000
+    like_goals: tuple[int, ...] = ()
+    coin_goals: tuple[int, ...] = ()
+
+    @property
+    def spikes_possible(self) -> bool:
+        """Whether the tier window leaves room for the baseline history a spike needs."""
+        return self.spike_history_ms <= self.tier_window_ms - self.tumbling_ms
 
     def __post_init__(self) -> None:
         if self.grace_ms > self.tier_window_ms - self.tier_step_ms:
             raise ValueError("grace must be at most the tier window minus one step")
+        if self.tumbling_ms % self.tier_step_ms:
+            raise ValueError("the tumbling window must be a multiple of the tier step")
+        if not 1 <= self.top_users <= self.top_users_tracked:
+            raise ValueError("need 1 <= top_users <= top_users_tracked")
+        if not 0 <= self.spike_rearm_ratio < self.spike_ratio:
+            raise ValueError("need 0 <= spike_rearm_ratio < spike_ratio")
+        for goals in (self.like_goals, self.coin_goals):
+            if list(goals) != sorted(set(goals)) or any(g <= 0 for g in goals):
+                raise ValueError("goals must be positive and ascending")
 
 
 @dataclass(slots=True)
@@ -69,6 +103,18 @@ class StreamState:
     transitions: int = 0
     session_transitions: int = 0
     session: Totals = field(default_factory=Totals)
+    # who sent what: over the session, and per tumbling window (minute) of the tier window
+    top: Summary | None = None
+    panes: dict[int, Summary] | None = None
+    # viewers events: the latest count (by ts), the peak, and the sum and number of counts
+    viewers_ts: int = 0
+    viewers_current: int = 0
+    viewers_peak: int = 0
+    viewers_sum: int = 0
+    viewers_samples: int = 0
+    # spike detectors: ARMED, or the minute start they last fired or checked in
+    likes_spike: int = ARMED
+    coins_spike: int = ARMED
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +151,7 @@ class Engine:
         self.forgotten: set[str] = set()
         # likes, gifts and coins counted since the caller last reset it (for metrics)
         self.counted = Totals()
+        self._tracked = config.top_users_tracked
 
     def tier_counts(self) -> dict[Tier, int]:
         """How many active streams are in each tier."""
@@ -157,6 +204,11 @@ class Engine:
 
         if isinstance(event, Like):
             likes, state.like_total = like_growth(state.like_total, event.count, event.total)
+            self._pane(state, ts).like(event.user_id, event.count, self._tracked)
+            top = state.top
+            if top is None:
+                top = state.top = Summary()
+            top.like(event.user_id, event.count, self._tracked)
             if likes:
                 self._count(state, ts, likes, 0, 0, outputs)
         elif isinstance(event, Gift):
@@ -164,7 +216,21 @@ class Engine:
                 event.coins, event.repeat_count, event.streakable, event.repeat_end
             )
             if gifts:
+                self._pane(state, ts).gift(event.user_id, coins, gifts, self._tracked)
+                top = state.top
+                if top is None:
+                    top = state.top = Summary()
+                top.gift(event.user_id, coins, gifts, self._tracked)
                 self._count(state, ts, 0, gifts, coins, outputs)
+        elif isinstance(event, Viewers):
+            count = event.count
+            if ts >= state.viewers_ts or not state.viewers_samples:
+                state.viewers_ts = ts
+                state.viewers_current = count
+            if count > state.viewers_peak:
+                state.viewers_peak = count
+            state.viewers_sum += count
+            state.viewers_samples += 1
         elif isinstance(event, LiveStart):
             if state.like_total is None:
                 state.like_total = 0
@@ -187,6 +253,147 @@ class Engine:
         counted.coins += coins
         if likes:  # both tiers are by likes: gifts alone cannot move them
             self._evaluate(state, state.stream_time_ms, outputs)
+            if state.tumbling.likes >= self.config.spike_min_likes:
+                self._spike(state, ts, LIKES, outputs)
+            if self.config.like_goals:
+                self._goals(state, LIKES, session.likes - likes, session.likes, outputs)
+        if coins:
+            if state.tumbling.coins >= self.config.spike_min_coins:
+                self._spike(state, ts, COINS, outputs)
+            if self.config.coin_goals:
+                self._goals(state, COINS, session.coins - coins, session.coins, outputs)
+
+    def _pane(self, state: StreamState, ts: int) -> Summary:
+        """The summary of who sent what in the tumbling window (minute) of ``ts``."""
+        minute = ts - ts % self.config.tumbling_ms
+        panes = state.panes
+        if panes is None:
+            pane = Summary()
+            state.panes = {minute: pane}
+            return pane
+        found = panes.get(minute)
+        if found is not None:
+            return found
+        pane = panes[minute] = Summary()
+        oldest = state.window.start_ms - self.config.tumbling_ms  # panes up to here are done
+        for start in [start for start in panes if start <= oldest]:
+            del panes[start]
+        return pane
+
+    def _top(self, summaries: list[Summary], start: int, end: int) -> TopUsers:
+        exact, gifters, likers = contributors.top(summaries, self.config.top_users)
+        return TopUsers(start, end, exact, tuple(gifters), tuple(likers))
+
+    def _window_top(self, state: StreamState) -> TopUsers:
+        """Who sent what in the tumbling windows that overlap the tier window."""
+        window, size = state.window, self.config.tumbling_ms
+        first = window.start_ms - window.start_ms % size
+        panes = state.panes or {}
+        inside = [panes[s] for s in sorted(panes) if first <= s < window.end_ms]
+        return self._top(inside, first, window.end_ms)
+
+    @staticmethod
+    def _viewers(state: StreamState) -> ViewerFigures | None:
+        if not state.viewers_samples:
+            return None
+        return ViewerFigures(
+            state.viewers_current,
+            state.viewers_peak,
+            round(state.viewers_sum / state.viewers_samples, 2),
+        )
+
+    def _spike(self, state: StreamState, ts: int, metric: str, outputs: list[Output]) -> None:
+        """Fire a spike if this minute's ``metric`` has passed ``spike_ratio`` times the
+        stream's baseline (its tier window before the minute, per minute). Called only when
+        the minute is at or above the metric's floor."""
+        c = self.config
+        size = c.tumbling_ms
+        now = state.stream_time_ms
+        minute = now - now % size
+        if ts - ts % size != minute or state.tumbling.start != minute:
+            return  # an event of an earlier minute: only the current minute can spike
+        window = state.window
+        step = window.step_ms
+        base_start = max(window.start_ms, state.started_ms - state.started_ms % step)
+        span = minute - base_start
+        if span < c.spike_history_ms:
+            return
+        if metric == LIKES:
+            value, total, floor, flag = (
+                state.tumbling.likes,
+                window.likes,
+                c.spike_min_likes,
+                state.likes_spike,
+            )
+        else:
+            value, total, floor, flag = (
+                state.tumbling.coins,
+                window.coins,
+                c.spike_min_coins,
+                state.coins_spike,
+            )
+        base_sum = total - value
+        if flag != ARMED:
+            if flag >= minute:
+                return  # fired, or found it still hot, in this minute already
+            before = window.between(minute - size, minute)
+            previous = before.likes if metric == LIKES else before.coins
+            span_before = minute - size - base_start
+            calm = previous < floor or (
+                span_before > 0
+                and previous <= c.spike_rearm_ratio * ((base_sum - previous) * size / span_before)
+            )
+            flag = ARMED if calm else minute
+        if flag == ARMED:
+            baseline = base_sum * size / span
+            threshold = max(floor, c.spike_ratio * baseline)
+            if value >= threshold:
+                flag = minute
+                outputs.append(
+                    Spike(
+                        alert_id=spike_id(state.stream_id, metric, minute),
+                        stream_id=state.stream_id,
+                        creator_id=state.creator_id,
+                        metric=metric,
+                        value=value,
+                        baseline=round(baseline, 2),
+                        baseline_minutes=round(span / 60_000, 2),
+                        ratio=round(value / baseline, 2) if baseline else None,
+                        threshold=round(float(threshold), 2),
+                        minute_start=minute,
+                        minute_end=minute + size,
+                        event_time=now,
+                        top=self._top(
+                            [state.panes[minute]] if state.panes and minute in state.panes else [],
+                            minute,
+                            minute + size,
+                        ),
+                        viewers=self._viewers(state),
+                    )
+                )
+        if metric == LIKES:
+            state.likes_spike = flag
+        else:
+            state.coins_spike = flag
+
+    def _goals(
+        self, state: StreamState, metric: str, before: int, after: int, outputs: list[Output]
+    ) -> None:
+        goals = self.config.like_goals if metric == LIKES else self.config.coin_goals
+        for goal in goals:
+            if before < goal <= after:
+                outputs.append(
+                    GoalReached(
+                        alert_id=goal_id(state.stream_id, metric, goal),
+                        stream_id=state.stream_id,
+                        creator_id=state.creator_id,
+                        metric=metric,
+                        goal=goal,
+                        value=after,
+                        event_time=state.stream_time_ms,
+                        viewers=self._viewers(state),
+                    )
+                )
 
     def tick(self, wall_ms: int) -> list[Output]:
         """Let stream time follow the wall clock for streams that receive nothing.
@@ -305,6 +512,8 @@ class Engine:
                 coins=window.coins,
                 creator_usd=self._usd(window.coins),
             ),
+            top=self._window_top(state),
+            viewers=self._viewers(state),
         )
 
     def _end(self, state: StreamState, reason: str, at: int, outputs: list[Output]) -> None:
@@ -312,6 +521,7 @@ class Engine:
         for start, totals in state.tumbling.close_all():
             outputs.append(self._closed(state, start, totals))
         s = state.session
+        samples, viewers_sum = state.viewers_samples, state.viewers_sum
         outputs.append(
             StreamEnded(
                 alert_id=stream_ended_id(state.stream_id, at),
@@ -326,6 +536,10 @@ class Engine:
                 creator_usd=self._usd(s.coins),
                 peak_tier=state.peak_tier,
                 final_tier=state.tier,
+                top=self._top([state.top] if state.top else [], state.started_ms, at),
+                viewers=self._viewers(state),
+                likes_per_viewer=round(s.likes * samples / viewers_sum, 4) if viewers_sum else None,
+                coins_per_viewer=round(s.coins * samples / viewers_sum, 4) if viewers_sum else None,
             )
         )
         del self.streams[state.stream_id]

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from processor.core.contributors import GifterRow, LikerRow, Summary
 from processor.core.engine import Engine, EngineConfig, StreamState
 from processor.core.tiers import Tier
 from processor.core.windows import Row, SlidingTotals, Totals, TumblingTotals
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 PARTITION_KEY = b"p"
 STREAM_PREFIX = b"s:"
 ENDED_PREFIX = b"e:"
@@ -34,6 +35,15 @@ ENDED_PREFIX = b"e:"
 
 class SnapshotError(ValueError):
     """A checkpoint record that cannot be restored: of another format, or corrupt."""
+
+
+class SummarySnapshot(msgspec.Struct, forbid_unknown_fields=True):
+    """Who sent what over a span: a session, or one tumbling window (``start``)."""
+
+    start: int
+    exact: bool
+    likers: list[LikerRow]
+    gifters: list[GifterRow]
 
 
 class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,6 +64,10 @@ class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     current_bucket: int
     window: list[Row]
     tumbling: list[Row]
+    top: SummarySnapshot | None
+    panes: list[SummarySnapshot]
+    viewers: tuple[int, int, int, int, int]  # ts, current, peak, sum, samples
+    spikes: tuple[int, int]  # likes, coins detector: ARMED or the minute last fired/checked
 
 
 class StreamRecord(msgspec.Struct, forbid_unknown_fields=True):
@@ -94,7 +108,25 @@ def _stream(s: StreamState) -> StreamSnapshot:
         current_bucket=s.window.current_bucket,
         window=s.window.rows(),
         tumbling=s.tumbling.rows(),
+        top=None if s.top is None else _summary(s.started_ms, s.top),
+        panes=[_summary(start, pane) for start, pane in sorted(s.panes.items())] if s.panes else [],
+        viewers=(
+            s.viewers_ts,
+            s.viewers_current,
+            s.viewers_peak,
+            s.viewers_sum,
+            s.viewers_samples,
+        ),
+        spikes=(s.likes_spike, s.coins_spike),
     )
+
+
+def _summary(start: int, summary: Summary) -> SummarySnapshot:
+    return SummarySnapshot(start, summary.exact, summary.liker_rows(), summary.gifter_rows())
+
+
+def _restore_summary(row: SummarySnapshot) -> Summary:
+    return Summary.restore(row.exact, row.likers, row.gifters)
 
 
 def _restore_stream(row: StreamSnapshot, config: EngineConfig, wall_ms: int) -> StreamState:
@@ -120,6 +152,15 @@ def _restore_stream(row: StreamSnapshot, config: EngineConfig, wall_ms: int) -> 
         transitions=row.transitions,
         session_transitions=row.session_transitions,
         session=Totals(*row.session),
+        top=None if row.top is None else _restore_summary(row.top),
+        panes={pane.start: _restore_summary(pane) for pane in row.panes} or None,
+        viewers_ts=row.viewers[0],
+        viewers_current=row.viewers[1],
+        viewers_peak=row.viewers[2],
+        viewers_sum=row.viewers[3],
+        viewers_samples=row.viewers[4],
+        likes_spike=row.spikes[0],
+        coins_spike=row.spikes[1],
     )
 
 

@@ -63,6 +63,15 @@ def engine_config(settings: Settings) -> EngineConfig:
         session_high=settings.session_tier_high,
         inactivity_ms=settings.inactivity_timeout_seconds * 1000,
         usd_per_coin=settings.usd_per_coin,
+        top_users=settings.top_users,
+        top_users_tracked=settings.top_users_tracked,
+        spike_ratio=settings.spike_ratio,
+        spike_rearm_ratio=settings.spike_rearm_ratio,
+        spike_min_likes=settings.spike_min_likes,
+        spike_min_coins=settings.spike_min_coins,
+        spike_history_ms=settings.spike_history_seconds * 1000,
+        like_goals=settings.like_goal_values,
+        coin_goals=settings.coin_goal_values,
     )
 
 
@@ -106,6 +115,13 @@ class LivepulseWorker:
         self.metrics = metrics
         self.app = app
         self.config = engine_config(settings)
+        if not self.config.spikes_possible:
+            log.warning(
+                "no spike alerts: LIVEPULSE_SPIKE_HISTORY_SECONDS (%d) is more than "
+                "LIVEPULSE_TIER_WINDOW_SECONDS minus LIVEPULSE_TUMBLING_WINDOW_SECONDS (%d)",
+                settings.spike_history_seconds,
+                settings.tier_window_seconds - settings.tumbling_window_seconds,
+            )
         self.routes = Routes.from_settings(settings)
         self.store = StateStore(settings)
         self.partitions: dict[int, PartitionState] = {}

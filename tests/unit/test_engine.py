@@ -60,6 +60,15 @@ def test_likes_come_from_total_growth_and_cross_moderate() -> None:
             "coins": 0,
             "creator_usd": 0.0,
         },
+        # likes sent by each user are their events' counts (15 + 15 + 10), not the growth
+        "top": {
+            "start": T0 - 60_000,
+            "end": T0 + 10_000,
+            "exact": True,
+            "gifters": [],
+            "likers": [{"user_id": "u-1", "likes": 40}],
+        },
+        "viewers": None,
     }
 
 
@@ -158,6 +167,16 @@ def test_live_end_reports_the_session_and_releases_state() -> None:
         "session": {"likes": 100, "gifts": 3, "coins": 3, "creator_usd": 0.015},
         "peak_tier": "moderate",
         "final_tier": "moderate",
+        "top": {
+            "start": T0,
+            "end": T0 + 30_000,
+            "exact": True,
+            "gifters": [{"user_id": "u-1", "coins": 3, "gifts": 3}],
+            "likers": [{"user_id": "u-1", "likes": 10}],
+        },
+        "viewers": None,
+        "likes_per_viewer": None,
+        "coins_per_viewer": None,
     }
     assert list(engine.streams) == ["a"]
     assert engine.process(typed(b.likes(T0 + 31_000, 5))).late == "after_end"

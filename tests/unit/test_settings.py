@@ -56,6 +56,25 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
         ({"LIVEPULSE_BROKER": "localhost"}, "LIVEPULSE_BROKER: expected host:port"),
         ({"LIVEPULSE_TIER_HIGH": "500"}, "LIVEPULSE_TIER_HIGH: must be greater than"),
         ({"LIVEPULSE_LOG_LEVEL": "loud"}, "LIVEPULSE_LOG_LEVEL: expected one of"),
+        ({"LIVEPULSE_SPIKE_RATIO": "1"}, "LIVEPULSE_SPIKE_RATIO: expected a number > 1"),
+        (
+            {"LIVEPULSE_SPIKE_RATIO": "2", "LIVEPULSE_SPIKE_REARM_RATIO": "2"},
+            "LIVEPULSE_SPIKE_REARM_RATIO: must be less than LIVEPULSE_SPIKE_RATIO",
+        ),
+        ({"LIVEPULSE_SPIKE_MIN_COINS": "0"}, "LIVEPULSE_SPIKE_MIN_COINS: expected a positive"),
+        (
+            {"LIVEPULSE_TOP_USERS": "10", "LIVEPULSE_TOP_USERS_TRACKED": "5"},
+            "LIVEPULSE_TOP_USERS_TRACKED: must be at least LIVEPULSE_TOP_USERS",
+        ),
+        (
+            {"LIVEPULSE_TUMBLING_WINDOW_SECONDS": "15"},
+            "LIVEPULSE_TUMBLING_WINDOW_SECONDS: must be a multiple of LIVEPULSE_TIER_STEP_SECONDS",
+        ),
+        (
+            {"LIVEPULSE_COIN_GOALS": "500,100"},
+            "LIVEPULSE_COIN_GOALS: expected positive integers in ascending order",
+        ),
+        ({"LIVEPULSE_LIKE_GOALS": "1k"}, "LIVEPULSE_LIKE_GOALS: expected positive integers"),
         (
             {"LIVEPULSE_CONFIG": "/nonexistent.toml"},
             "config file '/nonexistent.toml' does not exist",
@@ -78,3 +97,9 @@ def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
 def test_settings_object_validates_itself() -> None:
     with pytest.raises(ConfigError, match="LIVEPULSE_TIER_STEP_SECONDS"):
         Settings(tier_step_seconds=-1)
+
+
+def test_goals_are_read_as_ascending_numbers() -> None:
+    settings = load_settings(env={"LIVEPULSE_LIKE_GOALS": "1000, 5000,10000"})
+    assert settings.like_goal_values == (1_000, 5_000, 10_000)
+    assert settings.coin_goal_values == ()

@@ -193,7 +193,8 @@ def test_a_checkpoint_of_100_active_streams_out_of_50_000_writes_101_records() -
         engine.process(typed(s.likes(T0 + 1_000, 5)))
     records = snapshot.changes(engine, offset=50_099)
     assert len(records) == 101 and records[-1][0] == b"p"
-    assert sum(len(v or b"") for _, v in records) < 100 * 400  # about 300 B a stream
+    # about 420 B a stream: its window, its liker (session and minute), viewers and spikes
+    assert sum(len(v or b"") for _, v in records) < 100 * 500
 
 
 def test_the_memory_of_ended_streams_keeps_its_order_across_a_restore() -> None:
