@@ -23,7 +23,13 @@ Model (all randomness from one ``random.Random(seed)``; time is a virtual clock)
   of its gifts.
 * **Hype.** Each stream enters a hype burst every ``hype_every_s`` on average (exponential
   gaps), lasting ``hype_duration_s`` and multiplying its share of ticks (and its viewers) by
-  ``hype_multiplier``.
+  ``hype_multiplier``. Bursts are reported, without changing the events, to an ``on_burst``
+  callback of :func:`generate` (or collected by :func:`generate_with_bursts`) as
+  :class:`Burst` records: the ground truth a spike detector can be scored against.
+* **Users.** Each stream draws a fixed pool of user ids when it starts (about 6 per median
+  viewer, 12 to 20,000) and every user event picks from it, so the same users like, comment
+  and gift again over the stream's whole life. Its gifters are a fixed subset of that pool,
+  so repeat gifters (and a stable top of gifters) are part of the model, not an accident.
 * **Lifetime.** With ``mean_lifetime_s`` set, a stream ends after an exponential lifetime and
   a new stream (new ids, same heat band) starts in its place, keeping N concurrent.
 * **End.** When ``duration_s`` or ``max_events`` is reached and ``end_streams`` is set, every
@@ -41,7 +47,7 @@ import heapq
 import math
 import sys
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
@@ -121,6 +127,25 @@ _TITLE_TOPICS = (
     "fishing trip",
 )
 
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    """One hype burst of one stream: its share of ticks (and its viewers) were multiplied by
+    ``multiplier`` for the events with ``start_ms <= ts < end_ms``.
+
+    ``cut`` is true when the burst was cut short by its stream ending (a turnover, or the end
+    of the run) before its drawn duration was over.
+    """
+
+    stream_id: str
+    start_ms: int
+    end_ms: int
+    multiplier: float
+    cut: bool = False
+
+
+BurstCallback = Callable[[Burst], None]
+
 _VIEWERS = 0
 _HYPE_ON = 1
 _HYPE_OFF = 2
@@ -185,6 +210,7 @@ class _Stream:
         "gen",
         "gifters",
         "heat",
+        "hype_start",
         "like_k",
         "mult",
         "streaks",
@@ -208,6 +234,7 @@ class _Stream:
         self.gen = gen
         self.heat = math.exp(config.heat_sigma * z)
         self.mult = 1.0
+        self.hype_start = -1  # ts at which the open hype burst began; -1: none open
         self.total = 0
         self.viewers = config.viewers_median * math.exp(config.viewers_sigma * z)
         pool = max(12, min(20_000, int(self.viewers * 6)))
@@ -224,8 +251,13 @@ class _Stream:
         self.streaks: list[list[Any]] = []
 
 
-def generate(config: SimulationConfig) -> Iterator[Event]:
-    """Yield the run's events in non-decreasing ``ts`` order (see the module docstring)."""
+def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) -> Iterator[Event]:
+    """Yield the run's events in non-decreasing ``ts`` order (see the module docstring).
+
+    ``on_burst`` (optional) is called with every hype burst, once it is over: when the burst
+    ends, when its stream ends, or when the run stops (``end_ms`` is then the last tick's ts
+    + 1). Calls come in the order bursts end and never change the events.
+    """
     rng = Random(config.seed)
     rand = rng.random
     expo = rng.expovariate
@@ -301,7 +333,14 @@ def generate(config: SimulationConfig) -> Iterator[Event]:
         }
         return stream, event
 
+    def burst_over(stream: _Stream, t: int, cut: bool) -> None:
+        if stream.hype_start >= 0:
+            if on_burst is not None:
+                on_burst(Burst(stream.stream_id, stream.hype_start, t, stream.mult, cut))
+            stream.hype_start = -1
+
     def close_stream(stream: _Stream, t: int) -> Iterator[Event]:
+        burst_over(stream, t + 1, True)  # events at t (streak closes, live_end) are in it
         for sid, gift, user, count in stream.streaks:
             yield _gift_event(stream, t, user, gift, count, sid, True)
         stream.streaks.clear()
@@ -372,9 +411,11 @@ def generate(config: SimulationConfig) -> Iterator[Event]:
                     schedule(t + viewers_ms, _VIEWERS, slot, gen)
                 elif kind == _HYPE_ON:
                     stream.mult = uniform(*config.hype_multiplier)
+                    stream.hype_start = t
                     schedule(t + uniform(*config.hype_duration_s) * 1000.0, _HYPE_OFF, slot, gen)
                     dirty = True
                 elif kind == _HYPE_OFF:
+                    burst_over(stream, t, False)
                     stream.mult = 1.0
                     schedule(t + expo(1.0) * hype_gap, _HYPE_ON, slot, gen)
                     dirty = True
@@ -486,6 +527,17 @@ def generate(config: SimulationConfig) -> Iterator[Event]:
                 event["event_id"] = prefix + str(n)
                 n += 1
                 yield event
+    else:
+        for stream in streams:
+            burst_over(stream, last_t + 1, True)
+
+
+def generate_with_bursts(config: SimulationConfig) -> tuple[list[Event], list[Burst]]:
+    """All events of a run and all its hype bursts (ordered by start, then stream id)."""
+    bursts: list[Burst] = []
+    events = list(generate(config, bursts.append))
+    bursts.sort(key=lambda b: (b.start_ms, b.stream_id))
+    return events, bursts
 
 
 def _gift_event(
@@ -589,11 +641,14 @@ def record_key_and_ts(line: bytes) -> tuple[bytes | None, int | None]:
 __all__ = [
     "COMMENTS",
     "GIFTS",
+    "Burst",
+    "BurstCallback",
     "Event",
     "Gift",
     "SimulationConfig",
     "encode_event",
     "generate",
+    "generate_with_bursts",
     "read_ndjson",
     "record_key",
     "record_key_and_ts",
