@@ -52,10 +52,10 @@ class Settings:
     top_k: int = 10
     top_users: int = 5
     top_users_tracked: int = 32
-    spike_ratio: float = 3.0
+    spike_ratio: float = 2.0
     spike_rearm_ratio: float = 1.5
     spike_min_likes: int = 500
-    spike_min_coins: int = 300
+    spike_min_coins: int = 1000
     spike_history_seconds: int = 180
     like_goals: str = ""
     coin_goals: str = ""

@@ -57,10 +57,10 @@ class EngineConfig:
     ended_memory: int = 10_000
     top_users: int = 5
     top_users_tracked: int = 32
-    spike_ratio: float = 3.0
+    spike_ratio: float = 2.0
     spike_rearm_ratio: float = 1.5
     spike_min_likes: int = 500
-    spike_min_coins: int = 300
+    spike_min_coins: int = 1_000
     spike_history_ms: int = 180_000
     like_goals: tuple[int, ...] = ()
     coin_goals: tuple[int, ...] = ()

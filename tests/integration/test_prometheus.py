@@ -188,13 +188,13 @@ def spiking_stream(now_ms: int) -> list[dict[str, Any]]:
     """A stream with 4 calm minutes, then one minute that spikes in likes and in coins.
 
     Default settings: a spike needs 180 s of history, its minute's value at least the floor
-    (500 likes / 300 coins) and 3 x the baseline (per minute, over the history). B is a
+    (500 likes / 1,000 coins) and 2 x the baseline (per minute, over the history). B is a
     minute start 6-7 minutes ago, so the whole stream lies in the 10-minute tier window and
     in the past.
     - likes: 10 every 10 s from B+5 s to B+235 s (240 likes in 240 s: baseline 60/min);
-      at B+245 s the room total jumps by 615 (600 in dropped events): 615 >= max(500, 180).
+      at B+245 s the room total jumps by 615 (600 in dropped events): 615 >= max(500, 2 x 60).
     - coins: a 10-coin gift every 30 s from B+15 s to B+225 s (80 coins: baseline 20/min);
-      a 500-coin gift at B+250 s: 500 >= max(300, 60).
+      a 1,000-coin gift at B+250 s: 1,000 >= max(1,000, 2 x 20).
     No minute before B+240 s reaches a floor, so nothing fires early; 855 likes stay below
     every tier. A comment at B+320 s moves stream time on, so the spike minute's coins have
     left the stream's trailing minute by the time the gauges are read.
@@ -207,7 +207,7 @@ def spiking_stream(now_ms: int) -> list[dict[str, Any]]:
         s.start(b),
         *sorted(calm, key=lambda e: int(e["ts"])),
         s.likes(b + 245_000, 15, dropped=600),
-        s.gift(b + 250_000, 500, 1, False, True),
+        s.gift(b + 250_000, 1_000, 1, False, True),
         s.comment(b + 320_000),
     ]
 

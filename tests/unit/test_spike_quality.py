@@ -141,5 +141,5 @@ def test_scoring_eligibility_needs_history() -> None:
 def test_cli_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--streams", "3", "--rate", "30", "--duration", "600", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "settings: ratio=3 rearm=1.5 min_likes=500 min_coins=300 history=180s" in out
+    assert "settings: ratio=2 rearm=1.5 min_likes=500 min_coins=1000 history=180s" in out
     assert "matching:" in out and "either" in out
