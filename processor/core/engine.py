@@ -327,7 +327,8 @@ class Engine:
         if flag != ARMED:
             if flag >= minute:
                 return  # fired, or found no calm minute, in this minute already
-            flag = ARMED if self._calm_since(state, metric, flag, minute, floor) else minute
+            calm = self._calm_since(state, metric, flag, minute, floor, base_start)
+            flag = ARMED if calm else minute
         if flag == ARMED:
             baseline = (total - value) * size / span if span > 0 else 0.0
             threshold = max(floor, c.spike_ratio * baseline)
@@ -361,14 +362,12 @@ class Engine:
             state.coins_spike = flag
 
     def _calm_since(
-        self, state: StreamState, metric: str, last: int, minute: int, floor: int
+        self, state: StreamState, metric: str, last: int, minute: int, floor: int, base_start: int
     ) -> bool:
         """Whether one of the minutes after ``last`` (the minute the detector fired or last
         looked in) and before ``minute`` was calm: below the floor, or at most
         ``spike_rearm_ratio`` times its own baseline, as the tier window holds them now."""
         size, window = self.config.tumbling_ms, state.window
-        step = window.step_ms
-        base_start = max(window.start_ms, state.started_ms - state.started_ms % step)
         for q in range(last + size, minute, size):
             inside = window.between(q, q + size)
             value = inside.likes if metric == LIKES else inside.coins
