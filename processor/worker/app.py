@@ -331,6 +331,10 @@ class LivepulseWorker:
                     f"{self.settings.events_topic!r} to the earliest offsets; or run the "
                     "livepulse version that wrote it."
                 ) from None
+            # the previous owner's checkpoint may be ahead of the group's committed offset
+            # (its commit failed in the rebalance): commit it at the next commit, or the
+            # committed offset of a partition with no new input would stay behind for good
+            state.dirty = state.applied >= 0
             self.partitions[partition] = state
             log.info(
                 "partition %d restored at offset %d: %d streams, %d ended, from %d records",

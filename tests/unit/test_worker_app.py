@@ -79,3 +79,42 @@ def test_the_monitor_tracks_stream_inbound_time() -> None:
 
     app.monitor.on_stream_event_in(tp, 5, Stream(), Weak())
     assert tp in app.monitor.stream_inbound_time
+
+
+def test_a_restored_checkpoint_is_committed_even_with_no_new_input() -> None:
+    """The previous owner's checkpoint can be ahead of the group's committed offset (its
+    commit failed in the rebalance). The next owner commits it at its next commit: with no
+    new input, nothing else would, and the group's offset (and lag) stayed behind for good
+    (the two-worker kill test once waited 120 s for it)."""
+    from processor.core import snapshot
+    from processor.core.engine import Engine
+
+    _, worker = new_worker()
+    engine = Engine(worker.config)
+    worker.store = FakeStore({0: snapshot.full(engine, 41)})  # type: ignore[assignment]
+    asyncio.run(worker.on_assigned({TopicPartition("ev", 0), TopicPartition("ev", 1)}))
+    assert worker.partitions[0].applied == 41 and worker.partitions[0].dirty
+    assert not worker.partitions[1].dirty  # nothing restored, nothing to commit
+    committed: list[dict[TopicPartition, int]] = []
+
+    class Consumer:
+        async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+            committed.append(offsets)
+
+    written: list[bytes] = []
+
+    async def produce(record: Any) -> asyncio.Future[None]:
+        written.append(record.key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def commit() -> None:
+        worker.consumer = Consumer()  # type: ignore[assignment]
+        worker._produce = produce  # type: ignore[method-assign]
+        async with worker.lock:
+            await worker.commit(wait=True)
+
+    asyncio.run(commit())
+    assert written == [b"p"]  # the partition record again: nothing changed
+    assert committed == [{TopicPartition("ev", 0): 42}]
