@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from processor.kafka_client import client_options
 from processor.settings import Settings
 
 log = logging.getLogger("livepulse.state")
@@ -47,7 +48,7 @@ class StateStore:
         The state topic must have as many partitions as the events topic: the checkpoint
         records of input partition ``p`` live in its partition ``p``.
         """
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.broker)
+        admin = AIOKafkaAdminClient(**client_options(self.settings))
         try:
             await admin.start()
         except Exception as exc:
@@ -102,7 +103,7 @@ class StateStore:
         topic holds the latest checkpoint record of each key, plus versions and tombstones
         the cleaner has not removed yet (the restore keeps the last of each key)."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker,
+            **client_options(self.settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_bytes=RESTORE_FETCH_BYTES,
