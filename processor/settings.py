@@ -64,6 +64,7 @@ class Settings:
     log_level: str = "info"
     # How every Kafka client of livepulse connects (worker, state reader, admin, simulate,
     # replay, alerts); see processor/kafka_client.py.
+    replication_factor: int = 1
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str = ""
@@ -186,6 +187,7 @@ _RULES: dict[str, _Rule] = {
     "log_level": _Rule(
         lambda v: v in {"debug", "info", "warning", "error"}, "one of debug, info, warning, error"
     ),
+    "replication_factor": _POSITIVE_INT,
     "security_protocol": _Rule(
         lambda v: v in SECURITY_PROTOCOLS, "one of " + ", ".join(SECURITY_PROTOCOLS)
     ),
