@@ -41,7 +41,8 @@
 # ones reuse them ('reset' keeps them): ca.pem, client.pem, client.key (unencrypted PEM),
 # untrusted-ca.pem. 'up' returns once each secured listener has served an authenticated
 # client (SCRAM-SHA-256 over SASL_SSL, SCRAM-SHA-512 over SASL_PLAINTEXT, the client
-# certificate over SSL); it (re)sets the SCRAM credentials on every secured 'up'.
+# certificate over SSL). A secured 'up' that formats the data dir adds the SCRAM user
+# to it; one that finds the user missing (a data dir formatted by a plain 'up') sets it.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -308,11 +309,15 @@ EOF
 # dynamic quorum). A formatted dir also starts fine after a controller port change.
 format_if_needed() {
     [[ -f "$DATA_DIR/meta.properties" ]] && return 0
-    local cid
+    local cid scram=()
     cid="$(random_cluster_id)"
+    if ((SECURE)); then
+        scram=(--add-scram "SCRAM-SHA-256=[name=$SASL_USER,iterations=8192,password=$SASL_PASSWORD]"
+            --add-scram "SCRAM-SHA-512=[name=$SASL_USER,iterations=8192,password=$SASL_PASSWORD]")
+    fi
     log "formatting $DATA_DIR (cluster id $cid)"
-    tool kafka.tools.StorageTool format --config "$SERVER_PROPS" --cluster-id "$cid" --standalone >/dev/null ||
-        die "storage format failed"
+    tool kafka.tools.StorageTool format --config "$SERVER_PROPS" --cluster-id "$cid" --standalone \
+        "${scram[@]}" >/dev/null || die "storage format failed"
 }
 
 TLS_FILES=(ca.pem ca.key broker-keystore.pem client.pem client.key client-keystore.pem untrusted-ca.pem)
@@ -395,10 +400,10 @@ EOF
     mv "$tmp" "$TLS_DIR"
 }
 
-# SCRAM credentials live in the cluster metadata, so they are (re)set through the
-# PLAINTEXT listener once the broker serves; this also covers a data dir formatted
-# before secured mode was used. One request per mechanism (Kafka 4.3 rejects a request
-# that alters one user twice: DuplicateResourceException), both at once.
+# SCRAM credentials live in the cluster metadata: a secured 'up' adds them when it formats
+# the data dir, and this sets them through PLAINTEXT for a data dir formatted without
+# them (a plain 'up' first). One request per mechanism (Kafka 4.3 rejects a request that
+# alters one user twice: DuplicateResourceException), both at once.
 set_scram_credentials() {
     local mech pids=() p rc=0
     for mech in SCRAM-SHA-256 SCRAM-SHA-512; do
@@ -411,12 +416,18 @@ set_scram_credentials() {
     return "$rc"
 }
 
-probe_until() { # probe_until NAME PORT CLIENT_PROPS DEADLINE: until a client gets through
+probe_until() { # probe_until NAME PORT CLIENT_PROPS DEADLINE STRICT: until a client gets through
+    # Returns 0 once it did, 1 at the deadline, and 2 at once if STRICT=1 and the broker
+    # refused the credentials (the SCRAM user is missing; with STRICT=0 that is retried,
+    # as new credentials reach the broker a moment after they are set).
     local out
     while :; do
         if out="$(TOOL_TIMEOUT=30 tool org.apache.kafka.tools.TopicCommand \
             --bootstrap-server "$HOST:$2" --command-config "$3" --list 2>&1)"; then
             return 0
+        fi
+        if (($5)) && [[ "$out" == *"due to invalid credentials"* ]]; then
+            return 2
         fi
         if ((SECONDS >= $4)); then
             log "$1 listener $HOST:$2 did not accept an authenticated client ($3):"
@@ -427,20 +438,32 @@ probe_until() { # probe_until NAME PORT CLIENT_PROPS DEADLINE: until a client ge
     done
 }
 
+probe_all() { # probe_all DEADLINE STRICT: the worst probe_until status of the listeners
+    local pids=() p rc worst=0
+    probe_until SASL_SSL "$SASL_SSL_PORT" "$KAFKA_HOME/client-sasl-ssl.properties" "$@" &
+    pids+=($!)
+    probe_until SSL "$SSL_PORT" "$KAFKA_HOME/client-ssl.properties" "$@" &
+    pids+=($!)
+    probe_until SASL_PLAINTEXT "$SASL_PLAINTEXT_PORT" "$KAFKA_HOME/client-sasl-plaintext.properties" "$@" &
+    pids+=($!)
+    for p in "${pids[@]}"; do
+        rc=0
+        wait "$p" || rc=$?
+        ((rc == 1 || (rc == 2 && worst == 0))) && worst=$rc
+    done
+    return "$worst"
+}
+
 # True once every secured listener has served an authenticated client, probed in
 # parallel (one JVM each): SCRAM-SHA-256 over SASL_SSL, the client certificate over SSL,
-# SCRAM-SHA-512 over SASL_PLAINTEXT.
+# SCRAM-SHA-512 over SASL_PLAINTEXT. Sets the SCRAM credentials if the broker lacks them.
 secure_ready() {
-    local deadline=$((SECONDS + START_TIMEOUT)) pids=() p rc=0
+    local deadline=$((SECONDS + START_TIMEOUT)) rc=0
+    probe_all "$deadline" 1 || rc=$?
+    ((rc == 2)) || return "$rc"
+    log "setting the SCRAM credentials of $SASL_USER (data dir formatted without them)"
     set_scram_credentials || { log "setting the SCRAM credentials of $SASL_USER failed"; return 1; }
-    probe_until SASL_SSL "$SASL_SSL_PORT" "$KAFKA_HOME/client-sasl-ssl.properties" "$deadline" &
-    pids+=($!)
-    probe_until SSL "$SSL_PORT" "$KAFKA_HOME/client-ssl.properties" "$deadline" &
-    pids+=($!)
-    probe_until SASL_PLAINTEXT "$SASL_PLAINTEXT_PORT" "$KAFKA_HOME/client-sasl-plaintext.properties" "$deadline" &
-    pids+=($!)
-    for p in "${pids[@]}"; do wait "$p" || rc=1; done
-    return "$rc"
+    probe_all "$deadline" 0
 }
 
 # With LIVEPULSE_KAFKA_SECURE=1, a broker of this home that runs without (these) secured
