@@ -122,13 +122,52 @@ async def check_broker(settings: Settings, timeout_s: float = CHECK_TIMEOUT_S) -
                 attempt + 1,
             )
         except Exception as exc:  # each cause is explained below
-            problems.append(explain(exc, settings, address.strip(), attempt))
+            message = explain(exc, settings, address.strip(), attempt)
+            offered = await _mechanisms_offered(host, int(port), options, exc)
+            if offered and "(it offers" not in message:
+                message = message.replace(": check", f" (it offers {offered}): check", 1)
+            problems.append(message)
             continue
         conn.close()
         return
     if not problems:
         problems.append(f"no answer from {settings.broker} within {timeout_s:.0f} s")
     raise BrokerUnavailable("; ".join(problems))
+
+
+async def _mechanisms_offered(
+    host: str, port: int, options: dict[str, Any], failure: BaseException
+) -> str:
+    """After an unsupported-mechanism failure: the mechanisms the listener does enable,
+    from a bare SASL handshake (no credentials sent); empty if that cannot be had."""
+    from aiokafka import errors
+    from aiokafka.conn import create_conn
+    from aiokafka.protocol.admin import SaslHandShakeRequest
+
+    if not isinstance(failure, errors.UnsupportedSaslMechanismError):
+        return ""
+    tls = options["security_protocol"] == "SASL_SSL"
+    try:
+        conn = await asyncio.wait_for(
+            create_conn(
+                host,
+                port,
+                client_id="livepulse-check",
+                request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
+                security_protocol="SSL" if tls else "PLAINTEXT",
+                ssl_context=options.get("ssl_context"),
+            ),
+            CONNECT_TIMEOUT_S,
+        )
+        try:
+            response = await asyncio.wait_for(
+                conn.send(SaslHandShakeRequest("PLAIN")), CONNECT_TIMEOUT_S
+            )
+        finally:
+            conn.close()
+    except Exception:  # only a better message was at stake
+        return ""
+    return ", ".join(response.enabled_mechanisms)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -188,12 +227,15 @@ def explain(exc: BaseException, settings: Settings, address: str, timeout_s: flo
             f"{address}: the TLS handshake failed ({reason}); {PROTOCOL} is {protocol}: "
             "check that this listener speaks TLS (else use PLAINTEXT or SASL_PLAINTEXT)"
         )
-    if (refused := find(ConnectionRefusedError)) is not None or find(OSError) is not None:
-        os_error = refused or find(OSError)
-        if not isinstance(os_error, TimeoutError):
-            reason = os_error.strerror or str(os_error)
-            return f"{address}: cannot connect ({reason}); is the broker running? check {BROKER}"
     hint = _handshake_hint(settings)
+    # reset or cut short: something listens there but hung up, mostly at a protocol it
+    # does not speak (a TLS client at a plaintext listener resets)
+    if find(ConnectionResetError) or find(BrokenPipeError) or find(asyncio.IncompleteReadError):
+        return f"{address}: the broker closed the connection during the handshake{hint}"
+    os_error = find(OSError)
+    if os_error is not None and not isinstance(os_error, TimeoutError):
+        reason = os_error.strerror or str(os_error) or type(os_error).__name__
+        return f"{address}: cannot connect ({reason}); is the broker running? check {BROKER}"
     if find(TimeoutError) is not None or find(asyncio.TimeoutError) is not None:
         return f"{address}: no answer within {timeout_s:.0f} s{hint}"
     if find(errors.KafkaConnectionError) is not None:

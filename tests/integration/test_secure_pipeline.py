@@ -218,7 +218,9 @@ def failure_cases(
                 "LIVEPULSE_SASL_USERNAME": broker.username,
                 "LIVEPULSE_SASL_PASSWORD": broker.password,
             },
-            ["does not accept SASL mechanism PLAIN", "SCRAM-SHA-512", "LIVEPULSE_SASL_MECHANISM"],
+            [
+                "does not accept SASL mechanism PLAIN (it offers SCRAM-SHA-512): check LIVEPULSE_SASL_MECHANISM"
+            ],
         ),
         "unknown mechanism": (
             good | {"LIVEPULSE_SASL_MECHANISM": "SCRAM-SHA-1"},

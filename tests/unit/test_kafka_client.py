@@ -204,6 +204,12 @@ def _wrapped(cause: BaseException) -> errors.KafkaConnectionError:
             "closed the connection during the handshake: check LIVEPULSE_SECURITY_PROTOCOL (now PLAINTEXT)",
         ),
         (
+            SASL,
+            ConnectionResetError(),
+            ["LIVEPULSE_SECURITY_PROTOCOL (now SASL_SSL)", "LIVEPULSE_SSL_CERTFILE"],
+            "closed the connection during the handshake",
+        ),
+        (
             Settings(),
             TimeoutError(),
             ["LIVEPULSE_SECURITY_PROTOCOL"],
