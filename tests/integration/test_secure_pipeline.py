@@ -13,8 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import pytest
 from tests.integration.conftest import ROOT, SecureBroker, Topics, WorkerProcess, free_port
 from tests.integration.kafka import read_all, wait_until_committed
 from tests.integration.test_pipeline import scenario, without_emitted_at
+from tests.support.http import get
 from tests.support.reference import Params, expected_outcome
 
 # Long enough for the worker's 20 s broker check plus Python and Faust start-up on a busy
@@ -60,14 +59,6 @@ def livepulse(
     )
 
 
-def probe(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def wait_until_ready(worker: WorkerProcess, deadline_s: float = 90.0) -> str:
     """Poll /readyz until it answers 200 (the worker restored its partitions)."""
     give_up = time.monotonic() + deadline_s
@@ -75,7 +66,7 @@ def wait_until_ready(worker: WorkerProcess, deadline_s: float = 90.0) -> str:
     while time.monotonic() < give_up:
         assert worker.proc is not None and worker.proc.poll() is None, worker.log()
         try:
-            seen = probe(worker.metrics_port, "/readyz")
+            seen = get(worker.metrics_port, "/readyz")
         except OSError as exc:  # the server is not up yet
             seen = str(exc)
         if seen[0] == 200:
@@ -98,7 +89,7 @@ def test_the_pipeline_scenario_over_sasl_ssl_gives_exactly_the_expected_alerts(
     worker.start()
     ready = wait_until_ready(worker)
     assert ready == f"ready: partitions [0, 1, 2, 3] of {topics.events!r} assigned and restored\n"
-    assert probe(worker.metrics_port, "/healthz") == (200, "ok\n")
+    assert get(worker.metrics_port, "/healthz") == (200, "ok\n")
 
     events, _ = scenario()
     lines = [orjson.dumps(e) for e in events] + [b"{not json"]
@@ -148,7 +139,7 @@ def test_the_pipeline_scenario_over_sasl_ssl_gives_exactly_the_expected_alerts(
     subscribed = [without_emitted_at(orjson.loads(line)) for line in read.stdout.splitlines()]
     assert per_stream(subscribed) == per_stream(alerts)
 
-    assert probe(worker.metrics_port, "/readyz")[0] == 200
+    assert get(worker.metrics_port, "/readyz")[0] == 200
     assert worker.stop() == 0
     output = worker.log_path.read_text() + sent.stdout + sent.stderr + read.stderr
     assert secure_broker.password not in output

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -15,15 +13,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from processor.worker import http
 from processor.worker.http import Probes, Status, serve
+from tests.support.http import get
 from tests.unit.test_worker_app import FakeStore, new_worker
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 @pytest.fixture
