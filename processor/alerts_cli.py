@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from processor.kafka_client import BrokerUnavailable, check_broker, client_options
 from processor.settings import Settings
 
 
@@ -173,8 +174,13 @@ async def _consume(args: argparse.Namespace, settings: Settings) -> int:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import KafkaConnectionError
 
+    try:
+        await check_broker(settings)
+    except BrokerUnavailable as exc:
+        print(f"livepulse alerts: cannot connect to Kafka broker at {exc}", file=sys.stderr)
+        return 2
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.broker,
+        **client_options(settings),
         group_id=None,
         auto_offset_reset="earliest" if args.from_beginning or args.since_ms else "latest",
         enable_auto_commit=False,

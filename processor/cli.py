@@ -7,6 +7,7 @@ import signal
 import sys
 
 from processor import alerts_cli
+from processor.kafka_client import ssl_context
 from processor.settings import ConfigError, load_settings, settings_table
 from processor.simulator import cli as simulator_cli
 from processor.worker import cli as worker_cli
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(config_path=args.config, overrides={"broker": args.broker})
+        ssl_context(settings)  # certificate files that do not load are configuration errors
     except ConfigError as exc:
         print(f"livepulse: configuration error: {exc}", file=sys.stderr)
         return 2

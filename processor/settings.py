@@ -11,11 +11,13 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "LIVEPULSE_"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class ConfigError(ValueError):
@@ -60,6 +62,41 @@ class Settings:
     like_goals: str = ""
     coin_goals: str = ""
     log_level: str = "info"
+    # How every Kafka client of livepulse connects (worker, state reader, admin, simulate,
+    # replay, alerts); see processor/kafka_client.py.
+    replication_factor: int = 1
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    sasl_password_file: str = ""
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    ssl_check_hostname: bool = True
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def sasl_secret(self) -> str:
+        """The SASL password: ``sasl_password``, or the first line of ``sasl_password_file``
+        (read at each call, so a rotated Kubernetes secret is picked up on restart)."""
+        if not self.sasl_password_file:
+            return self.sasl_password
+        try:
+            text = Path(self.sasl_password_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(
+                f"{_env_name('sasl_password_file')}: cannot read "
+                f"{self.sasl_password_file!r} ({reason})"
+            ) from None
+        return text.rstrip("\r\n")
 
     @property
     def like_goal_values(self) -> tuple[int, ...]:
@@ -101,6 +138,7 @@ def _is_goals(value: object) -> bool:
 
 
 _GOALS = _Rule(_is_goals, "positive integers in ascending order, comma-separated (or empty)")
+_STRING = _Rule(lambda v: isinstance(v, str), "a string")
 _NON_EMPTY = _Rule(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
 
 _RULES: dict[str, _Rule] = {
@@ -149,7 +187,22 @@ _RULES: dict[str, _Rule] = {
     "log_level": _Rule(
         lambda v: v in {"debug", "info", "warning", "error"}, "one of debug, info, warning, error"
     ),
+    "replication_factor": _POSITIVE_INT,
+    "security_protocol": _Rule(
+        lambda v: v in SECURITY_PROTOCOLS, "one of " + ", ".join(SECURITY_PROTOCOLS)
+    ),
+    "sasl_mechanism": _Rule(lambda v: v in SASL_MECHANISMS, "one of " + ", ".join(SASL_MECHANISMS)),
+    "sasl_username": _STRING,
+    "sasl_password": _STRING,
+    "sasl_password_file": _STRING,
+    "ssl_cafile": _STRING,
+    "ssl_certfile": _STRING,
+    "ssl_keyfile": _STRING,
+    "ssl_check_hostname": _Rule(lambda v: isinstance(v, bool), "true or false"),
 }
+
+# Settings whose value never appears in an error message, a log line or --help.
+SECRET_SETTINGS = frozenset({"sasl_password"})
 
 
 def _is_host_port(value: str) -> bool:
@@ -165,7 +218,8 @@ def _validate(settings: Settings) -> None:
     for name, rule in _RULES.items():
         value = getattr(settings, name)
         if not rule.check(value):
-            raise ConfigError(f"{_env_name(name)}: expected {rule.expected}, got {value!r}")
+            got = "(hidden)" if name in SECRET_SETTINGS else repr(value)
+            raise ConfigError(f"{_env_name(name)}: expected {rule.expected}, got {got}")
     if settings.tier_high <= settings.tier_moderate:
         raise ConfigError(
             f"{_env_name('tier_high')}: must be greater than {_env_name('tier_moderate')} "
@@ -205,12 +259,74 @@ def _validate(settings: Settings) -> None:
             f"{_env_name('tier_step_seconds')} ({settings.tier_window_seconds} % "
             f"{settings.tier_step_seconds} != 0)"
         )
+    _validate_security(settings)
+
+
+def _validate_security(settings: Settings) -> None:
+    """Security settings that contradict each other, or name files that are not there,
+    stop start-up here rather than as a connection error later."""
+    protocol = _env_name("security_protocol")
+    if settings.uses_sasl:
+        if not settings.sasl_username:
+            raise ConfigError(
+                f"{_env_name('sasl_username')}: required with {protocol}="
+                f"{settings.security_protocol}"
+            )
+        if settings.sasl_password and settings.sasl_password_file:
+            raise ConfigError(
+                f"{_env_name('sasl_password')} and {_env_name('sasl_password_file')}: "
+                "set one of them, not both"
+            )
+        if not settings.sasl_secret():
+            source = (
+                f"{_env_name('sasl_password_file')} ({settings.sasl_password_file!r} is empty)"
+                if settings.sasl_password_file
+                else f"{_env_name('sasl_password')} or {_env_name('sasl_password_file')}"
+            )
+            raise ConfigError(
+                f"{source}: a password is required with {protocol}={settings.security_protocol}"
+            )
+    else:
+        for name in ("sasl_username", "sasl_password", "sasl_password_file"):
+            if getattr(settings, name):
+                raise ConfigError(
+                    f"{_env_name(name)} is set but {protocol} is "
+                    f"{settings.security_protocol}, which does not use SASL: set {protocol} "
+                    "to SASL_SSL or SASL_PLAINTEXT"
+                )
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(settings, name)
+        if not path:
+            continue
+        if not settings.uses_tls:
+            raise ConfigError(
+                f"{_env_name(name)} is set but {protocol} is {settings.security_protocol}, "
+                f"which does not use TLS: set {protocol} to SSL or SASL_SSL"
+            )
+        if not Path(path).is_file():
+            raise ConfigError(f"{_env_name(name)}: file {path!r} does not exist")
+    if settings.ssl_keyfile and not settings.ssl_certfile:
+        raise ConfigError(
+            f"{_env_name('ssl_keyfile')}: a client key needs its certificate in "
+            f"{_env_name('ssl_certfile')}"
+        )
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 def _coerce(name: str, kind: type, raw: Any) -> Any:
     """Turn a string (env) or TOML value into the field's type, naming the field on failure."""
     if kind is str:
         return raw if isinstance(raw, str) else str(raw)
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ConfigError(f"{_env_name(name)}: expected {_RULES[name].expected}, got {raw!r}")
     try:
         if kind is int:
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
@@ -221,14 +337,15 @@ def _coerce(name: str, kind: type, raw: Any) -> Any:
                 raise ValueError
             return float(raw)
     except (TypeError, ValueError):
+        got = "(hidden)" if name in SECRET_SETTINGS else repr(raw)
         raise ConfigError(
-            f"{_env_name(name)}: expected {_RULES[name].expected}, got {raw!r}"
+            f"{_env_name(name)}: expected {_RULES[name].expected}, got {got}"
         ) from None
     raise AssertionError(f"unsupported settings type {kind}")  # pragma: no cover
 
 
 _FIELD_TYPES: dict[str, type] = {
-    f.name: {"str": str, "int": int, "float": float}[str(f.type)]
+    f.name: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
     for f in dataclasses.fields(Settings)
 }
 
@@ -279,7 +396,21 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 def settings_table() -> list[tuple[str, str, str]]:
     """(environment variable, config key, default) for every setting, for docs and --help."""
     defaults = Settings()
-    return [(_env_name(name), name, repr(getattr(defaults, name))) for name in _FIELD_TYPES]
+    return [(_env_name(name), name, _shown_default(name, defaults)) for name in _FIELD_TYPES]
 
 
-__all__ = ["ConfigError", "Settings", "load_settings", "settings_table"]
+def _shown_default(name: str, defaults: Settings) -> str:
+    value = getattr(defaults, name)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+__all__ = [
+    "SASL_MECHANISMS",
+    "SECURITY_PROTOCOLS",
+    "ConfigError",
+    "Settings",
+    "load_settings",
+    "settings_table",
+]

@@ -18,6 +18,7 @@ from typing import Literal
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from processor.kafka_client import BrokerUnavailable, check_broker, client_options
 from processor.settings import Settings
 from processor.simulator.progress import ProgressReporter
 
@@ -165,7 +166,7 @@ async def produce(
     where = f"topic {topic!r} on {broker}"
     stop = _Stop()
     producer = AIOKafkaProducer(
-        bootstrap_servers=broker,
+        **client_options(settings),
         client_id="livepulse-simulator",
         acks="all",
         enable_idempotence=ENABLE_IDEMPOTENCE,
@@ -177,7 +178,7 @@ async def produce(
     with _quiet_client_logs():
         try:
             stop.install()
-            started = await _start(producer, broker, topic, stop)
+            started = await _start(producer, settings, topic, stop)
             progress.start()
             if started:
                 sent = await _send_all(producer, topic, records, pace, progress, stop, where)
@@ -191,9 +192,15 @@ async def produce(
     return ProduceResult(sent, interrupted, progress.elapsed_s)
 
 
-async def _start(producer: AIOKafkaProducer, broker: str, topic: str, stop: _Stop) -> bool:
+async def _start(producer: AIOKafkaProducer, settings: Settings, topic: str, stop: _Stop) -> bool:
     """Connect and check the topic; False when a stop was requested first."""
-    start = asyncio.ensure_future(producer.start())
+    broker = settings.broker
+
+    async def check_then_start() -> None:
+        await check_broker(settings)  # a failure names the setting to check
+        await producer.start()
+
+    start = asyncio.ensure_future(check_then_start())
     waiter = asyncio.ensure_future(stop.event.wait())
     try:
         await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -208,6 +215,10 @@ async def _start(producer: AIOKafkaProducer, broker: str, topic: str, stop: _Sto
         return False
     try:
         start.result()
+    except BrokerUnavailable as exc:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        raise BrokerError(f"cannot connect to Kafka broker at {exc}") from None
     except (KafkaError, OSError) as exc:
         with contextlib.suppress(Exception):
             await producer.stop()

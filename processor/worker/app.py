@@ -33,9 +33,11 @@ from faust.app.base import BootStrategy
 
 from processor.core.engine import EngineConfig
 from processor.core.snapshot import SnapshotError
+from processor.kafka_client import client_options, faust_credentials
 from processor.metrics import LAG_INTERVAL_S, LAG_TIMEOUT_S, Metrics, consumer_lag
 from processor.records import InputRecord, OutputRecord
 from processor.settings import Settings
+from processor.worker.http import Probes, Status
 from processor.worker.partitions import Applied, PartitionState, Routes
 from processor.worker.state_store import StateStore
 
@@ -132,6 +134,8 @@ class LivepulseWorker:
         self.lock = asyncio.Lock()
         self.epoch = 0  # bumped by every rebalance: a fetch from before one is dropped
         self.consumer: AIOKafkaConsumer | None = None
+        self.assigned: set[int] | None = None  # None until the group first assigns
+        self.rebalancing = False
         self.fatal: FatalError | None = None
         self.on_fatal: Any = None  # set by the CLI: stops the Faust worker
         # the keep_counts agent's input: one fetch at a time, each awaited until applied
@@ -284,6 +288,7 @@ class LivepulseWorker:
     # -- rebalances --------------------------------------------------------------------
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.rebalancing = True
         async with self.lock:
             self.epoch += 1
             mine = {tp.partition for tp in revoked if tp.topic == self.settings.events_topic}
@@ -294,6 +299,7 @@ class LivepulseWorker:
                 self.committed.pop(partition, None)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.rebalancing = True
         async with self.lock:
             self.epoch += 1
             mine = {tp.partition for tp in assigned if tp.topic == self.settings.events_topic}
@@ -305,6 +311,29 @@ class LivepulseWorker:
                     await self.restore(new)
                 except FatalError as exc:
                     self.stop_with(exc)
+            self.assigned = mine
+            self.rebalancing = False
+
+    def readiness(self) -> Status:
+        """What ``/readyz`` answers: ready once connected, in the group, and every
+        partition assigned here is restored. A member with no partitions (more replicas
+        than partitions) is ready: it is a standby that takes over in a rebalance."""
+        if self.fatal is not None:
+            return Status(False, f"stopped: {self.fatal}")
+        if self.consumer is None:
+            return Status(False, "not connected to the broker")
+        if self.assigned is None:
+            return Status(False, f"joining consumer group {self.settings.app_id!r}")
+        if self.rebalancing:
+            return Status(False, "rebalancing: partitions are being revoked or restored")
+        missing = self.assigned - set(self.partitions)
+        if missing:
+            return Status(False, f"partitions {sorted(missing)} not restored")
+        return Status(
+            True,
+            f"ready: partitions {sorted(self.assigned)} of {self.settings.events_topic!r} "
+            "assigned and restored",
+        )
 
     async def restore(self, partitions: list[int]) -> None:
         """Restore partitions from their checkpoint records (one read of the state topic)."""
@@ -425,7 +454,7 @@ class BatchConsumer(mode.Service):
         # (the agent's input) hold everything back.
         self.worker.app.flow_control.resume()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.broker,
+            **client_options(settings),
             group_id=settings.app_id,
             client_id=f"{settings.app_id}-events",
             enable_auto_commit=False,
@@ -471,11 +500,13 @@ class BatchConsumer(mode.Service):
             await consumer.stop()
 
 
-def create_app(settings: Settings, metrics: Metrics) -> faust.App:
-    """Build the Faust app with its agent; nothing connects until the worker starts."""
+def create_app(settings: Settings, metrics: Metrics, probes: Probes | None = None) -> faust.App:
+    """Build the Faust app with its agent; nothing connects until the worker starts.
+    ``probes``, if given, learn the worker's event loop and readiness."""
     app = LivepulseApp(
         settings.app_id,
         broker=[f"kafka://{hp.strip()}" for hp in settings.broker.split(",")],
+        broker_credentials=faust_credentials(settings),
         datadir=settings.data_dir,
         web_enabled=False,  # metrics have their own server; Faust's web exposes tables.
         producer_acks=-1,
@@ -504,6 +535,13 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     @app.task  # type: ignore[untyped-decorator]
     async def start_consumer() -> None:
         await app.add_runtime_dependency(consumer)
+
+    if probes is not None:
+        probes.readiness = worker.readiness
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def answer_probes() -> None:
+            probes.loop = asyncio.get_running_loop()
 
     @app.timer(interval=IDLE_TICK_S)  # type: ignore[untyped-decorator]
     async def idle_tick() -> None:

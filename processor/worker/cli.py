@@ -11,10 +11,11 @@ import sys
 import threading
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from processor.metrics import Metrics
 from processor.settings import Settings
+from processor.worker.http import Probes, serve
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,8 +25,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Consume the events topic, keep per-stream windowed likes, gifts, coins and "
             "estimated creator USD, publish tier_changed alerts to the alerts topic, send "
-            "invalid records to the dead-letter topic, and serve Prometheus metrics. "
-            "Stops cleanly on Ctrl-C or SIGTERM."
+            "invalid records to the dead-letter topic, and serve Prometheus metrics at "
+            "/metrics with the probes /healthz (alive) and /readyz (partitions assigned and "
+            "restored). Checks the broker connection first (within 20 s; a failure names the "
+            "setting to check and exits 2). Stops cleanly on Ctrl-C or SIGTERM."
         ),
     )
     parser.set_defaults(handler=run_worker)
@@ -43,6 +46,15 @@ def _force_exit() -> None:
         flush=True,
     )
     os._exit(3)
+
+
+def _connection(settings: Settings) -> str:
+    """How the worker connects, for its first line of output (never the password)."""
+    if settings.uses_sasl:
+        return (
+            f"{settings.security_protocol}, {settings.sasl_mechanism} as {settings.sasl_username!r}"
+        )
+    return settings.security_protocol
 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -65,8 +77,9 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     registry = CollectorRegistry(auto_describe=True)
     metrics = Metrics(registry, usd_per_coin=settings.usd_per_coin, top_k=settings.top_k)
+    probes = Probes()
     try:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+        serve(settings.metrics_host, settings.metrics_port, registry, probes)
     except OSError as exc:
         print(
             f"livepulse worker: cannot serve metrics on "
@@ -76,23 +89,28 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     print(
-        f"livepulse worker: broker {settings.broker}, events {settings.events_topic!r}, "
+        f"livepulse worker: broker {settings.broker} ({_connection(settings)}), events {settings.events_topic!r}, "
         f"alerts {settings.alerts_topic!r}, dead letters {settings.dlq_topic!r}, metrics "
         f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
         file=sys.stderr,
         flush=True,
     )
+    from processor.kafka_client import BrokerUnavailable, check_broker
     from processor.worker.state_store import StartupError, StateStore
 
     loop = asyncio.new_event_loop()  # not the default loop: Faust sets up its own
     try:
+        loop.run_until_complete(check_broker(settings))
         loop.run_until_complete(StateStore(settings).ensure_topics())
+    except BrokerUnavailable as exc:
+        print(f"livepulse worker: cannot connect to Kafka broker at {exc}", file=sys.stderr)
+        return 2
     except StartupError as exc:
         print(f"livepulse worker: {exc}", file=sys.stderr)
         return 2
     finally:
         loop.close()
-    app = create_app(settings, metrics)
+    app = create_app(settings, metrics, probes)
     worker = _BoundedShutdownWorker(
         app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False
     )

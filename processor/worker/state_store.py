@@ -7,8 +7,9 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError
 
+from processor.kafka_client import client_options
 from processor.settings import Settings
 
 log = logging.getLogger("livepulse.state")
@@ -47,16 +48,33 @@ class StateStore:
         The state topic must have as many partitions as the events topic: the checkpoint
         records of input partition ``p`` live in its partition ``p``.
         """
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.broker)
+        admin = AIOKafkaAdminClient(**client_options(self.settings))
         try:
             await admin.start()
         except Exception as exc:
             raise StartupError(f"cannot reach broker {self.settings.broker}: {exc}") from None
         try:
-            described = {
-                t["topic"]: t
-                for t in await admin.describe_topics([self.settings.events_topic, self.topic])
-            }
+            names = [
+                self.settings.events_topic,
+                self.settings.alerts_topic,
+                self.settings.dlq_topic,
+                self.settings.windows_topic,
+                self.topic,
+            ]
+            described = {t["topic"]: t for t in await admin.describe_topics(names)}
+            denied = sorted(
+                name
+                for name, t in described.items()
+                if t["error_code"] == TopicAuthorizationFailedError.errno
+            )
+            if denied:
+                raise StartupError(
+                    f"not authorized to describe topic(s) {', '.join(denied)} as "
+                    f"{self.settings.sasl_username or 'this client'}: grant Describe (and "
+                    "Read/Write, and Create for topics livepulse should create) in the "
+                    "cluster's ACLs"
+                )
+            existing = {name for name, t in described.items() if t["error_code"] == 0}
             events = described.get(self.settings.events_topic)
             partitions = (
                 len(events["partitions"])
@@ -70,8 +88,9 @@ class StateStore:
                     f"{self.settings.events_topic!r} has {partitions}; delete it (the state is "
                     f"rebuilt from the events) or change LIVEPULSE_APP_ID"
                 )
+            replicas = self.settings.replication_factor
             wanted = [
-                NewTopic(name, num_partitions=partitions, replication_factor=1)
+                NewTopic(name, num_partitions=partitions, replication_factor=replicas)
                 for name in (
                     self.settings.events_topic,
                     self.settings.alerts_topic,
@@ -83,11 +102,12 @@ class StateStore:
                 NewTopic(
                     self.topic,
                     num_partitions=partitions,
-                    replication_factor=1,
+                    replication_factor=replicas,
                     topic_configs=STATE_TOPIC_CONFIG,
                 )
             )
-            for topic in wanted:
+            # only what is missing: creating an existing topic needs the Create permission
+            for topic in (t for t in wanted if t.name not in existing):
                 try:
                     await admin.create_topics([topic])
                     log.info("created topic %s (%d partitions)", topic.name, partitions)
@@ -102,7 +122,7 @@ class StateStore:
         topic holds the latest checkpoint record of each key, plus versions and tombstones
         the cleaner has not removed yet (the restore keeps the last of each key)."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker,
+            **client_options(self.settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_bytes=RESTORE_FETCH_BYTES,

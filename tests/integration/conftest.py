@@ -3,6 +3,10 @@
 The broker is the project's own (deploy/kafka/kafka.sh) on test ports (19092/19093, or
 LIVEPULSE_TEST_KAFKA_PORT and the port after it), so a `make run` on the default ports is
 left alone. Set LIVEPULSE_TEST_BROKER=host:port to use a broker that is already running.
+
+The test broker always runs in kafka.sh's secured mode: besides PLAINTEXT on the test port
+it serves SASL_SSL, SSL (mutual TLS) and SASL_PLAINTEXT on the three ports after the
+controller's (see ``secure_broker``), so one JVM serves the plain and the secured tests.
 """
 
 from __future__ import annotations
@@ -23,16 +27,18 @@ import pytest
 
 from processor.core.engine import EngineConfig
 from tests.integration.kafka import committed_total, create_topics
+from tests.integration.secure import SecureBroker, kafka_sh_env, secure_broker_of
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
 # Parallel test sessions (several checkouts, or helpers) pick distinct ports.
 TEST_PORT = int(os.environ.get("LIVEPULSE_TEST_KAFKA_PORT", "19092"))
+TEST_KAFKA_HOME = ROOT / ".local" / f"kafka-test-{TEST_PORT}"
 TEST_KAFKA_ENV = {
     "LIVEPULSE_KAFKA_PORT": str(TEST_PORT),
     "LIVEPULSE_KAFKA_CONTROLLER_PORT": str(TEST_PORT + 1),
-    "LIVEPULSE_KAFKA_HOME": str(ROOT / ".local" / f"kafka-test-{TEST_PORT}"),
-}
+    "LIVEPULSE_KAFKA_HOME": str(TEST_KAFKA_HOME),
+} | kafka_sh_env(TEST_PORT)
 
 
 def _kafka(*args: str) -> subprocess.CompletedProcess[str]:
@@ -61,6 +67,20 @@ def broker() -> Iterator[str]:
         if not already_running:
             down = _kafka("down")
             assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="session")
+def secure_broker(broker: str) -> SecureBroker:
+    """The secured listeners, certificates and user of the session's test broker."""
+    if os.environ.get("LIVEPULSE_TEST_BROKER"):
+        pytest.fail(
+            "secure_broker needs the test broker that kafka.sh starts in secured mode, but "
+            f"LIVEPULSE_TEST_BROKER={os.environ['LIVEPULSE_TEST_BROKER']} names an external "
+            "broker whose SASL/TLS listeners, certificates and users these tests cannot know; "
+            "unset LIVEPULSE_TEST_BROKER to run them"
+        )
+    assert broker == f"127.0.0.1:{TEST_PORT}", broker
+    return secure_broker_of(TEST_PORT, TEST_KAFKA_HOME)
 
 
 @dataclass

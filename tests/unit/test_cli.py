@@ -31,8 +31,24 @@ def test_help_lists_commands_and_settings() -> None:
         "LIVEPULSE_BROKER",
         "LIVEPULSE_TIER_WINDOW_SECONDS",
         "LIVEPULSE_HYSTERESIS",
+        "LIVEPULSE_SECURITY_PROTOCOL",
+        "LIVEPULSE_SASL_MECHANISM",
+        "LIVEPULSE_SASL_PASSWORD_FILE",
+        "LIVEPULSE_SSL_CAFILE",
+        "LIVEPULSE_SSL_CHECK_HOSTNAME",
     ):
         assert text in result.stdout
+
+
+def test_a_password_never_reaches_help_or_errors() -> None:
+    secret = {"LIVEPULSE_SASL_PASSWORD": "pw-8c1f-never-shown", "LIVEPULSE_SASL_USERNAME": "u"}
+    for args in (["--help"], ["worker", "--help"], ["alerts"]):
+        result = livepulse(*args, env=secret)  # PLAINTEXT with SASL set: a config error
+        assert "pw-8c1f-never-shown" not in result.stdout + result.stderr
+    assert result.returncode == 2
+    assert "LIVEPULSE_SASL_USERNAME is set but LIVEPULSE_SECURITY_PROTOCOL is PLAINTEXT" in (
+        result.stderr
+    )
 
 
 @pytest.mark.parametrize(
@@ -41,6 +57,10 @@ def test_help_lists_commands_and_settings() -> None:
         ({"LIVEPULSE_TIER_HIGH": "500"}, "LIVEPULSE_TIER_HIGH: must be greater than"),
         ({"LIVEPULSE_METRICS_PORT": "http"}, "LIVEPULSE_METRICS_PORT: expected a port"),
         ({"LIVEPULSE_BROKER": "nowhere"}, "LIVEPULSE_BROKER: expected host:port"),
+        (
+            {"LIVEPULSE_SECURITY_PROTOCOL": "SASL_SSL", "LIVEPULSE_SASL_MECHANISM": "OAUTHBEARER"},
+            "LIVEPULSE_SASL_MECHANISM: expected one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+        ),
     ],
 )
 def test_bad_setting_stops_start_up_naming_it(env: dict[str, str], message: str) -> None:

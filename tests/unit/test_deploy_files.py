@@ -6,11 +6,16 @@ promtool is Debian's (installed by deploy/system-deps.sh, which `make test` runs
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -390,13 +395,18 @@ def test_every_file_the_services_point_at_exists() -> None:
             assert list(host.glob("*.yml")), host
 
 
-def test_dockerfile_builds_the_livepulse_entrypoint_from_files_that_exist() -> None:
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of deploy/Dockerfile, continuation lines joined."""
     lines = [
         line.strip()
         for line in DOCKERFILE.read_text().replace("\\\n", " ").splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    instructions = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def test_dockerfile_builds_the_livepulse_entrypoint_from_files_that_exist() -> None:
+    instructions = dockerfile_instructions()
     assert instructions[0] == ("FROM", "python:3.11-slim")
     copies = [shlex.split(arg) for op, arg in instructions if op == "COPY"]
     assert copies
@@ -409,3 +419,76 @@ def test_dockerfile_builds_the_livepulse_entrypoint_from_files_that_exist() -> N
     assert 'livepulse = "processor.cli:main"' in pyproject
     assert [json.loads(arg) for op, arg in instructions if op == "CMD"] == [["worker"]]
     assert any(op == "RUN" and "pip install" in arg for op, arg in instructions)
+
+
+def dockerfile_healthcheck() -> tuple[dict[str, str], str]:
+    """The HEALTHCHECK's options and its command."""
+    (arg,) = [arg for op, arg in dockerfile_instructions() if op == "HEALTHCHECK"]
+    options, sep, command = arg.partition(" CMD ")
+    assert sep, f"HEALTHCHECK {arg}: no CMD"
+    return dict(o.removeprefix("--").split("=", 1) for o in options.split()), command.strip()
+
+
+def test_dockerfile_healthcheck_asks_healthz_on_the_metrics_port() -> None:
+    options, command = dockerfile_healthcheck()
+    assert set(options) >= {"interval", "timeout", "start-period", "retries"}
+    assert not command.startswith("["), "shell form: the command reads the environment"
+    # python:3.11-slim has neither curl nor wget
+    assert not re.search(r"\b(curl|wget)\b", command)
+    assert "/healthz" in command and "LIVEPULSE_METRICS_PORT" in command
+    # the worker's default port when the variable is unset
+    assert "'6066'" in command
+
+
+class _Healthz(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("status", "exit_code"), [(200, 0), (503, 1), (None, 1)])
+def test_the_healthcheck_passes_only_on_a_2xx_from_healthz(
+    status: int | None, exit_code: int
+) -> None:
+    """The HEALTHCHECK command itself, run by sh as Docker runs it, against a stand-in
+    server: 200 passes; 503, and nothing listening, fail with 1 (Docker's "unhealthy")."""
+    _, command = dockerfile_healthcheck()
+    server = None
+    if status is None:
+        with socket.socket() as probe:  # a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    else:
+        handler = type("Handler", (_Healthz,), {"status": status})
+        server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+        port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        "LIVEPULSE_METRICS_PORT": str(port),
+        # a proxy that does not exist: the check must not go through it
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+    }
+    try:
+        result = subprocess.run(
+            ["sh", "-c", command], env=env, capture_output=True, text=True, timeout=30
+        )
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    assert result.returncode == exit_code, result.stderr
+
+
+def test_compose_health_is_the_images_healthz_check_for_the_worker_only() -> None:
+    services = compose()["services"]
+    worker = services["worker"].get("healthcheck")
+    assert worker is None or "/healthz" in str(worker["test"])
+    # the simulator runs the same image but serves no /healthz
+    assert services["simulator"]["healthcheck"] == {"disable": True}

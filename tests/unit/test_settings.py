@@ -103,3 +103,106 @@ def test_goals_are_read_as_ascending_numbers() -> None:
     settings = load_settings(env={"LIVEPULSE_LIKE_GOALS": "1000, 5000,10000"})
     assert settings.like_goal_values == (1_000, 5_000, 10_000)
     assert settings.coin_goal_values == ()
+
+
+SASL_SSL = {"LIVEPULSE_SECURITY_PROTOCOL": "SASL_SSL", "LIVEPULSE_SASL_USERNAME": "svc"}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"LIVEPULSE_SECURITY_PROTOCOL": "TLS"},
+            "LIVEPULSE_SECURITY_PROTOCOL: expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, "
+            "SASL_SSL, got 'TLS'",
+        ),
+        (
+            SASL_SSL | {"LIVEPULSE_SASL_MECHANISM": "GSSAPI", "LIVEPULSE_SASL_PASSWORD": "x"},
+            "LIVEPULSE_SASL_MECHANISM: expected one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, "
+            "got 'GSSAPI'",
+        ),
+        (
+            {"LIVEPULSE_SECURITY_PROTOCOL": "SASL_SSL", "LIVEPULSE_SASL_PASSWORD": "x"},
+            "LIVEPULSE_SASL_USERNAME: required with LIVEPULSE_SECURITY_PROTOCOL=SASL_SSL",
+        ),
+        (
+            SASL_SSL,
+            "LIVEPULSE_SASL_PASSWORD or LIVEPULSE_SASL_PASSWORD_FILE: a password is required",
+        ),
+        (
+            SASL_SSL | {"LIVEPULSE_SASL_PASSWORD_FILE": "/nonexistent/password"},
+            "LIVEPULSE_SASL_PASSWORD_FILE: cannot read '/nonexistent/password' "
+            "(No such file or directory)",
+        ),
+        (
+            SASL_SSL | {"LIVEPULSE_SASL_PASSWORD_FILE": "/x", "LIVEPULSE_SASL_PASSWORD": "y"},
+            "set one of them, not both",
+        ),
+        (
+            {"LIVEPULSE_SASL_USERNAME": "svc"},
+            "LIVEPULSE_SASL_USERNAME is set but LIVEPULSE_SECURITY_PROTOCOL is PLAINTEXT, which "
+            "does not use SASL",
+        ),
+        (
+            {"LIVEPULSE_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "LIVEPULSE_SSL_CAFILE": "/ca.pem"}
+            | {"LIVEPULSE_SASL_USERNAME": "u", "LIVEPULSE_SASL_PASSWORD": "p"},
+            "LIVEPULSE_SSL_CAFILE is set but LIVEPULSE_SECURITY_PROTOCOL is SASL_PLAINTEXT, "
+            "which does not use TLS",
+        ),
+        (
+            {"LIVEPULSE_SECURITY_PROTOCOL": "SSL", "LIVEPULSE_SSL_CAFILE": "/nonexistent/ca"},
+            "LIVEPULSE_SSL_CAFILE: file '/nonexistent/ca' does not exist",
+        ),
+        (
+            {"LIVEPULSE_SSL_CHECK_HOSTNAME": "maybe"},
+            "LIVEPULSE_SSL_CHECK_HOSTNAME: expected true or false, got 'maybe'",
+        ),
+    ],
+)
+def test_bad_security_settings_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env)
+    assert message in str(info.value)
+
+
+def test_a_key_needs_its_certificate(tmp_path: Path) -> None:
+    key = tmp_path / "client.key"
+    key.write_text("-")
+    env = {"LIVEPULSE_SECURITY_PROTOCOL": "SSL", "LIVEPULSE_SSL_KEYFILE": str(key)}
+    with pytest.raises(ConfigError, match="LIVEPULSE_SSL_KEYFILE: a client key needs"):
+        load_settings(env=env)
+
+
+def test_the_password_is_never_shown(tmp_path: Path) -> None:
+    secret = "hunter2-secret"
+    settings = load_settings(env=SASL_SSL | {"LIVEPULSE_SASL_PASSWORD": secret})
+    assert settings.sasl_secret() == secret
+    assert secret not in repr(settings) and secret not in str(settings)
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=SASL_SSL | {"LIVEPULSE_SASL_PASSWORD_FILE": str(empty)})
+    assert "is empty" in str(info.value)
+
+
+def test_the_password_file_gives_its_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "password"
+    path.write_text("pa ss\n")  # as `kubectl create secret --from-file` leaves it
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'security_protocol = "SASL_PLAINTEXT"\nsasl_mechanism = "SCRAM-SHA-256"\n'
+        f'sasl_username = "svc"\nsasl_password_file = "{path}"\nssl_check_hostname = false\n'
+    )
+    settings = load_settings(env={}, config_path=config)
+    assert (settings.security_protocol, settings.sasl_mechanism) == (
+        "SASL_PLAINTEXT",
+        "SCRAM-SHA-256",
+    )
+    assert settings.sasl_secret() == "pa ss"
+    assert settings.ssl_check_hostname is False
+
+
+@pytest.mark.parametrize(("raw", "value"), [("true", True), ("0", False), ("No", False)])
+def test_check_hostname_reads_the_usual_words(raw: str, value: bool) -> None:
+    settings = load_settings(env={"LIVEPULSE_SSL_CHECK_HOSTNAME": raw})
+    assert settings.ssl_check_hostname is value

@@ -66,6 +66,11 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeProducer]]:
     FakeProducer.instances = []
     FakeProducer.start_error = FakeProducer.topic_error = FakeProducer.delivery_error = None
     monkeypatch.setattr(producer_module, "AIOKafkaProducer", FakeProducer)
+
+    async def broker_answers(settings: Settings) -> None:  # the start-up check, passed
+        return None
+
+    monkeypatch.setattr(producer_module, "check_broker", broker_answers)
     yield FakeProducer
 
 
