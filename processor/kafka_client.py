@@ -13,6 +13,7 @@ The password never appears in a message.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from typing import Any
 
@@ -36,10 +37,13 @@ class BrokerUnavailable(RuntimeError):
     """No bootstrap address accepted a connection; the message names what to check."""
 
 
+@functools.lru_cache(maxsize=4)
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """The TLS context for SSL and SASL_SSL (None otherwise): the system's trusted CAs, or
     ``ssl_cafile``; a client certificate for mutual TLS; hostname verification unless
-    turned off. A file that is not a usable PEM raises :class:`ConfigError` naming it."""
+    turned off. A file that is not a usable PEM raises :class:`ConfigError` naming it.
+    Made once per settings and shared by every client (a restore after each rebalance opens
+    a new consumer; the files need not be read again)."""
     if not settings.uses_tls:
         return None
     try:  # with a CA file, only that CA is trusted (as in Kafka's own clients)
@@ -211,7 +215,7 @@ def explain(exc: BaseException, settings: Settings, address: str, timeout_s: flo
             f"{address}: the broker does not accept SASL mechanism {mechanism}"
             f"{' (it offers ' + offered + ')' if offered else ''}: check {MECHANISM}"
         )
-    if find(errors.SaslAuthenticationFailed) is not None or find(errors.IllegalSaslStateError):
+    if find(errors.SaslAuthenticationFailed) or find(errors.IllegalSaslStateError):
         return (
             f"{address}: authentication failed for user {settings.sasl_username!r} with "
             f"{mechanism}: check {CREDENTIALS}, and {MECHANISM}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -27,9 +28,12 @@ async def create_topics(broker: str, names: Iterable[str], partitions: int) -> N
         await admin.close()
 
 
-async def produce(broker: str, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
-    """Send (key, value) records in order and wait until the broker has them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
+async def produce(
+    broker: str, topic: str, records: Iterable[tuple[bytes | None, bytes]], **client: Any
+) -> int:
+    """Send (key, value) records in order and wait until the broker has them all.
+    ``client``: aiokafka security options (protocol, TLS context, SASL) for a secured listener."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5, **client)
     await producer.start()
     sent = 0
     try:
@@ -47,8 +51,8 @@ def keyed(events: Iterable[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
     return [(e["stream_id"].encode(), orjson.dumps(e)) for e in events]
 
 
-async def partitions_of(broker: str, topic: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+async def partitions_of(broker: str, topic: str, **client: Any) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker, **client)
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
@@ -58,9 +62,9 @@ async def partitions_of(broker: str, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
 
 
-async def end_offsets(broker: str, topic: str) -> dict[TopicPartition, int]:
-    partitions = await partitions_of(broker, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
+async def end_offsets(broker: str, topic: str, **client: Any) -> dict[TopicPartition, int]:
+    partitions = await partitions_of(broker, topic, **client)
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False, **client)
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(partitions))
@@ -115,11 +119,12 @@ async def wait_until_committed(
         await admin.close()
 
 
-async def read_all(broker: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record on ``topic`` up to its current end, partition by partition."""
-    targets = await end_offsets(broker, topic)
+async def read_all(broker: str, topic: str, **client: Any) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on ``topic`` up to its current end, partition by partition (``client``:
+    security options, as for :func:`produce`)."""
+    targets = await end_offsets(broker, topic, **client)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=broker, enable_auto_commit=False, auto_offset_reset="earliest", **client
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
@@ -134,7 +139,16 @@ async def read_all(broker: str, topic: str) -> list[ConsumerRecord[bytes, bytes]
                 records.extend(m for m in messages if m.offset < targets[tp])
                 if await consumer.position(tp) >= targets[tp]:
                     remaining.discard(tp)
-        assert not remaining, f"could not read {topic} to its end: {remaining}"
+        assert not remaining, f"could not read {topic} to its end through {broker}: {remaining}"
     finally:
         await consumer.stop()
     return records
+
+
+def kcat(*args: str, stdin: bytes | None = None) -> bytes:
+    """Run kcat (librdkafka), the non-Python client; its stdout, or fail with its stderr."""
+    result = subprocess.run(
+        ["kcat", *args], input=stdin, capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout

@@ -86,7 +86,6 @@ import hashlib
 import itertools
 import json
 import re
-import subprocess
 from collections import defaultdict
 from typing import Any
 
@@ -96,7 +95,7 @@ from jsonschema import Draft7Validator
 from processor.contract import ALERT_SCHEMA
 from processor.core.engine import EngineConfig
 from tests.integration.conftest import Topics, WorkerProcess, engine_env
-from tests.integration.kafka import wait_until_committed
+from tests.integration.kafka import kcat, wait_until_committed
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a multiple of 60 s
 A, B = "kcat-eng-a", "kcat-eng-b"
@@ -419,14 +418,6 @@ EXPECTED_B: list[dict[str, Any]] = [
         "coins_per_viewer": None,
     }
 ]
-
-
-def kcat(*args: str, stdin: bytes | None = None) -> bytes:
-    result = subprocess.run(
-        ["kcat", *args], input=stdin, capture_output=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout
 
 
 def consume(broker: str, topic: str, fmt: str) -> list[list[bytes]]:

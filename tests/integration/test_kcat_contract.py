@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from typing import Any
 
 import orjson
@@ -12,17 +11,9 @@ from jsonschema import Draft7Validator
 
 from processor.contract import ALERT_SCHEMA
 from tests.integration.conftest import Topics, WorkerProcess
-from tests.integration.kafka import wait_until_committed
+from tests.integration.kafka import kcat, wait_until_committed
 from tests.support.events import T0, StreamScript
 from tests.support.reference import Params, expected_outcome
-
-
-def kcat(*args: str, stdin: bytes | None = None) -> bytes:
-    result = subprocess.run(
-        ["kcat", *args], input=stdin, capture_output=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout
 
 
 def test_events_from_kcat_give_schema_valid_alerts_read_by_kcat(

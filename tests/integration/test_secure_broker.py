@@ -13,7 +13,6 @@ import asyncio
 import logging
 import re
 import ssl
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     KafkaConnectionError,
@@ -31,12 +30,11 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 
-from tests.integration.kafka import create_topics, read_all
+from tests.integration.kafka import create_topics, kcat, produce, read_all
 from tests.integration.secure import SecureBroker
 
 N = 120
 PARTITIONS = 3
-DEADLINE_S = 60.0
 # Every rejection here is immediate on a local broker (observed: under 0.4 s); a failure
 # that needs a timeout to show would leave users waiting, so it is pinned as fast.
 FAIL_FAST_S = 5.0
@@ -96,43 +94,6 @@ async def fresh_topic(broker: SecureBroker) -> str:
     return topic
 
 
-async def produce(address: str, topic: str, records: Records, client: ClientKwargs) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=address, acks="all", **client)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, key=key, value=value) for key, value in records]
-        await producer.flush()
-        for future in futures:
-            await future
-    finally:
-        await producer.stop()
-
-
-async def consume_to_end(address: str, topic: str, client: ClientKwargs) -> Records:
-    """Every record of ``topic`` up to its current end, read through ``address``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=address, enable_auto_commit=False, auto_offset_reset="earliest", **client
-    )
-    await consumer.start()
-    records: Records = []
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        ends = await consumer.end_offsets(partitions)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        give_up = time.monotonic() + DEADLINE_S
-        while remaining and time.monotonic() < give_up:
-            for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
-                records.extend((m.key, m.value) for m in messages if m.offset < ends[tp])
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        assert not remaining, f"could not read {topic} to its end through {address}: {remaining}"
-    finally:
-        await consumer.stop()
-    return records
-
-
 def numbered(label: str) -> Records:
     return [(b"k%d" % (i % 7), b"%s %d" % (label.encode(), i)) for i in range(N)]
 
@@ -151,18 +112,11 @@ async def test_secured_listener_carries_records_both_ways(
     address, client = ACCEPTED[case](secure_broker)
     topic = await fresh_topic(secure_broker)
     sent = numbered(case)
-    await produce(address, topic, sent, client)
-    assert_same_records(await consume_to_end(address, topic, client), sent)
+    await produce(address, topic, sent, **client)
+    through = await read_all(address, topic, **client)
+    assert_same_records([(r.key, r.value) for r in through], sent)
     on_plaintext = await read_all(secure_broker.plaintext, topic)
     assert_same_records([(r.key, r.value) for r in on_plaintext], sent)
-
-
-def kcat(*args: str, stdin: bytes | None = None) -> bytes:
-    result = subprocess.run(
-        ["kcat", *args], input=stdin, capture_output=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout
 
 
 def test_kcat_produces_over_sasl_ssl_and_consumes_over_mutual_tls(

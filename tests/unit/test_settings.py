@@ -35,6 +35,9 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
     )
 
 
+SASL_SSL = {"LIVEPULSE_SECURITY_PROTOCOL": "SASL_SSL", "LIVEPULSE_SASL_USERNAME": "svc"}
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -79,38 +82,6 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
             {"LIVEPULSE_CONFIG": "/nonexistent.toml"},
             "config file '/nonexistent.toml' does not exist",
         ),
-    ],
-)
-def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        load_settings(env=env)
-    assert message in str(info.value)
-
-
-def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
-    config = tmp_path / "c.toml"
-    config.write_text("metrics_prot = 1\n")
-    with pytest.raises(ConfigError, match="unknown setting\\(s\\): metrics_prot"):
-        load_settings(env={}, config_path=config)
-
-
-def test_settings_object_validates_itself() -> None:
-    with pytest.raises(ConfigError, match="LIVEPULSE_TIER_STEP_SECONDS"):
-        Settings(tier_step_seconds=-1)
-
-
-def test_goals_are_read_as_ascending_numbers() -> None:
-    settings = load_settings(env={"LIVEPULSE_LIKE_GOALS": "1000, 5000,10000"})
-    assert settings.like_goal_values == (1_000, 5_000, 10_000)
-    assert settings.coin_goal_values == ()
-
-
-SASL_SSL = {"LIVEPULSE_SECURITY_PROTOCOL": "SASL_SSL", "LIVEPULSE_SASL_USERNAME": "svc"}
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
         (
             {"LIVEPULSE_SECURITY_PROTOCOL": "TLS"},
             "LIVEPULSE_SECURITY_PROTOCOL: expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, "
@@ -159,10 +130,28 @@ SASL_SSL = {"LIVEPULSE_SECURITY_PROTOCOL": "SASL_SSL", "LIVEPULSE_SASL_USERNAME"
         ),
     ],
 )
-def test_bad_security_settings_name_the_setting(env: dict[str, str], message: str) -> None:
+def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(env=env)
     assert message in str(info.value)
+
+
+def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("metrics_prot = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting\\(s\\): metrics_prot"):
+        load_settings(env={}, config_path=config)
+
+
+def test_settings_object_validates_itself() -> None:
+    with pytest.raises(ConfigError, match="LIVEPULSE_TIER_STEP_SECONDS"):
+        Settings(tier_step_seconds=-1)
+
+
+def test_goals_are_read_as_ascending_numbers() -> None:
+    settings = load_settings(env={"LIVEPULSE_LIKE_GOALS": "1000, 5000,10000"})
+    assert settings.like_goal_values == (1_000, 5_000, 10_000)
+    assert settings.coin_goal_values == ()
 
 
 def test_a_key_needs_its_certificate(tmp_path: Path) -> None:
