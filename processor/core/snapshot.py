@@ -8,7 +8,8 @@ costs what changed since the previous one, and restoring costs what is held:
 - ``e:<stream id>``: a stream that ended (when, and the offset that covers it), so a
   straggler event is an ``after_end`` dead letter; a tombstone once it leaves the
   engine's memory of ended streams;
-- ``p``: the partition: the last applied input offset, written last.
+- ``p``: the partition: the last applied input offset, written after the streams'
+  records (see :meth:`SlicedCheckpoint.finish` for the order and why).
 
 Every value is MessagePack with every field stored by name and a ``format`` number:
 adding a field cannot shift the others, and a record of another format is refused with
@@ -220,14 +221,20 @@ class SlicedCheckpoint:
         return len(step)
 
     def finish(self, offset: int) -> list[Record]:
-        """The checkpoint's records: streams, then ended streams (tombstone and marker),
-        forgotten ones, and the partition record last."""
+        """The checkpoint's records: streams, ended streams' markers, then their state
+        tombstones, the partition record, and last the markers of forgotten streams.
+
+        The order is what makes a checkpoint cut short by a crash safe: a stream's state
+        is removed only after its marker is written, so its records are never applied
+        again as a new session; a forgotten stream's marker goes only once the partition
+        record covers where it ended (a crash before that restores it, as the offset
+        restored from held it; one after, and a restore trims the memory of ended
+        streams as the engine would have).
+        """
         self.encode(len(self.todo), offset)
         engine, out = self.engine, self.records
         ended = self.ended
         if ended:
-            for stream_id in ended:
-                out.append((STREAM_PREFIX + stream_id.encode(), None))
             # in the order they ended, which a restore keeps: the memory of ended streams
             # forgets the oldest first, the same after a restart as without one
             for stream_id, ended_at in engine.ended.items():
@@ -236,14 +243,17 @@ class SlicedCheckpoint:
                     marker = EndedRecord(FORMAT_VERSION, covered, ended_at)
                     out.append((ENDED_PREFIX + stream_id.encode(), _encoder.encode(marker)))
             for stream_id, covered in ended.items():
-                if stream_id not in engine.ended and covered > self.offset:
+                if stream_id not in engine.ended:  # ended and already forgotten
                     marker = EndedRecord(FORMAT_VERSION, covered, GONE)
                     out.append((ENDED_PREFIX + stream_id.encode(), _encoder.encode(marker)))
-        for stream_id in self.forgotten:
-            if stream_id not in engine.ended:
-                out.append((ENDED_PREFIX + stream_id.encode(), None))
+                    engine.forgotten.add(stream_id)  # removed by the next checkpoint
+            for stream_id in ended:
+                out.append((STREAM_PREFIX + stream_id.encode(), None))
         record = PartitionRecord(FORMAT_VERSION, self.offset)
         out.append((PARTITION_KEY, _encoder.encode(record)))
+        for stream_id in self.forgotten:
+            if stream_id not in engine.ended and stream_id not in ended:
+                out.append((ENDED_PREFIX + stream_id.encode(), None))
         return out
 
 
@@ -316,7 +326,8 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
     ``wall_ms``. Raises :class:`SnapshotError` on a record of another format or corrupt."""
     engine = Engine(config)
     offset = -1
-    covered: dict[str, int] = {}
+    states: dict[str, StreamRecord] = {}
+    markers: dict[str, EndedRecord] = {}
     for key, value in latest(records):
         assert value is not None
         if key == PARTITION_KEY:
@@ -325,15 +336,12 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
             stream_id = key[len(STREAM_PREFIX) :].decode()
             record = _decode(value, StreamRecord, f"stream {stream_id!r}")
             assert isinstance(record, StreamRecord)
-            engine.streams[stream_id] = _restore_stream(record.stream, config, wall_ms)
-            covered[stream_id] = record.offset
+            states[stream_id] = record
         elif key.startswith(ENDED_PREFIX):
             stream_id = key[len(ENDED_PREFIX) :].decode()
             ended = _decode(value, EndedRecord, f"ended stream {stream_id!r}")
             assert isinstance(ended, EndedRecord)
-            if ended.ended_at != GONE:
-                engine.ended[stream_id] = ended.ended_at
-            covered[stream_id] = max(covered.get(stream_id, -1), ended.offset)
+            markers[stream_id] = ended
         else:
             shown = key[:40].decode(errors="replace")
             if key.isdigit():
@@ -342,5 +350,27 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
                     f"before per-stream checkpoints); this version reads format {FORMAT_VERSION}"
                 )
             raise SnapshotError(f"unknown checkpoint record key {shown!r}")
+    covered: dict[str, int] = {}
+    for stream_id, marker in markers.items():  # in the order the streams ended
+        state = states.get(stream_id)
+        if state is not None and state.offset > marker.offset:
+            # a new session after the end was forgotten: the state is newer, and the
+            # marker's tombstone was cut short by a crash; the next checkpoint writes it
+            engine.forgotten.add(stream_id)
+            continue
+        if marker.ended_at != GONE:
+            engine.ended[stream_id] = marker.ended_at
+        covered[stream_id] = marker.offset
+    for stream_id, state in states.items():
+        if stream_id in covered:
+            # ended after this state was written, and a crash came before its tombstone
+            continue
+        engine.streams[stream_id] = _restore_stream(state.stream, config, wall_ms)
+        covered[stream_id] = state.offset
+    # a crash after the partition record and before the markers of forgotten streams
+    # leaves them: forget them as the engine did (the oldest first), and once more
+    while len(engine.ended) > config.ended_memory:
+        forgotten, _ = engine.ended.popitem(last=False)
+        engine.forgotten.add(forgotten)
     ahead = {sid: at for sid, at in covered.items() if at > offset}
     return Checkpoint(engine, offset, ahead)

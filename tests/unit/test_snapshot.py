@@ -66,6 +66,8 @@ def test_a_checkpoint_writes_what_changed_and_a_tombstone_for_what_ended() -> No
 
 
 def test_ended_streams_forgotten_from_memory_get_a_tombstone() -> None:
+    """Once the partition record that covers its end is written: a stream that ended and
+    was forgotten within one checkpoint keeps a marker until the next one."""
     config = EngineConfig(ended_memory=1)
     engine = Engine(config)
     for stream_id in ("a", "b"):
@@ -73,8 +75,40 @@ def test_ended_streams_forgotten_from_memory_get_a_tombstone() -> None:
         engine.process(typed(s.start(T0)))
         engine.process(typed(s.end(T0 + 1)))
     log = snapshot.changes(engine, offset=3)
-    assert (b"e:a", None) in log and dict(log)[b"e:b"] is not None
+    keys = [key for key, _ in log]  # markers in the order the streams ended, tombstones
+    assert keys[:2] == [b"e:b", b"e:a"] and set(keys[2:4]) == {b"s:a", b"s:b"}
+    assert keys[4] == b"p"
     assert dict(snapshot.restore(log, config, 0).engine.ended) == {"b": T0 + 1}
+    log += snapshot.changes(engine, offset=3)
+    assert log[-2:] == [log[4], (b"e:a", None)]  # the partition record, then the tombstone
+    assert dict(snapshot.restore(log, config, 0).engine.ended) == {"b": T0 + 1}
+
+
+def test_a_marker_written_before_a_crash_outranks_the_state_it_ends() -> None:
+    """A crash between an ended stream's marker and its state tombstone: the stream is
+    restored ended, its records up to the marker's offset skipped."""
+    engine = Engine(CONFIG)
+    s = StreamScript("a")
+    engine.process(typed(s.start(T0)))
+    log = snapshot.changes(engine, offset=0)
+    engine.process(typed(s.end(T0 + 1)))
+    cut_short = [r for r in snapshot.changes(engine, offset=1) if r[0] == b"e:a"]
+    restored = snapshot.restore(log + cut_short, CONFIG, 0)
+    assert (restored.engine.streams, dict(restored.engine.ended)) == ({}, {"a": T0 + 1})
+    assert (restored.offset, restored.ahead) == (0, {"a": 1})
+
+
+def test_too_many_ended_markers_are_forgotten_as_the_engine_would() -> None:
+    """A crash after the partition record and before the tombstones of forgotten markers:
+    the restore forgets the oldest, and the next checkpoint removes their markers."""
+    config = EngineConfig(ended_memory=2)
+    markers = [
+        (f"e:{sid}".encode(), msgspec.msgpack.encode({"format": 4, "offset": 5, "ended_at": at}))
+        for at, sid in enumerate("abc", start=T0)
+    ]
+    restored = snapshot.restore(markers, config, 0)
+    assert dict(restored.engine.ended) == {"b": T0 + 1, "c": T0 + 2}
+    assert snapshot.changes(restored.engine, offset=6)[-1] == (b"e:a", None)
 
 
 def test_a_checkpoint_cut_short_is_detected_per_stream() -> None:
@@ -208,3 +242,16 @@ def test_the_memory_of_ended_streams_keeps_its_order_across_a_restore() -> None:
         engine.process(typed(StreamScript(name).end(T0 + 100 + i)))
     restored = snapshot.restore(snapshot.changes(engine, 99), EngineConfig(ended_memory=50), 0)
     assert list(restored.engine.ended) == list(engine.ended) == list(reversed(names))
+
+
+def test_a_state_newer_than_its_marker_is_a_new_session_after_the_end_was_forgotten() -> None:
+    """A straggler started a new session of a forgotten stream, and a crash came before
+    the old marker's tombstone: the session is restored, the marker removed next time."""
+    engine = Engine(CONFIG)
+    s = StreamScript("a")
+    engine.process(typed(s.start(T0)))
+    state = snapshot.changes(engine, offset=9)[0]
+    gone = msgspec.msgpack.encode({"format": 4, "offset": 5, "ended_at": snapshot.GONE})
+    restored = snapshot.restore([(b"e:a", gone), state], CONFIG, 0)
+    assert list(restored.engine.streams) == ["a"] and not restored.engine.ended
+    assert snapshot.changes(restored.engine, offset=9)[-1] == (b"e:a", None)
