@@ -134,6 +134,17 @@ def dedupe(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return seen
 
 
+def restores(*workers: WorkerProcess) -> str:
+    """Each worker's partition restores, from its whole log."""
+    lines = []
+    for worker in workers:
+        text = worker.log_path.read_text(errors="replace")
+        lines += [
+            f"{worker.log_path.stem}: {line}" for line in text.splitlines() if " restored " in line
+        ]
+    return "\n".join(lines)
+
+
 @pytest.fixture
 def topics(broker: str) -> Topics:
     return new_topics(broker, partitions=PARTITIONS)
@@ -300,7 +311,10 @@ def test_two_workers_each_killed_9_and_restarted_give_exact_alerts(
     assert a.exit_codes == [-signal.SIGKILL, 0] and b.exit_codes == [-signal.SIGKILL, 0]
 
     alerts = [orjson.loads(r.value) for r in asyncio.run(read_all(broker, topics.alerts))]
-    unique = dedupe(alerts)
+    try:
+        unique = dedupe(alerts)
+    except AssertionError as exc:  # which worker restored what, and when: where to look
+        raise AssertionError(f"{exc}\n{restores(a, b)}\ntimeline: {timeline}") from None
     by_type = Counter(alert["type"] for alert in unique.values())
     assert set(by_type) == {"tier_changed", "stream_ended", "spike", "goal_reached"}, by_type
     # (2) every transition, exactly, once de-duplicated
