@@ -143,12 +143,18 @@ class Engine:
         self._window_band = {tier: self.policy.band(tier) for tier in Tier}
         self._session_up = {tier: self.session_policy.band(tier)[1] for tier in Tier}
         self.streams: dict[str, StreamState] = {}
-        # recently ended streams, so a straggler event does not start a ghost session
+        # recently ended streams (-> when), so a straggler event does not start a ghost
+        # session; the oldest is forgotten first
         self.ended: OrderedDict[str, int] = OrderedDict()
+        # the input offset each of them ended at: where a replay puts it back in line
+        self.end_offsets: dict[str, int] = {}
+        # the input offset being applied, set by the caller: ends are recorded at it
+        self.offset = -1
         # streams whose state changed since a checkpoint last looked (ended ones included)
         self.changed: set[str] = set()
-        # ended streams dropped from ``ended`` since a checkpoint last looked
-        self.forgotten: set[str] = set()
+        # ended streams dropped from ``ended`` since a checkpoint last looked, with when
+        # they ended and the input offset they ended at
+        self.forgotten: dict[str, tuple[int, int]] = {}
         # likes, gifts and coins counted since the caller last reset it (for metrics)
         self.counted = Totals()
         self._tracked = config.top_users_tracked
@@ -548,7 +554,13 @@ class Engine:
             )
         )
         del self.streams[state.stream_id]
-        self.ended[state.stream_id] = at
+        self.remember_end(state.stream_id, at, self.offset)
+
+    def remember_end(self, stream_id: str, at: int, offset: int) -> None:
+        """Put an ended stream in the memory of ended streams (ended at ``at``, at input
+        ``offset``), forgetting the oldest beyond its size."""
+        self.ended[stream_id] = at
+        self.end_offsets[stream_id] = offset
         if len(self.ended) > self.config.ended_memory:
-            forgotten, _ = self.ended.popitem(last=False)
-            self.forgotten.add(forgotten)
+            forgotten, ended_at = self.ended.popitem(last=False)
+            self.forgotten[forgotten] = (ended_at, self.end_offsets.pop(forgotten, -1))

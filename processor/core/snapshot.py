@@ -81,6 +81,8 @@ class EndedRecord(msgspec.Struct, forbid_unknown_fields=True):
     format: int
     offset: int
     ended_at: int
+    # the input offset it ended at (-1: not recorded, from livepulse before it was)
+    end_offset: int = -1
 
 
 class PartitionRecord(msgspec.Struct, forbid_unknown_fields=True):
@@ -176,7 +178,9 @@ _encoder = msgspec.msgpack.Encoder()
 Record = tuple[bytes, bytes | None]  # key, value (None: a tombstone)
 
 
-GONE = -1  # ended_at of a marker for a stream that ended and was already forgotten
+# ended_at of a marker for a stream that ended and was already forgotten (written by
+# livepulse before markers kept when and where every stream ended)
+GONE = -1
 
 
 class SlicedCheckpoint:
@@ -184,14 +188,13 @@ class SlicedCheckpoint:
     so no single step holds the event loop for all of them.
 
     It covers the input up to ``offset`` (the engine's position when it began): the
-    partition record says so, written last. A stream encoded later, after more input was
-    applied, gets the offset it was encoded at; a restore treats it as ahead of the
-    partition record and skips its records up to there. A stream that ended before the
-    checkpoint began gets its tombstone and marker at ``offset``; one that ended while it
-    was being encoded gets them at the offset where it was found ended (a ``GONE`` marker
-    if the memory of ended streams has already forgotten it), so its records up to there
-    are never applied twice. Changes made meanwhile land in the engine's fresh change sets:
-    the next checkpoint.
+    partition record says so. A stream encoded later, after more input was applied, gets
+    the offset it was encoded at; a restore treats it as ahead of the partition record and
+    skips its records up to there. A stream that ended before the checkpoint began gets its
+    tombstone and marker at ``offset``; one that ended while it was being encoded gets them
+    at the offset where it was found ended (the marker also of a stream the memory of ended
+    streams has already forgotten), so its records up to there are never applied twice.
+    Changes made meanwhile land in the engine's fresh change sets: the next checkpoint.
     """
 
     def __init__(self, engine: Engine, offset: int) -> None:
@@ -201,7 +204,7 @@ class SlicedCheckpoint:
         self.gone_before = {sid for sid in self.todo if sid not in engine.streams}
         self.forgotten = engine.forgotten
         engine.changed = set()
-        engine.forgotten = set()
+        engine.forgotten = {}
         self.records: list[Record] = []
         self.ended: dict[str, int] = {}  # stream id -> the offset its end is covered at
 
@@ -235,18 +238,18 @@ class SlicedCheckpoint:
         engine, out = self.engine, self.records
         ended = self.ended
         if ended:
-            # in the order they ended, which a restore keeps: the memory of ended streams
-            # forgets the oldest first, the same after a restart as without one
-            for stream_id, ended_at in engine.ended.items():
-                covered = ended.get(stream_id)
-                if covered is not None:
-                    marker = EndedRecord(FORMAT_VERSION, covered, ended_at)
-                    out.append((ENDED_PREFIX + stream_id.encode(), _encoder.encode(marker)))
+            # markers in the order the streams ended: forgotten ones are the oldest
             for stream_id, covered in ended.items():
                 if stream_id not in engine.ended:  # ended and already forgotten
-                    marker = EndedRecord(FORMAT_VERSION, covered, GONE)
-                    out.append((ENDED_PREFIX + stream_id.encode(), _encoder.encode(marker)))
-                    engine.forgotten.add(stream_id)  # removed by the next checkpoint
+                    info = engine.forgotten.get(stream_id) or self.forgotten.get(stream_id)
+                    at, end_offset = info or (GONE, -1)
+                    out.append(_marker(stream_id, covered, at, end_offset))
+                    engine.forgotten[stream_id] = (at, end_offset)  # removed next time
+            for stream_id, ended_at in engine.ended.items():
+                found_at = ended.get(stream_id)
+                if found_at is not None:
+                    end_offset = engine.end_offsets.get(stream_id, -1)
+                    out.append(_marker(stream_id, found_at, ended_at, end_offset))
             for stream_id in ended:
                 out.append((STREAM_PREFIX + stream_id.encode(), None))
         record = PartitionRecord(FORMAT_VERSION, self.offset)
@@ -255,6 +258,11 @@ class SlicedCheckpoint:
             if stream_id not in engine.ended and stream_id not in ended:
                 out.append((ENDED_PREFIX + stream_id.encode(), None))
         return out
+
+
+def _marker(stream_id: str, covered: int, ended_at: int, end_offset: int) -> Record:
+    marker = EndedRecord(FORMAT_VERSION, covered, ended_at, end_offset)
+    return ENDED_PREFIX + stream_id.encode(), _encoder.encode(marker)
 
 
 def changes(engine: Engine, offset: int) -> list[Record]:
@@ -274,7 +282,7 @@ def full(engine: Engine, offset: int) -> list[Record]:
         for sid, s in engine.streams.items()
     ]
     out += [
-        (ENDED_PREFIX + sid.encode(), _encoder.encode(EndedRecord(FORMAT_VERSION, offset, at)))
+        _marker(sid, offset, at, engine.end_offsets.get(sid, -1))
         for sid, at in engine.ended.items()
     ]
     out.append((PARTITION_KEY, _encoder.encode(PartitionRecord(FORMAT_VERSION, offset))))
@@ -294,6 +302,10 @@ class Checkpoint:
     engine: Engine
     offset: int
     ahead: dict[str, int] = field(default_factory=dict)
+    # streams that ended after ``offset`` (their markers are ahead): (the input offset
+    # they ended at, stream id, when), in that order; a replay puts each back in the
+    # memory of ended streams once it passes that offset, where the engine had it
+    pending_ends: list[tuple[int, str, int]] = field(default_factory=list)
 
 
 def _decode(value: bytes, kind: type[msgspec.Struct], what: str) -> msgspec.Struct:
@@ -339,9 +351,9 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
             states[stream_id] = record
         elif key.startswith(ENDED_PREFIX):
             stream_id = key[len(ENDED_PREFIX) :].decode()
-            ended = _decode(value, EndedRecord, f"ended stream {stream_id!r}")
-            assert isinstance(ended, EndedRecord)
-            markers[stream_id] = ended
+            marker = _decode(value, EndedRecord, f"ended stream {stream_id!r}")
+            assert isinstance(marker, EndedRecord)
+            markers[stream_id] = marker
         else:
             shown = key[:40].decode(errors="replace")
             if key.isdigit():
@@ -351,26 +363,36 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
                 )
             raise SnapshotError(f"unknown checkpoint record key {shown!r}")
     covered: dict[str, int] = {}
-    for stream_id, marker in markers.items():  # in the order the streams ended
+    ended: list[tuple[int, int, str, int]] = []  # end offset, log order, stream, when
+    for order, (stream_id, found) in enumerate(markers.items()):
         state = states.get(stream_id)
-        if state is not None and state.offset > marker.offset:
+        at, end_offset = found.ended_at, found.end_offset
+        if state is not None and state.offset > found.offset:
             # a new session after the end was forgotten: the state is newer, and the
             # marker's tombstone was cut short by a crash; the next checkpoint writes it
-            engine.forgotten.add(stream_id)
+            engine.forgotten[stream_id] = (at, end_offset)
             continue
-        if marker.ended_at != GONE:
-            engine.ended[stream_id] = marker.ended_at
-        covered[stream_id] = marker.offset
+        covered[stream_id] = found.offset
+        if at != GONE:  # GONE: forgotten, from livepulse before markers kept the time
+            ended.append((end_offset, order, stream_id, at))
     for stream_id, state in states.items():
         if stream_id in covered:
             # ended after this state was written, and a crash came before its tombstone
             continue
         engine.streams[stream_id] = _restore_stream(state.stream, config, wall_ms)
         covered[stream_id] = state.offset
-    # a crash after the partition record and before the markers of forgotten streams
-    # leaves them: forget them as the engine did (the oldest first), and once more
-    while len(engine.ended) > config.ended_memory:
-        forgotten, _ = engine.ended.popitem(last=False)
-        engine.forgotten.add(forgotten)
+    # The memory of ended streams as it was at ``offset``: the last ``ended_memory`` to end
+    # by then (older markers whose tombstones a crash cut short are forgotten again).
+    ended.sort()
+    pending = [(end, sid, at) for end, _, sid, at in ended if end > offset]
+    by_offset = [row for row in ended if row[0] <= offset]
+    keep = len(by_offset) - config.ended_memory
+    for end_offset, _, stream_id, at in by_offset:
+        if keep > 0:
+            engine.forgotten[stream_id] = (at, end_offset)
+            keep -= 1
+        else:
+            engine.ended[stream_id] = at
+            engine.end_offsets[stream_id] = end_offset
     ahead = {sid: at for sid, at in covered.items() if at > offset}
-    return Checkpoint(engine, offset, ahead)
+    return Checkpoint(engine, offset, ahead, pending)

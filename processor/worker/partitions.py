@@ -88,6 +88,10 @@ class PartitionState:
     # crash came in the middle of writing a checkpoint), and up to which offset
     ahead: dict[str, int] = field(default_factory=dict)
     ahead_until: int = -1  # the highest offset in ``ahead``
+    # after a restore: streams in ``ahead`` that ended, (input offset they ended at, stream
+    # id, when), ascending; each rejoins the memory of ended streams once the input passes
+    # that offset, in line as it did before the crash
+    pending_ends: list[tuple[int, str, int]] = field(default_factory=list)
     dirty: bool = False  # applied or ticked since the last checkpoint
     taking: snapshot.SlicedCheckpoint | None = None  # a checkpoint being encoded
 
@@ -115,13 +119,15 @@ class PartitionState:
             offset = record.offset
             if offset <= self.applied:
                 continue
-            self.applied = offset
+            self.applied = engine.offset = offset
+            if self.ahead and (offset > self.ahead_until or self.pending_ends):
+                self._catch_up(offset)
             decoded = decode_event(record.value, record.key, decode_limit)
             if isinstance(decoded, InvalidRecord):
                 out.append(self._dead_letter(result, decoded, record))
                 continue
-            if self.ahead and self._already_applied(decoded.stream_id, offset):
-                continue
+            if self.ahead and offset <= self.ahead.get(decoded.stream_id, -1):
+                continue  # already applied: its stream's own checkpoint record holds it
             try:
                 late = engine.apply(decoded, wall_ms, outputs)
             except Exception as exc:  # a bug for one record must not stop the partition
@@ -144,22 +150,27 @@ class PartitionState:
                 outputs.clear()
         if self.applied > start:
             self.dirty = True
+            if self.pending_ends:
+                self._catch_up(self.applied + 1)
         result.likes = counted.likes - before[0]
         result.gifts = counted.gifts - before[1]
         result.coins = counted.coins - before[2]
         return result
 
-    def _already_applied(self, stream_id: str, offset: int) -> bool:
-        ahead = self.ahead
+    def _catch_up(self, offset: int) -> None:
+        """Before applying ``offset``: streams that ended before it rejoin the memory of
+        ended streams, and once past every record that was ahead, nothing is again."""
+        pending = self.pending_ends
+        while pending and pending[0][0] < offset:
+            end_offset, stream_id, at = pending.pop(0)
+            self.engine.remember_end(stream_id, at, end_offset)
         if offset > self.ahead_until:
-            ahead.clear()  # past every checkpoint record that was ahead: never again
-            return False
-        covered = ahead.get(stream_id)
-        return covered is not None and offset <= covered
+            self.ahead.clear()
 
     def tick(self, wall_ms: int) -> Applied:
         """Idle decay: stream time follows the wall clock for streams that get nothing."""
         result = Applied()
+        self.engine.offset = self.applied
         outputs = self.engine.tick(wall_ms)
         if outputs:
             self._route(result, outputs, wall_ms, None)
@@ -232,7 +243,13 @@ class PartitionState:
         """The partition as its checkpoint records (in log order; none: a fresh start) left
         it. Raises :class:`snapshot.SnapshotError` on a record that cannot be read."""
         cp = snapshot.restore(records, config, wall_ms)
-        until = max(cp.ahead.values(), default=-1)
+        cp.engine.offset = cp.offset
         return cls(
-            partition, cp.engine, routes, applied=cp.offset, ahead=cp.ahead, ahead_until=until
+            partition,
+            cp.engine,
+            routes,
+            applied=cp.offset,
+            ahead=cp.ahead,
+            ahead_until=max(cp.ahead.values(), default=-1),
+            pending_ends=cp.pending_ends,
         )
