@@ -386,11 +386,11 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
     ended.sort()
     pending = [(end, sid, at) for end, _, sid, at in ended if end > offset]
     by_offset = [row for row in ended if row[0] <= offset]
-    keep = len(by_offset) - config.ended_memory
+    forget = len(by_offset) - config.ended_memory
     for end_offset, _, stream_id, at in by_offset:
-        if keep > 0:
+        if forget > 0:
             engine.forgotten[stream_id] = (at, end_offset)
-            keep -= 1
+            forget -= 1
         else:
             engine.ended[stream_id] = at
             engine.end_offsets[stream_id] = end_offset

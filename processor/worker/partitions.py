@@ -159,7 +159,7 @@ class PartitionState:
 
     def _catch_up(self, offset: int) -> None:
         """Before applying ``offset``: streams that ended before it rejoin the memory of
-        ended streams, and once past every record that was ahead, nothing is again."""
+        ended streams; once past every record that was ahead, no record is skipped again."""
         pending = self.pending_ends
         while pending and pending[0][0] < offset:
             end_offset, stream_id, at = pending.pop(0)
