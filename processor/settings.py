@@ -205,6 +205,11 @@ _RULES: dict[str, _Rule] = {
 SECRET_SETTINGS = frozenset({"sasl_password"})
 
 
+def _shown(name: str, value: object) -> str:
+    """A setting's value as an error message may show it."""
+    return "(hidden)" if name in SECRET_SETTINGS else repr(value)
+
+
 def _is_host_port(value: str) -> bool:
     host, sep, port = value.strip().rpartition(":")
     return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
@@ -218,8 +223,9 @@ def _validate(settings: Settings) -> None:
     for name, rule in _RULES.items():
         value = getattr(settings, name)
         if not rule.check(value):
-            got = "(hidden)" if name in SECRET_SETTINGS else repr(value)
-            raise ConfigError(f"{_env_name(name)}: expected {rule.expected}, got {got}")
+            raise ConfigError(
+                f"{_env_name(name)}: expected {rule.expected}, got {_shown(name, value)}"
+            )
     if settings.tier_high <= settings.tier_moderate:
         raise ConfigError(
             f"{_env_name('tier_high')}: must be greater than {_env_name('tier_moderate')} "
@@ -337,9 +343,8 @@ def _coerce(name: str, kind: type, raw: Any) -> Any:
                 raise ValueError
             return float(raw)
     except (TypeError, ValueError):
-        got = "(hidden)" if name in SECRET_SETTINGS else repr(raw)
         raise ConfigError(
-            f"{_env_name(name)}: expected {_RULES[name].expected}, got {got}"
+            f"{_env_name(name)}: expected {_RULES[name].expected}, got {_shown(name, raw)}"
         ) from None
     raise AssertionError(f"unsupported settings type {kind}")  # pragma: no cover
 

@@ -54,14 +54,13 @@ class StateStore:
         except Exception as exc:
             raise StartupError(f"cannot reach broker {self.settings.broker}: {exc}") from None
         try:
-            names = [
+            plain = (
                 self.settings.events_topic,
                 self.settings.alerts_topic,
                 self.settings.dlq_topic,
                 self.settings.windows_topic,
-                self.topic,
-            ]
-            described = {t["topic"]: t for t in await admin.describe_topics(names)}
+            )
+            described = {t["topic"]: t for t in await admin.describe_topics([*plain, self.topic])}
             denied = sorted(
                 name
                 for name, t in described.items()
@@ -91,12 +90,7 @@ class StateStore:
             replicas = self.settings.replication_factor
             wanted = [
                 NewTopic(name, num_partitions=partitions, replication_factor=replicas)
-                for name in (
-                    self.settings.events_topic,
-                    self.settings.alerts_topic,
-                    self.settings.dlq_topic,
-                    self.settings.windows_topic,
-                )
+                for name in plain
             ]
             wanted.append(
                 NewTopic(
