@@ -158,6 +158,10 @@ class Engine:
         # likes, gifts and coins counted since the caller last reset it (for metrics)
         self.counted = Totals()
         self._tracked = config.top_users_tracked
+        self._step = config.tier_step_ms
+        self._grace = config.grace_ms
+        # how far stream time runs past a tumbling window's start before it closes
+        self._close_lag = config.grace_ms + config.tumbling_ms
 
     def tier_counts(self) -> dict[Tier, int]:
         """How many active streams are in each tier."""
@@ -192,6 +196,9 @@ class Engine:
     def apply(self, event: Event, wall_ms: int, outputs: list[Output]) -> Reason | None:
         """Apply one contract-valid event seen at ``wall_ms``, appending what it caused to
         ``outputs``; returns why it was not counted (late, after the end), else None."""
+        # The hot path of the whole worker: each event type is one branch, tested by exact
+        # class, and the common cases (no new bucket, no window to close, the tier still in
+        # its band) cost a compare each.
         stream_id = event.stream_id
         ts = event.ts
         state = self.streams.get(stream_id)
@@ -200,36 +207,50 @@ class Engine:
                 return Reason.AFTER_END
             state = self._new_state(event, ts)
         if ts > state.stream_time_ms:
-            self._advance(state, ts, outputs)
-        elif ts < state.stream_time_ms - self.config.grace_ms:
+            if (
+                ts - ts % self._step > state.window.current_bucket
+                or state.tumbling.first_start <= ts - self._close_lag
+            ):
+                self._advance(state, ts, outputs)
+            else:
+                state.stream_time_ms = ts
+        elif ts < state.stream_time_ms - self._grace:
             return Reason.LATE
         self.changed.add(stream_id)
         if ts >= state.max_event_ms:
             state.max_event_ms = ts
             state.seen_wall_ms = wall_ms
-
-        if isinstance(event, Like):
-            likes, state.like_total = like_growth(state.like_total, event.count, event.total)
-            self._pane(state, ts).like(event.user_id, event.count, self._tracked)
+        kind = type(event)
+        if kind is Like:
+            like: Like = event  # type: ignore[assignment]  # narrowed by the exact class
+            count = like.count
+            likes, state.like_total = like_growth(state.like_total, count, like.total)
+            user = like.user_id
+            tracked = self._tracked
+            self._pane(state, ts).like(user, count, tracked)
             top = state.top
             if top is None:
                 top = state.top = Summary()
-            top.like(event.user_id, event.count, self._tracked)
+            top.like(user, count, tracked)
             if likes:
-                self._count(state, ts, likes, 0, 0, outputs)
-        elif isinstance(event, Gift):
+                self._count_likes(state, ts, likes, outputs)
+        elif kind is Gift:
+            gift: Gift = event  # type: ignore[assignment]
             gifts, coins = gift_value(
-                event.coins, event.repeat_count, event.streakable, event.repeat_end
+                gift.coins, gift.repeat_count, gift.streakable, gift.repeat_end
             )
-            if gifts:
-                self._pane(state, ts).gift(event.user_id, coins, gifts, self._tracked)
-                top = state.top
-                if top is None:
-                    top = state.top = Summary()
-                top.gift(event.user_id, coins, gifts, self._tracked)
-                self._count(state, ts, 0, gifts, coins, outputs)
-        elif isinstance(event, Viewers):
-            count = event.count
+            if not gifts:
+                return None  # a combo step: only its end counts
+            user = gift.user_id
+            tracked = self._tracked
+            self._pane(state, ts).gift(user, coins, gifts, tracked)
+            top = state.top
+            if top is None:
+                top = state.top = Summary()
+            top.gift(user, coins, gifts, tracked)
+            self._count_gift(state, ts, gifts, coins, outputs)
+        elif kind is Viewers:
+            count = event.count  # type: ignore[union-attr]
             if ts >= state.viewers_ts or not state.viewers_samples:
                 state.viewers_ts = ts
                 state.viewers_current = count
@@ -237,37 +258,57 @@ class Engine:
                 state.viewers_peak = count
             state.viewers_sum += count
             state.viewers_samples += 1
-        elif isinstance(event, LiveStart):
+        elif kind is LiveStart:
             if state.like_total is None:
                 state.like_total = 0
-            state.started_ms = min(state.started_ms, ts)
-        elif isinstance(event, LiveEnd):
-            self._end(state, event.reason, state.stream_time_ms, outputs)
+            if ts < state.started_ms:
+                state.started_ms = ts
+        elif kind is LiveEnd:
+            self._end(state, event.reason, state.stream_time_ms, outputs)  # type: ignore[union-attr]
         return None
 
-    def _count(
-        self, state: StreamState, ts: int, likes: int, gifts: int, coins: int, outputs: list[Output]
-    ) -> None:
-        state.window.add(ts, likes, gifts, coins)
-        state.tumbling.add(ts, likes, gifts, coins)
-        session, counted = state.session, self.counted
+    def _count_likes(self, state: StreamState, ts: int, likes: int, outputs: list[Output]) -> None:
+        window = state.window
+        window.add(ts, likes, 0, 0)
+        tumbling = state.tumbling
+        if ts - ts % tumbling.size_ms == tumbling.start:
+            tumbling.likes += likes
+        else:
+            tumbling.add(ts, likes, 0, 0)
+        session = state.session
         session.likes += likes
+        self.counted.likes += likes
+        # both tiers are by likes: gifts alone cannot move them
+        value = window.likes
+        low, high = self._window_band[state.tier]
+        at = state.stream_time_ms
+        if not low <= value < high:
+            self._evaluate_window(state, at, outputs)
+        if session.likes >= self._session_up[state.session_tier]:
+            self._evaluate_session(state, at, outputs)
+        config = self.config
+        if tumbling.likes >= config.spike_min_likes:
+            self._spike(state, ts, LIKES, outputs)
+        if config.like_goals:
+            self._goals(state, LIKES, session.likes - likes, session.likes, outputs)
+
+    def _count_gift(
+        self, state: StreamState, ts: int, gifts: int, coins: int, outputs: list[Output]
+    ) -> None:
+        state.window.add(ts, 0, gifts, coins)
+        tumbling = state.tumbling
+        tumbling.add(ts, 0, gifts, coins)
+        session = state.session
         session.gifts += gifts
         session.coins += coins
-        counted.likes += likes
+        counted = self.counted
         counted.gifts += gifts
         counted.coins += coins
-        if likes:  # both tiers are by likes: gifts alone cannot move them
-            self._evaluate(state, state.stream_time_ms, outputs)
-            if state.tumbling.likes >= self.config.spike_min_likes:
-                self._spike(state, ts, LIKES, outputs)
-            if self.config.like_goals:
-                self._goals(state, LIKES, session.likes - likes, session.likes, outputs)
-        if coins:
-            if state.tumbling.coins >= self.config.spike_min_coins:
-                self._spike(state, ts, COINS, outputs)
-            if self.config.coin_goals:
-                self._goals(state, COINS, session.coins - coins, session.coins, outputs)
+        config = self.config
+        if tumbling.coins >= config.spike_min_coins:
+            self._spike(state, ts, COINS, outputs)
+        if config.coin_goals:
+            self._goals(state, COINS, session.coins - coins, session.coins, outputs)
 
     def _pane(self, state: StreamState, ts: int) -> Summary:
         """The summary of who sent what in the tumbling window (minute) of ``ts``."""
@@ -456,11 +497,9 @@ class Engine:
     def _usd(self, coins: int) -> float:
         return round(coins * self.config.usd_per_coin, 4)
 
-    def _evaluate(self, state: StreamState, at: int, outputs: list[Output]) -> None:
-        self._evaluate_window(state, at, outputs)
+    def _evaluate_session(self, state: StreamState, at: int, outputs: list[Output]) -> None:
+        """The session tier, which only goes up; called once its next threshold is reached."""
         value = state.session.likes
-        if value < self._session_up[state.session_tier]:
-            return  # the session tier only goes up
         new_tier = self.session_policy.tier_for(value)
         if new_tier.rank > state.session_tier.rank:
             old, state.session_tier = state.session_tier, new_tier
