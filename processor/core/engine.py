@@ -155,6 +155,9 @@ class Engine:
         # ended streams dropped from ``ended`` since a checkpoint last looked, with when
         # they ended and the input offset they ended at
         self.forgotten: dict[str, tuple[int, int]] = {}
+        # the wall clock of the last :meth:`tick` (-1: none yet): what idle time did to the
+        # streams by then, a restore recomputes from it
+        self.ticked_ms = -1
         # likes, gifts and coins counted since the caller last reset it (for metrics)
         self.counted = Totals()
         self._tracked = config.top_users_tracked
@@ -453,9 +456,13 @@ class Engine:
         A stream idle for ``d`` ms of wall clock is at stream time ``max_ts + d``: its
         window slides, its tier decays, its tumbling windows close, and after the
         inactivity timeout it ends (reason ``inactive``) at ``max_ts + timeout``.
+
+        Deterministic in ``wall_ms`` and the streams' state, and a no-op when repeated with
+        the same ``wall_ms``: only an end is a change for the next checkpoint.
         """
         outputs: list[Output] = []
         inactivity = self.config.inactivity_ms
+        self.ticked_ms = wall_ms
         for state in list(self.streams.values()):
             idle_time = state.max_event_ms + max(0, wall_ms - state.seen_wall_ms)
             if idle_time - state.max_event_ms >= inactivity:
@@ -468,8 +475,10 @@ class Engine:
         return outputs
 
     def _advance(self, state: StreamState, new_time: int, outputs: list[Output]) -> None:
-        """Move a stream's time forward, evaluating the tier at every bucket expiry."""
-        self.changed.add(state.stream_id)
+        """Move a stream's time forward, evaluating the tier at every bucket expiry.
+
+        Not a change a checkpoint writes by itself: where only time moved a stream, a
+        restore recomputes it (:meth:`tick` at the wall clock the checkpoint recorded)."""
         window = state.window
         if new_time - new_time % window.step_ms > window.current_bucket:  # a new bucket
             for boundary in window.slide_to(new_time):

@@ -28,7 +28,9 @@ from processor.core.engine import Engine, EngineConfig, StreamState
 from processor.core.tiers import Tier
 from processor.core.windows import Row, SlidingTotals, Totals, TumblingTotals
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
+# formats a restore reads: 4 wrote windows as rows, kept no idle clocks and no tick time
+READ_FORMATS = (4, FORMAT_VERSION)
 PARTITION_KEY = b"p"
 STREAM_PREFIX = b"s:"
 ENDED_PREFIX = b"e:"
@@ -47,6 +49,16 @@ class SummarySnapshot(msgspec.Struct, forbid_unknown_fields=True):
     gifters: dict[str, tuple[int, int]]  # user -> coins, gifts
 
 
+class PackedWindow(msgspec.Struct, forbid_unknown_fields=True):
+    """A tier window's ring as it is held (:meth:`SlidingTotals.packed`), and the window
+    size and step it was written under."""
+
+    size_ms: int
+    step_ms: int
+    used: int
+    data: bytes
+
+
 class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     """One stream's state, every field by name."""
 
@@ -63,12 +75,15 @@ class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     session_transitions: int
     session: tuple[int, int, int]
     current_bucket: int
-    window: list[Row]
+    window: list[Row]  # its buckets as rows, unless ``packed`` holds them
     tumbling: list[Row]
     top: SummarySnapshot | None
     panes: list[SummarySnapshot]
     viewers: tuple[int, int, int, int, int]  # ts, current, peak, sum, samples
     spikes: tuple[int, int]  # likes, coins detector: ARMED or the minute last fired/checked
+    packed: PackedWindow | None = None  # a dense window: its ring whole (format 5)
+    # the wall clock when max_event_ms was seen: where idle decay counts from (-1: format 4)
+    seen_wall_ms: int = -1
 
 
 class StreamRecord(msgspec.Struct, forbid_unknown_fields=True):
@@ -88,6 +103,8 @@ class EndedRecord(msgspec.Struct, forbid_unknown_fields=True):
 class PartitionRecord(msgspec.Struct, forbid_unknown_fields=True):
     format: int
     offset: int
+    # the wall clock of the engine's last idle tick before the checkpoint (-1: none)
+    ticked_ms: int = -1
 
 
 class _Format(msgspec.Struct):
@@ -95,6 +112,11 @@ class _Format(msgspec.Struct):
 
 
 def _stream(s: StreamState) -> StreamSnapshot:
+    window = s.window
+    packed = None
+    if window.dense:
+        used, data = window.packed()
+        packed = PackedWindow(window.size_ms, window.step_ms, used, data)
     return StreamSnapshot(
         stream_id=s.stream_id,
         creator_id=s.creator_id,
@@ -108,8 +130,8 @@ def _stream(s: StreamState) -> StreamSnapshot:
         transitions=s.transitions,
         session_transitions=s.session_transitions,
         session=(s.session.likes, s.session.gifts, s.session.coins),
-        current_bucket=s.window.current_bucket,
-        window=s.window.rows(),
+        current_bucket=window.current_bucket,
+        window=[] if packed else window.rows(),
         tumbling=s.tumbling.rows(),
         top=None if s.top is None else _summary(s.started_ms, s.top),
         panes=[_summary(start, pane) for start, pane in sorted(s.panes.items())] if s.panes else [],
@@ -121,6 +143,8 @@ def _stream(s: StreamState) -> StreamSnapshot:
             s.viewers_samples,
         ),
         spikes=(s.likes_spike, s.coins_spike),
+        packed=packed,
+        seen_wall_ms=s.seen_wall_ms,
     )
 
 
@@ -139,11 +163,16 @@ def _restore_summary(row: SummarySnapshot) -> Summary:
 
 
 def _restore_stream(row: StreamSnapshot, config: EngineConfig, wall_ms: int) -> StreamState:
+    size, step, packed = config.tier_window_ms, config.tier_step_ms, row.packed
     try:
-        window = SlidingTotals.restore(
-            config.tier_window_ms, config.tier_step_ms, row.current_bucket, row.window
-        )
-    except OverflowError as exc:  # a count beyond 64 bits: not one this code wrote
+        if packed is None:
+            window = SlidingTotals.restore(size, step, row.current_bucket, row.window)
+        else:
+            written = (packed.size_ms, packed.step_ms)
+            window = SlidingTotals.unpack(
+                size, step, row.current_bucket, packed.used, packed.data, written
+            )
+    except (OverflowError, ValueError) as exc:  # not a window this code wrote
         raise SnapshotError(f"stream {row.stream_id!r}: corrupt checkpoint record: {exc}") from None
     return StreamState(
         stream_id=row.stream_id,
@@ -153,7 +182,7 @@ def _restore_stream(row: StreamSnapshot, config: EngineConfig, wall_ms: int) -> 
         started_ms=row.started_ms,
         stream_time_ms=row.stream_time_ms,
         max_event_ms=row.max_event_ms,
-        seen_wall_ms=wall_ms,
+        seen_wall_ms=wall_ms if row.seen_wall_ms < 0 else row.seen_wall_ms,
         like_total=row.like_total,
         tier=row.tier,
         peak_tier=row.peak_tier,
@@ -200,6 +229,8 @@ class SlicedCheckpoint:
     def __init__(self, engine: Engine, offset: int) -> None:
         self.engine = engine
         self.offset = offset
+        # the idle time the streams saw by ``offset``: no tick may come before finish()
+        self.ticked_ms = engine.ticked_ms
         self.todo = list(engine.changed)
         self.gone_before = {sid for sid in self.todo if sid not in engine.streams}
         self.forgotten = engine.forgotten
@@ -252,7 +283,7 @@ class SlicedCheckpoint:
                     out.append(_marker(stream_id, found_at, ended_at, end_offset))
             for stream_id in ended:
                 out.append((STREAM_PREFIX + stream_id.encode(), None))
-        record = PartitionRecord(FORMAT_VERSION, self.offset)
+        record = PartitionRecord(FORMAT_VERSION, self.offset, self.ticked_ms)
         out.append((PARTITION_KEY, _encoder.encode(record)))
         for stream_id in self.forgotten:
             if stream_id not in engine.ended and stream_id not in ended:
@@ -285,7 +316,8 @@ def full(engine: Engine, offset: int) -> list[Record]:
         _marker(sid, offset, at, engine.end_offsets.get(sid, -1))
         for sid, at in engine.ended.items()
     ]
-    out.append((PARTITION_KEY, _encoder.encode(PartitionRecord(FORMAT_VERSION, offset))))
+    partition = PartitionRecord(FORMAT_VERSION, offset, engine.ticked_ms)
+    out.append((PARTITION_KEY, _encoder.encode(partition)))
     return out
 
 
@@ -313,9 +345,10 @@ def _decode(value: bytes, kind: type[msgspec.Struct], what: str) -> msgspec.Stru
         found = msgspec.msgpack.decode(value, type=_Format).format
     except msgspec.DecodeError as exc:
         raise SnapshotError(f"{what}: not a livepulse checkpoint record: {exc}") from None
-    if found != FORMAT_VERSION:
+    if found not in READ_FORMATS:
         raise SnapshotError(
-            f"{what}: checkpoint format {found!r}; this version reads format {FORMAT_VERSION}"
+            f"{what}: checkpoint format {found!r}; this version reads formats "
+            f"{', '.join(map(str, READ_FORMATS))}"
         )
     try:
         return msgspec.msgpack.decode(value, type=kind)
@@ -334,16 +367,20 @@ def latest(records: Iterable[Record]) -> Iterator[Record]:
 
 def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Checkpoint:
     """Rebuild a partition's engine from its checkpoint records in log order (a compacted
-    topic's content, older versions and tombstones included). Idle clocks restart at
-    ``wall_ms``. Raises :class:`SnapshotError` on a record of another format or corrupt."""
+    topic's content, older versions and tombstones included), with what idle time did by
+    the last checkpoint's tick recomputed. Idle clocks go on from where they stood (those
+    of format 4 streams, which kept none, restart at ``wall_ms``). Raises
+    :class:`SnapshotError` on a record of another format or corrupt."""
     engine = Engine(config)
-    offset = -1
+    offset = ticked_ms = -1
     states: dict[str, StreamRecord] = {}
     markers: dict[str, EndedRecord] = {}
     for key, value in latest(records):
         assert value is not None
         if key == PARTITION_KEY:
-            offset = _decode(value, PartitionRecord, "partition record").offset  # type: ignore[attr-defined]
+            partition = _decode(value, PartitionRecord, "partition record")
+            assert isinstance(partition, PartitionRecord)
+            offset, ticked_ms = partition.offset, partition.ticked_ms
         elif key.startswith(STREAM_PREFIX):
             stream_id = key[len(STREAM_PREFIX) :].decode()
             record = _decode(value, StreamRecord, f"stream {stream_id!r}")
@@ -375,11 +412,13 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
         covered[stream_id] = found.offset
         if at != GONE:  # GONE: forgotten, from livepulse before markers kept the time
             ended.append((end_offset, order, stream_id, at))
+    # a format 4 stream kept no idle clock: it restarts now
+    unknown_seen = wall_ms
     for stream_id, state in states.items():
         if stream_id in covered:
             # ended after this state was written, and a crash came before its tombstone
             continue
-        engine.streams[stream_id] = _restore_stream(state.stream, config, wall_ms)
+        engine.streams[stream_id] = _restore_stream(state.stream, config, unknown_seen)
         covered[stream_id] = state.offset
     # The memory of ended streams as it was at ``offset``: the last ``ended_memory`` to end
     # by then (older markers whose tombstones a crash cut short are forgotten again).
@@ -394,5 +433,19 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
         else:
             engine.ended[stream_id] = at
             engine.end_offsets[stream_id] = end_offset
+    _recompute_idle_time(engine, ticked_ms)
     ahead = {sid: at for sid, at in covered.items() if at > offset}
     return Checkpoint(engine, offset, ahead, pending)
+
+
+def _recompute_idle_time(engine: Engine, ticked_ms: int) -> None:
+    """Redo what idle time did to the streams by the checkpoint's last tick: a checkpoint
+    writes a stream only when events changed it, and what the tick published then is not
+    published again. The idle clocks go on from where they stood, as in a run that never
+    stopped: the next tick counts the time since (the worker ticks a partition only once
+    it has caught up with its backlog, so a stream with events meanwhile is not idle)."""
+    if ticked_ms < 0:
+        return
+    changed = set(engine.changed)
+    engine.tick(ticked_ms)  # deterministic: the same as the uninterrupted run's tick
+    engine.changed = changed

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import compress
 
 NONE_OPEN = 2**62  # first_start of a TumblingTotals with no open window
 
@@ -112,26 +112,26 @@ class SlidingTotals:
         used = self.used
         if used:
             step, n, ring = self.step_ms, self.n, self.ring
-            first = self.current_bucket - self.current_bucket % step
-            oldest = first - self.size_ms + step
+            current = self.current_bucket
+            oldest = current - current % step - self.size_ms + step
             k = oldest // step % n  # the oldest bucket's slot; the others follow, wrapping
-            v = ring.tolist()
-            rows = zip(
-                range(oldest, first + 1, step),
-                v[k:n] + v[:k],
-                v[n + k : 2 * n] + v[n : n + k],
-                v[2 * n + k :] + v[2 * n : 2 * n + k],
-                strict=True,
-            )
-            if used == (1 << n) - 1:  # a full window: every slot
-                found = list(rows)
-            else:
-                marks = format(used, "b").zfill(n)[::-1]  # marks[i] == "1": slot i is used
-                found = list(compress(rows, map("1".__eq__, marks[k:] + marks[:k])))
+            while used:  # one turn per used slot
+                bit = used & -used
+                used ^= bit
+                i = bit.bit_length() - 1
+                found.append((oldest + (i - k) % n * step, ring[i], ring[n + i], ring[2 * n + i]))
+            found.sort()
         if self.ahead:
             for start, (likes, gifts, coins) in sorted(self.ahead.items()):
                 found.append((start, likes, gifts, coins))
         return found
+
+    @property
+    def dense(self) -> bool:
+        """Whether so many buckets were added to (every one, or 16) that :meth:`packed`
+        is the better copy: many times faster than :meth:`rows` (a fraction of a
+        microsecond a row), and at most a few hundred bytes larger."""
+        return not self.ahead and self.used.bit_count() >= min(16, self.n)
 
     def between(self, start_ms: int, end_ms: int) -> Totals:
         """The totals of the window's buckets whose start is in ``[start_ms, end_ms)``."""
@@ -297,6 +297,51 @@ class SlidingTotals:
         self.likes += likes
         self.gifts += gifts
         self.coins += coins
+
+    def packed(self) -> tuple[int, bytes]:
+        """The ring as it is held: the mask of used slots and the slots' bytes,
+        little-endian (4 bytes a count, or 8 once widened); :meth:`unpack` reverses it.
+        Copying the ring whole is what makes a checkpoint of a busy stream cheap."""
+        if self.ahead:  # never in the engine; rows keep them
+            raise ValueError("a window with buckets ahead of it cannot be packed")
+        ring = self.ring
+        if sys.byteorder != "little":
+            ring = array(ring.typecode, ring)
+            ring.byteswap()
+        return self.used, ring.tobytes()
+
+    @classmethod
+    def unpack(
+        cls,
+        size_ms: int,
+        step_ms: int,
+        current_bucket: int,
+        used: int,
+        data: bytes,
+        written: tuple[int, int] | None = None,
+    ) -> SlidingTotals:
+        """The window :meth:`packed` gave, at ``current_bucket``. ``written`` is the
+        (size, step) it was packed under when they differ from these (the tier window
+        setting changed between two runs): its buckets are then restored as rows are."""
+        if written is not None and written != (size_ms, step_ms):
+            old = cls.unpack(written[0], written[1], current_bucket, used, data)
+            return cls.restore(size_ms, step_ms, current_bucket, old.rows())
+        window = cls(size_ms, step_ms)
+        n = window.n
+        width, odd = divmod(len(data), 3 * n)
+        if odd or width not in (4, 8) or used >> n or current_bucket % step_ms:
+            raise ValueError(f"a packed window of {len(data)} bytes, not {n} buckets")
+        ring = array("i" if width == 4 else "q")
+        if ring.itemsize != width:
+            raise ValueError(f"no {width}-byte integers here")
+        ring.frombytes(data)
+        if sys.byteorder != "little":
+            ring.byteswap()
+        window.ring, window.used, window.current_bucket = ring, used, current_bucket
+        window.likes = sum(ring[:n])
+        window.gifts = sum(ring[n : 2 * n])
+        window.coins = sum(ring[2 * n :])
+        return window
 
     @classmethod
     def restore(

@@ -391,6 +391,10 @@ class LivepulseWorker:
         stream's events may be in it, and advancing its time would make them late.
         """
         async with self.lock:
+            if self.checkpointing is not None:
+                # a checkpoint under way records the idle time as it began: a tick now
+                # would be lost from it (the next tick catches up)
+                return
             wall_ms = int(time.time() * 1000)
             for partition, state in list(self.partitions.items()):
                 if self.caught_up(partition, state):

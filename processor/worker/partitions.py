@@ -174,7 +174,8 @@ class PartitionState:
         outputs = self.engine.tick(wall_ms)
         if outputs:
             self._route(result, outputs, wall_ms, None)
-            self.dirty = True
+        if outputs or self.engine.streams:
+            self.dirty = True  # the next checkpoint records the tick: one small record
         return result
 
     def _route(

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor.core import snapshot
+from processor.core.alerts import TierChanged, WindowClosed
 from processor.core.engine import Engine, EngineConfig
 from processor.core.windows import Totals
 from tests.support.events import T0, StreamScript, typed
@@ -135,12 +136,30 @@ def test_fields_are_stored_by_name_with_a_format_number() -> None:
         engine.process(typed(event))
     (stream_key, stream_value), (key, value) = snapshot.changes(engine, 41)
     assert (stream_key, key) == (b"s:s1", b"p")
-    assert msgspec.msgpack.decode(value) == {"format": snapshot.FORMAT_VERSION, "offset": 41}
+    assert msgspec.msgpack.decode(value) == {
+        "format": snapshot.FORMAT_VERSION,
+        "offset": 41,
+        "ticked_ms": -1,  # no idle tick yet
+    }
     doc = msgspec.msgpack.decode(stream_value)
     assert list(doc) == ["format", "offset", "stream"]
     assert list(doc["stream"]) == list(snapshot.StreamSnapshot.__struct_fields__)
     assert doc["stream"]["session"] == [5, 1, 5]
-    assert doc["stream"]["window"] == [[T0, 5, 1, 5]]
+    assert doc["stream"]["window"] == [[T0, 5, 1, 5]]  # a sparse window: its rows
+    assert doc["stream"]["packed"] is None
+
+
+def test_a_dense_window_is_written_as_its_ring_whole() -> None:
+    """Every bucket used: the ring's bytes, little-endian int32 (likes, gifts, coins of the
+    6 buckets, bucket T0 in slot 0), cheaper to copy than 6 rows to build."""
+    ((_, value),) = one_stream()
+    doc = msgspec.msgpack.decode(value or b"")["stream"]
+    assert doc["window"] == []
+    packed = doc["packed"]
+    assert (packed["size_ms"], packed["step_ms"], packed["used"]) == (60_000, 10_000, 0b111111)
+    assert packed["data"] == b"".join(n.to_bytes(4, "little") for n in [5] * 6 + [0] * 12)
+    state = snapshot.restore(one_stream(), CONFIG, 0).engine.streams["s1"]
+    assert state.window.rows() == [(T0 + k * 10_000, 5, 0, 0) for k in range(6)]
 
 
 def stream_value(**changes: object) -> bytes:
@@ -176,22 +195,36 @@ def test_the_latest_value_of_each_key_wins_and_tombstones_delete() -> None:
 
 
 def one_stream(**changes: object) -> list[tuple[bytes, bytes | None]]:
-    """A one-stream checkpoint record (a full minute of buckets), its fields changed."""
+    """A one-stream checkpoint record (a full minute of buckets), its fields changed; with
+    ``window`` rows, as format 4 wrote it (no packed ring, no idle clock)."""
     engine = Engine(CONFIG)
     s = StreamScript("s1")
     for k in range(6):
         engine.process(typed(s.likes(T0 + k * 10_000, 5)))
     key, value = snapshot.changes(engine, 7)[0]
     doc = msgspec.msgpack.decode(value or b"")
+    if "window" in changes:
+        doc["format"] = 4
+        del doc["stream"]["packed"], doc["stream"]["seen_wall_ms"]
     doc["stream"].update(changes)
     return [(key, msgspec.msgpack.encode(doc))]
 
 
+def format_4(rows: list[tuple[int, int, int, int]]) -> list[tuple[bytes, bytes | None]]:
+    return one_stream(window=[list(row) for row in rows])
+
+
+def test_a_format_4_record_restores_the_same_window() -> None:
+    """Checkpoints written before the ring was packed kept its rows; they still restore."""
+    rows = [(T0 + k * 10_000, 5, 0, 0) for k in range(6)]
+    restored = snapshot.restore(format_4(rows), CONFIG, 0).engine
+    assert restored.streams["s1"].window.rows() == rows
+    assert snapshot.full(restored, 7)[0] == one_stream()[0]
+
+
 def test_rows_in_any_order_restore_the_same_windows() -> None:
     """Checkpoints written before the ring kept rows in insertion order, not by start."""
-    ((_, value),) = one_stream()
-    window = msgspec.msgpack.decode(value or b"")["stream"]["window"]
-    assert [row[0] for row in window] == [T0 + k * 10_000 for k in range(6)]
+    window = [[T0 + k * 10_000, 5, 0, 0] for k in range(6)]
     restored = snapshot.restore(one_stream(window=window[::-1]), CONFIG, 0).engine
     assert snapshot.full(restored, 7)[0] == one_stream()[0]
 
@@ -217,14 +250,16 @@ def test_a_count_beyond_64_bits_is_refused() -> None:
 
 
 def test_a_checkpoint_of_100_active_streams_out_of_50_000_writes_101_records() -> None:
-    """Issue 9: checkpoint cost follows the streams that changed, not the streams held."""
+    """Checkpoint cost follows the streams that events changed, not the streams held, nor
+    the wall clock."""
     engine = Engine(CONFIG)
     scripts = [StreamScript(f"s{i}") for i in range(50_000)]
     for s in scripts:
         engine.process(typed(s.start(T0)))
     snapshot.changes(engine, offset=49_999)
+    engine.tick(30_000)  # 30 s of wall clock: every window slides, no stream is rewritten
     for s in scripts[:100]:
-        engine.process(typed(s.likes(T0 + 1_000, 5)))
+        engine.process(typed(s.likes(T0 + 31_000, 5)), wall_ms=30_000)
     records = snapshot.changes(engine, offset=50_099)
     assert len(records) == 101 and records[-1][0] == b"p"
     # about 420 B a stream: its window, its liker (session and minute), viewers and spikes
@@ -255,3 +290,87 @@ def test_a_state_newer_than_its_marker_is_a_new_session_after_the_end_was_forgot
     restored = snapshot.restore([(b"e:a", gone), state], CONFIG, 0)
     assert list(restored.engine.streams) == ["a"] and not restored.engine.ended
     assert snapshot.changes(restored.engine, offset=9)[-1] == (b"e:a", None)
+
+
+Action = tuple[str, int, int]  # ("event", index, wall) or ("tick", -1, wall)
+
+
+def schedule(events: int, ticks: list[tuple[float, int]]) -> list[Action]:
+    """The events one a second of wall clock, and idle ticks between them, each after a
+    jump of wall clock (an idle spell) at its place in the run."""
+    at = sorted((int(place * events), jump) for place, jump in ticks)
+    actions: list[Action] = []
+    wall = T0
+    for index in range(events):
+        while at and at[0][0] <= index:
+            wall += at.pop(0)[1]
+            actions.append(("tick", -1, wall))
+        wall += 1_000
+        actions.append(("event", index, wall))
+    return actions
+
+
+def by_stream(record: dict[str, Any]) -> str:
+    stream_id: str = record["stream_id"]
+    return stream_id
+
+
+def play(engine: Engine, events: list[dict[str, Any]], actions: list[Action]) -> list[Any]:
+    out: list[Any] = []
+    for kind, index, wall in actions:
+        if kind == "tick":  # streams tick in the order the engine holds them: by stream
+            out.extend(sorted((o.to_record(0) for o in engine.tick(wall)), key=by_stream))
+            continue
+        outcome = engine.process(typed(events[index]), wall)
+        out.extend(o.to_record(0) for o in outcome.outputs)
+        out.append({"late": outcome.late})
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(step, min_size=30, max_size=100),
+    st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 400_000)), max_size=6),
+    st.floats(0.0, 1.0),
+)
+def test_what_idle_time_did_is_recomputed_on_restore_not_written(
+    steps: list[Any], ticks: list[tuple[float, int]], cut: float
+) -> None:
+    """Checkpoints write only streams that events changed; idle ticks (windows sliding,
+    tiers decaying, windows closing, streams ending) between them are redone by the
+    restore, silently: the restored engine goes on exactly like the uninterrupted one,
+    publishing nothing the uninterrupted one published before the checkpoint."""
+    events = build(steps)
+    actions = schedule(len(events), ticks)
+    uninterrupted = play(Engine(CONFIG), events, actions)
+    point = max(1, int(len(actions) * cut))
+    engine, log = Engine(CONFIG), []
+    before = play(engine, events, actions[: point // 2])
+    log += snapshot.changes(engine, offset=0)
+    before += play(engine, events, actions[point // 2 : point])
+    log += snapshot.changes(engine, offset=0)
+    restored = snapshot.restore(log, CONFIG, wall_ms=0).engine
+    assert sorted(snapshot.full(restored, 0)) == sorted(snapshot.full(engine, 0))
+    assert before + play(restored, events, actions[point:]) == uninterrupted
+
+
+def test_a_tick_rewrites_no_stream_and_the_restore_redoes_it() -> None:
+    """A tier decaying with the wall clock is not a change to write: the checkpoint after
+    it is its partition record, which says when the tick was."""
+    engine = Engine(CONFIG)
+    a, b = StreamScript("a"), StreamScript("b")
+    for event in (a.start(T0), a.likes(T0 + 1_000, 15, dropped=45), b.start(T0)):
+        engine.process(typed(event), wall_ms=T0)
+    assert engine.streams["a"].tier == "moderate"
+    log = snapshot.changes(engine, offset=2)
+    published = engine.tick(T0 + 61_000)  # a's likes leave its window: back to low
+    decays = [o for o in published if isinstance(o, TierChanged)]
+    assert [(o.stream_id, o.to_tier) for o in decays] == [("a", "low")]
+    assert [o.stream_id for o in published if isinstance(o, WindowClosed)] == ["a"]
+    after_tick = snapshot.changes(engine, offset=2)
+    assert after_tick == [(b"p", after_tick[0][1])]
+    assert msgspec.msgpack.decode(after_tick[0][1])["ticked_ms"] == T0 + 61_000
+    restored = snapshot.restore(log + after_tick, CONFIG, wall_ms=T0 + 99_000).engine
+    assert restored.streams["a"].tier == "low" and restored.streams["a"].transitions == 2
+    assert sorted(snapshot.full(restored, 2)) == sorted(snapshot.full(engine, 2))
+    assert restored.tick(T0 + 61_000) == []  # published before the checkpoint: not again
