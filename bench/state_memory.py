@@ -150,7 +150,7 @@ def _held(engine: Engine, events: Iterator[Event]) -> tuple[int, int, list[snaps
         gc.collect()
         before = tracemalloc.get_traced_memory()[0]
         for state in engine.streams.values():
-            state.top = state.panes = None
+            state.top = state.panes = state.sealed = None
         gc.collect()
         top_users = before - tracemalloc.get_traced_memory()[0]
     finally:
@@ -174,8 +174,12 @@ def measure_full_top(streams: int = 200, config: EngineConfig | None = None) -> 
 
 def _full_windows(records: list[tuple[bytes, bytes | None]], buckets: int) -> int:
     """How many stream checkpoint records hold ``buckets`` non-empty buckets."""
-    docs = [msgspec.msgpack.decode(v) for k, v in records if k.startswith(b"s:") and v]
-    return sum(1 for doc in docs if len(doc["stream"]["window"]) == buckets)
+    docs = [msgspec.msgpack.decode(v)["stream"] for k, v in records if k.startswith(b"s:") and v]
+    return sum(
+        1
+        for doc in docs
+        if len(doc["window"]) == buckets or (doc["packed"] or {}).get("used") == (1 << buckets) - 1
+    )
 
 
 def measure(streams: int = 2_000, config: EngineConfig | None = None) -> dict[str, Any]:

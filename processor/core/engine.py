@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from processor.contract import Event, Gift, Like, LiveEnd, LiveStart, Reason, Viewers
 from processor.core import contributors
@@ -28,6 +29,7 @@ from processor.core.alerts import (
 )
 from processor.core.alerts import Viewers as ViewerFigures
 from processor.core.contributors import Summary
+from processor.core.panes import seal, start_of, unseal
 from processor.core.rules import gift_value, like_growth
 from processor.core.tiers import Tier, TierPolicy
 from processor.core.windows import SlidingTotals, Totals, TumblingTotals
@@ -105,7 +107,8 @@ class StreamState:
     session: Totals = field(default_factory=Totals)
     # who sent what: over the session, and per tumbling window (minute) of the tier window
     top: Summary | None = None
-    panes: dict[int, Summary] | None = None
+    panes: dict[int, Summary] | None = None  # the minutes still open, by start
+    sealed: list[bytes] | None = None  # the closed minutes of the tier window, oldest first
     # viewers events: the latest count (by ts), the peak, and the sum and number of counts
     viewers_ts: int = 0
     viewers_current: int = 0
@@ -314,7 +317,8 @@ class Engine:
             self._goals(state, COINS, session.coins - coins, session.coins, outputs)
 
     def _pane(self, state: StreamState, ts: int) -> Summary:
-        """The summary of who sent what in the tumbling window (minute) of ``ts``."""
+        """The summary of who sent what in the tumbling window (minute) of ``ts``: one
+        still open, as an event of a sealed minute is late."""
         minute = ts - ts % self.config.tumbling_ms
         panes = state.panes
         if panes is None:
@@ -325,10 +329,28 @@ class Engine:
         if found is not None:
             return found
         pane = panes[minute] = Summary()
-        oldest = state.window.start_ms - self.config.tumbling_ms  # panes up to here are done
-        for start in [start for start in panes if start <= oldest]:
-            del panes[start]
         return pane
+
+    def age_panes(self, state: StreamState) -> None:
+        """Seal the minutes that can no longer change (stream time is past their end plus
+        the grace period) and forget those the tier window has left."""
+        panes, sealed = state.panes, state.sealed
+        if panes:
+            limit = state.stream_time_ms - self._close_lag
+            closing = sorted(start for start in panes if start <= limit)
+            if closing:
+                if sealed is None:
+                    sealed = state.sealed = []
+                for start in closing:
+                    sealed.append(seal(start, panes.pop(start)))
+                if not panes:
+                    state.panes = None
+        if sealed:
+            oldest = state.window.start_ms - self.config.tumbling_ms  # up to here: gone
+            while sealed and start_of(sealed[0]) <= oldest:
+                del sealed[0]
+            if not sealed:
+                state.sealed = None
 
     def _top(self, summaries: list[Summary], start: int, end: int) -> TopUsers:
         exact, gifters, likers = contributors.top(summaries, self.config.top_users)
@@ -337,10 +359,12 @@ class Engine:
     def _window_top(self, state: StreamState) -> TopUsers:
         """Who sent what in the tumbling windows that overlap the tier window."""
         window, size = state.window, self.config.tumbling_ms
-        first = window.start_ms - window.start_ms % size
-        panes = state.panes or {}
-        inside = [panes[s] for s in sorted(panes) if first <= s < window.end_ms]
-        return self._top(inside, first, window.end_ms)
+        first, end = window.start_ms - window.start_ms % size, window.end_ms
+        inside = [unseal(data) for data in state.sealed or ()]
+        if state.panes:
+            inside += state.panes.items()
+        inside.sort(key=itemgetter(0))
+        return self._top([pane for start, pane in inside if first <= start < end], first, end)
 
     @staticmethod
     def _viewers(state: StreamState) -> ViewerFigures | None:
@@ -488,6 +512,8 @@ class Engine:
         if tumbling.first_start <= new_time - self.config.grace_ms - tumbling.size_ms:
             for start, totals in tumbling.close_until(new_time, self.config.grace_ms):
                 outputs.append(self._closed(state, start, totals))
+        if state.panes is not None or state.sealed is not None:
+            self.age_panes(state)
 
     def _closed(self, state: StreamState, start: int, totals: Totals) -> WindowClosed:
         return WindowClosed(

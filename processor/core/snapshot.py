@@ -25,6 +25,7 @@ import msgspec
 
 from processor.core.contributors import Summary
 from processor.core.engine import Engine, EngineConfig, StreamState
+from processor.core.panes import seal, start_of, unseal
 from processor.core.tiers import Tier
 from processor.core.windows import Row, SlidingTotals, Totals, TumblingTotals
 
@@ -78,7 +79,9 @@ class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     window: list[Row]  # its buckets as rows, unless ``packed`` holds them
     tumbling: list[Row]
     top: SummarySnapshot | None
-    panes: list[SummarySnapshot]
+    # the minutes of the tier window: format 5 as panes.PaneRecord arrays (a sealed one
+    # copied as it is held), format 4 as SummarySnapshot maps
+    panes: list[msgspec.Raw]
     viewers: tuple[int, int, int, int, int]  # ts, current, peak, sum, samples
     spikes: tuple[int, int]  # likes, coins detector: ARMED or the minute last fired/checked
     packed: PackedWindow | None = None  # a dense window: its ring whole (format 5)
@@ -134,7 +137,7 @@ def _stream(s: StreamState) -> StreamSnapshot:
         window=[] if packed else window.rows(),
         tumbling=s.tumbling.rows(),
         top=None if s.top is None else _summary(s.started_ms, s.top),
-        panes=[_summary(start, pane) for start, pane in sorted(s.panes.items())] if s.panes else [],
+        panes=_panes(s),
         viewers=(
             s.viewers_ts,
             s.viewers_current,
@@ -158,11 +161,45 @@ def _summary(start: int, summary: Summary) -> SummarySnapshot:
     )
 
 
+def _panes(s: StreamState) -> list[msgspec.Raw]:
+    found = [msgspec.Raw(data) for data in s.sealed] if s.sealed else []
+    if s.panes:
+        found += (msgspec.Raw(seal(start, pane)) for start, pane in sorted(s.panes.items()))
+    return found
+
+
 def _restore_summary(row: SummarySnapshot) -> Summary:
     return Summary.restore(row.exact, row.likers, row.gifters)
 
 
-def _restore_stream(row: StreamSnapshot, config: EngineConfig, wall_ms: int) -> StreamState:
+_v4_pane = msgspec.msgpack.Decoder(SummarySnapshot)
+
+
+def _restore_panes(
+    rows: list[msgspec.Raw], format: int, sealed_until: int
+) -> tuple[dict[int, Summary] | None, list[bytes] | None]:
+    """The open minutes, and the sealed ones (those starting at ``sealed_until`` or
+    before) as they were written, without decoding them."""
+    panes: dict[int, Summary] = {}
+    sealed: list[bytes] = []
+    for raw in rows:
+        if format == 4:
+            row = _v4_pane.decode(raw)
+            panes[row.start] = _restore_summary(row)
+            continue
+        data = bytes(raw)
+        start = start_of(data)
+        if start <= sealed_until:
+            sealed.append(data)
+        else:
+            panes[start] = unseal(data)[1]
+    sealed.sort(key=start_of)
+    return panes or None, sealed or None
+
+
+def _restore_stream(
+    row: StreamSnapshot, format: int, config: EngineConfig, wall_ms: int
+) -> StreamState:
     size, step, packed = config.tier_window_ms, config.tier_step_ms, row.packed
     try:
         if packed is None:
@@ -172,7 +209,9 @@ def _restore_stream(row: StreamSnapshot, config: EngineConfig, wall_ms: int) -> 
             window = SlidingTotals.unpack(
                 size, step, row.current_bucket, packed.used, packed.data, written
             )
-    except (OverflowError, ValueError) as exc:  # not a window this code wrote
+        sealed_until = row.stream_time_ms - config.grace_ms - config.tumbling_ms
+        panes, sealed = _restore_panes(row.panes, format, sealed_until)
+    except (OverflowError, ValueError) as exc:  # not a window or a minute this code wrote
         raise SnapshotError(f"stream {row.stream_id!r}: corrupt checkpoint record: {exc}") from None
     return StreamState(
         stream_id=row.stream_id,
@@ -191,7 +230,8 @@ def _restore_stream(row: StreamSnapshot, config: EngineConfig, wall_ms: int) -> 
         session_transitions=row.session_transitions,
         session=Totals(*row.session),
         top=None if row.top is None else _restore_summary(row.top),
-        panes={pane.start: _restore_summary(pane) for pane in row.panes} or None,
+        panes=panes,
+        sealed=sealed,
         viewers_ts=row.viewers[0],
         viewers_current=row.viewers[1],
         viewers_peak=row.viewers[2],
@@ -418,7 +458,9 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
         if stream_id in covered:
             # ended after this state was written, and a crash came before its tombstone
             continue
-        engine.streams[stream_id] = _restore_stream(state.stream, config, unknown_seen)
+        restored = _restore_stream(state.stream, state.format, config, unknown_seen)
+        engine.age_panes(restored)  # as the engine holds them (format 4 sealed none)
+        engine.streams[stream_id] = restored
         covered[stream_id] = state.offset
     # The memory of ended streams as it was at ``offset``: the last ``ended_memory`` to end
     # by then (older markers whose tombstones a crash cut short are forgotten again).

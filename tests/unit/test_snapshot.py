@@ -206,6 +206,8 @@ def one_stream(**changes: object) -> list[tuple[bytes, bytes | None]]:
     if "window" in changes:
         doc["format"] = 4
         del doc["stream"]["packed"], doc["stream"]["seen_wall_ms"]
+        names = ("start", "exact", "likers", "gifters")
+        doc["stream"]["panes"] = [dict(zip(names, p, strict=True)) for p in doc["stream"]["panes"]]
     doc["stream"].update(changes)
     return [(key, msgspec.msgpack.encode(doc))]
 

@@ -1,0 +1,53 @@
+"""Who sent what in one minute of a stream, sealed into bytes once the minute is closed. Pure.
+
+A stream keeps a :class:`~processor.core.contributors.Summary` for each minute (tumbling
+window) of its tier window, so the window's top users can be added up when an alert needs
+them. A minute stops changing once stream time passes its end plus the grace period: its
+events after that are late. From then on it is held sealed, as the MessagePack bytes of a
+:class:`PaneRecord`: a few dozen bytes for a minute with a liker and a gifter instead of
+several hundred as objects, and a checkpoint copies them as they are. An alert that needs
+them (a tier change, a few a stream) unseals them.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from processor.core.contributors import Summary
+
+
+class PaneRecord(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """One minute's summary, as a checkpoint and a sealed pane hold it (a MessagePack array)."""
+
+    start: int
+    exact: bool
+    likers: dict[str, int]  # user -> likes
+    gifters: dict[str, tuple[int, int]]  # user -> coins, gifts
+
+
+class _Start(msgspec.Struct, array_like=True):
+    start: int  # a PaneRecord's first field; the rest is skipped
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(PaneRecord)
+_start_decoder = msgspec.msgpack.Decoder(_Start)
+
+
+def seal(start: int, summary: Summary) -> bytes:
+    """The bytes of the minute starting at ``start``."""
+    # the summary's own dicts: encoded at once, so no copy is needed
+    record = PaneRecord(start, summary.exact, summary.likers or {}, summary.gifters or {})  # type: ignore[arg-type]  # lists encode as tuples do
+    return _encoder.encode(record)
+
+
+def start_of(sealed: bytes) -> int:
+    """The start of a sealed minute, reading nothing else."""
+    return _start_decoder.decode(sealed).start
+
+
+def unseal(sealed: bytes) -> tuple[int, Summary]:
+    """The start and the summary of a sealed minute (raises ``msgspec.DecodeError`` or
+    ``msgspec.ValidationError`` on bytes that are not one)."""
+    record = _decoder.decode(sealed)
+    return record.start, Summary.restore(record.exact, record.likers, record.gifters)
