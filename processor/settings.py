@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ class Settings:
     inactivity_timeout_seconds: int = 1_800
     commit_interval_seconds: float = 1.0
     session_timeout_seconds: float = 10.0
+    # Static group membership (KIP-345): a worker restarted with the same id gets its
+    # partitions back at once, without a rebalance. Empty: dynamic membership.
+    group_instance_id: str = ""
     usd_per_coin: float = 0.005
     max_record_bytes: int = 65_536
     top_k: int = 10
@@ -137,6 +141,17 @@ def _is_goals(value: object) -> bool:
         return False
 
 
+# Kafka's own rule for a group instance id (the Java client's
+# JoinGroupRequest.validateGroupInstanceId, the same as for a topic name).
+_KAFKA_ID = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def _is_group_instance_id(value: object) -> bool:
+    return isinstance(value, str) and (
+        value == "" or (_KAFKA_ID.fullmatch(value) is not None and value not in (".", ".."))
+    )
+
+
 _GOALS = _Rule(_is_goals, "positive integers in ascending order, comma-separated (or empty)")
 _STRING = _Rule(lambda v: isinstance(v, str), "a string")
 _NON_EMPTY = _Rule(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
@@ -168,6 +183,10 @@ _RULES: dict[str, _Rule] = {
     ),
     "session_timeout_seconds": _Rule(
         lambda v: isinstance(v, float) and 6.0 <= v <= 300.0, "a number of seconds 6-300"
+    ),
+    "group_instance_id": _Rule(
+        _is_group_instance_id,
+        "empty, or 1-249 of the characters a-z A-Z 0-9 . _ - (not '.' or '..')",
     ),
     "hysteresis": _Rule(lambda v: isinstance(v, float) and 0.0 <= v < 1.0, "a fraction 0 <= h < 1"),
     "usd_per_coin": _Rule(lambda v: isinstance(v, float) and v >= 0.0, "a number >= 0"),

@@ -50,6 +50,7 @@ STOP_TIMEOUT_S = 10.0  # how long a stop waits for the batch in flight before co
 # streams whose checkpoint records are encoded in one step between two fetches (about
 # 12 ms): a checkpoint of 10,000 changed streams never holds the loop for 120 ms at once
 CHECKPOINT_SLICE = 1_000
+MAX_HEARTBEAT_INTERVAL_MS = 3_000
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -75,6 +76,31 @@ def engine_config(settings: Settings) -> EngineConfig:
         like_goals=settings.like_goal_values,
         coin_goals=settings.coin_goal_values,
     )
+
+
+def group_options(settings: Settings) -> dict[str, Any]:
+    """How the events consumer takes part in the app's consumer group.
+
+    With ``group_instance_id`` it is a static member (KIP-345): the broker keeps its
+    partitions for it while it is away, up to the session timeout, and a process that
+    joins with the same id takes them over at once, in the same generation, without a
+    rebalance of the other members. It is still told its assignment (the rebalance
+    listener's ``on_partitions_assigned``), so it restores them from the state topic
+    like any new owner.
+    """
+    session_timeout_ms = int(settings.session_timeout_seconds * 1000)
+    # A member learns of a rebalance from its next heartbeat, so a join waits up to one
+    # interval: at most 3 s (Kafka's default), however long the session.
+    heartbeat_interval_ms = min(session_timeout_ms // 4, MAX_HEARTBEAT_INTERVAL_MS)
+    return {
+        "group_id": settings.app_id,
+        "group_instance_id": settings.group_instance_id or None,
+        "client_id": f"{settings.app_id}-events",
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": session_timeout_ms,
+        "heartbeat_interval_ms": heartbeat_interval_ms,
+    }
 
 
 class BatchBoot(BootStrategy):
@@ -457,15 +483,15 @@ class BatchConsumer(mode.Service):
         # Faust's consumer resumes flow control on assignment; without it, channel queues
         # (the agent's input) hold everything back.
         self.worker.app.flow_control.resume()
-        consumer = AIOKafkaConsumer(
-            **client_options(settings),
-            group_id=settings.app_id,
-            client_id=f"{settings.app_id}-events",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 4),
-        )
+        consumer = AIOKafkaConsumer(**client_options(settings), **group_options(settings))
+        if settings.group_instance_id:
+            log.info(
+                "joining consumer group %r as static member %r: a restart with this id "
+                "within %g s gets the same partitions back without a rebalance",
+                settings.app_id,
+                settings.group_instance_id,
+                settings.session_timeout_seconds,
+            )
         consumer.subscribe([settings.events_topic], listener=Rebalance(self.worker))
         await consumer.start()
         self.worker.consumer = consumer
@@ -483,7 +509,12 @@ class BatchConsumer(mode.Service):
 
     async def on_stop(self) -> None:
         """A clean stop: commit what is applied, then leave the group (others take over at
-        once instead of after the session timeout)."""
+        once instead of after the session timeout).
+
+        A static member (``group_instance_id``) does not leave: aiokafka, like the Java
+        client, sends no LeaveGroup for one, so its partitions wait for it to come back
+        with the same id, up to the session timeout, and only then move to the others.
+        """
         worker = self.worker
         consumer, worker.consumer = worker.consumer, None
         try:

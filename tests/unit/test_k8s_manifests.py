@@ -51,6 +51,10 @@ FILE_SETTINGS = {
 }
 
 Bundle = dict[str, dict[str, Any]]  # kind -> the one manifest of that kind
+# The worker pods' controller: a StatefulSet, whose pods keep their names across restarts,
+# as static group membership needs (each pod's name is its group instance id).
+WORKLOAD = "StatefulSet"
+INSTANCE_ID = "LIVEPULSE_GROUP_INSTANCE_ID"
 
 
 def load_docs(path: Path) -> list[dict[str, Any]]:
@@ -77,7 +81,7 @@ def bundle() -> Bundle:
 
 
 def pod_spec(b: Bundle) -> dict[str, Any]:
-    spec: dict[str, Any] = b["Deployment"]["spec"]["template"]["spec"]
+    spec: dict[str, Any] = b[WORKLOAD]["spec"]["template"]["spec"]
     return spec
 
 
@@ -88,20 +92,30 @@ def worker(b: Bundle) -> dict[str, Any]:
 
 
 def pod_labels(b: Bundle) -> dict[str, str]:
-    labels: dict[str, str] = b["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    labels: dict[str, str] = b[WORKLOAD]["spec"]["template"]["metadata"]["labels"]
     return labels
 
 
+def first_pod_name(b: Bundle) -> str:
+    """The name of the StatefulSet's pod 0: ``<StatefulSet name>-0``."""
+    return f"{b[WORKLOAD]['metadata']['name']}-0"
+
+
 def container_env(b: Bundle) -> dict[str, str]:
-    """The environment the worker sees: the ConfigMaps it names, then its own env."""
+    """The environment the worker sees: the ConfigMaps it names, then its own env (the
+    pod's name, from the downward API, as pod 0's)."""
     env: dict[str, str] = {}
     config_map = b["ConfigMap"]
     for source in worker(b).get("envFrom", []):
         if source.get("configMapRef", {}).get("name") == config_map["metadata"]["name"]:
             env.update(config_map["data"])
     for var in worker(b).get("env", []):
-        assert "value" in var, f"{var['name']}: only plain values are expected"
-        env[var["name"]] = var["value"]
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        else:
+            field = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            assert field == "metadata.name", f"{var['name']}: a plain value or the pod's name"
+            env[var["name"]] = first_pod_name(b)
     return env
 
 
@@ -117,7 +131,7 @@ def test_the_kustomization_applies_every_manifest_but_the_example_secret() -> No
     assert (k["apiVersion"], k["kind"]) == ("kustomize.config.k8s.io/v1beta1", "Kustomization")
     assert sorted(k["resources"]) == [n for n in manifest_files() if n != EXAMPLE_SECRET]
     assert bundle()["Secret"] == load_docs(K8S / EXAMPLE_SECRET)[0]
-    # its image override names the image the Deployment runs
+    # its image override names the image the StatefulSet runs
     (image,) = k["images"]
     assert worker(bundle())["image"].split(":")[0] == image["name"]
 
@@ -137,7 +151,11 @@ BROKEN_MANIFESTS: list[tuple[str, Callable[[Bundle], None]]] = [
         "misspelt probe",
         lambda b: worker(b).update(livenesProbe=worker(b).pop("livenessProbe")),
     ),
-    ("replicas as a string", lambda b: b["Deployment"]["spec"].update(replicas="2")),
+    ("replicas as a string", lambda b: b[WORKLOAD]["spec"].update(replicas="2")),
+    (
+        "downward API field misspelt",
+        lambda b: env_var(b, INSTANCE_ID)["valueFrom"].update(fieldref={}),
+    ),
     ("port as a string", lambda b: worker(b)["ports"][0].update(containerPort="6066")),
     ("a ConfigMap value that is a number", lambda b: b["ConfigMap"]["data"].update(X=1)),
     ("Service port without a number", lambda b: b["Service"]["spec"]["ports"][0].pop("port")),
@@ -239,10 +257,10 @@ def test_the_pod_monitor_is_valid_against_its_crd() -> None:
 
 
 def selector_problems(b: Bundle) -> list[str]:
-    """Every selector in the bundle selects the Deployment's pods."""
+    """Every selector in the bundle selects the StatefulSet's pods."""
     labels = pod_labels(b)
     selectors = {
-        "Deployment": b["Deployment"]["spec"]["selector"],
+        WORKLOAD: b[WORKLOAD]["spec"]["selector"],
         "Service": {"matchLabels": b["Service"]["spec"]["selector"]},
         "PodMonitor": b["PodMonitor"]["spec"]["selector"],
         "PodDisruptionBudget": b["PodDisruptionBudget"]["spec"]["selector"],
@@ -377,6 +395,31 @@ def filesystem_problems(b: Bundle) -> list[str]:
     return problems
 
 
+def membership_problems(b: Bundle) -> list[str]:
+    """Static group membership: every pod's group instance id is its own name, under a
+    controller that keeps the name when it replaces the pod and never runs two pods of
+    one name; and the StatefulSet's governing Service is the headless one of the bundle."""
+    problems = []
+    workload = b[WORKLOAD]
+    if workload["kind"] != "StatefulSet":
+        problems.append(f"a {workload['kind']}: its pods get new names on every restart")
+    if INSTANCE_ID in b["ConfigMap"]["data"]:
+        problems.append(f"{INSTANCE_ID} in the ConfigMap: one id for every pod")
+    declared = [v for v in worker(b).get("env", []) if v["name"] == INSTANCE_ID]
+    source = declared[0].get("valueFrom", {}).get("fieldRef", {}) if declared else {}
+    if source.get("fieldPath") != "metadata.name":
+        problems.append(f"{INSTANCE_ID}: expected the pod's name (metadata.name), got {declared}")
+    service = b["Service"]
+    if workload["spec"].get("serviceName") != service["metadata"]["name"]:
+        problems.append(
+            f"serviceName {workload['spec'].get('serviceName')!r}: expected the headless "
+            f"Service {service['metadata']['name']!r}"
+        )
+    if service["spec"].get("clusterIP") != "None":
+        problems.append("the governing Service is not headless (clusterIP: None)")
+    return problems
+
+
 CROSS_CHECKS: dict[str, Callable[[Bundle], list[str]]] = {
     "selectors": selector_problems,
     "ports": port_problems,
@@ -384,12 +427,22 @@ CROSS_CHECKS: dict[str, Callable[[Bundle], list[str]]] = {
     "secret": secret_problems,
     "settings": settings_problems,
     "filesystem": filesystem_problems,
+    "membership": membership_problems,
 }
 
 
-def _set_env(b: Bundle, name: str, value: str) -> None:
+def env_var(b: Bundle, name: str) -> dict[str, Any]:
     (var,) = [v for v in worker(b)["env"] if v["name"] == name]
-    var["value"] = value
+    assert isinstance(var, dict)
+    return var
+
+
+def _set_env(b: Bundle, name: str, value: str) -> None:
+    env_var(b, name)["value"] = value
+
+
+def _instance_id_from(b: Bundle, field: str) -> None:
+    env_var(b, INSTANCE_ID)["valueFrom"]["fieldRef"]["fieldPath"] = field
 
 
 BREAKS: list[tuple[str, str, Callable[[Bundle], None]]] = [
@@ -456,6 +509,41 @@ BREAKS: list[tuple[str, str, Callable[[Bundle], None]]] = [
         "filesystem",
         "writable root",
         lambda b: worker(b)["securityContext"].update(readOnlyRootFilesystem=False),
+    ),
+    ("membership", "a Deployment", lambda b: b[WORKLOAD].update(kind="Deployment")),
+    # a new uid with every pod: the restarted worker would be a new member
+    (
+        "membership",
+        "instance id from the pod's uid",
+        lambda b: _instance_id_from(b, "metadata.uid"),
+    ),
+    (
+        "membership",
+        "one instance id for every pod",
+        lambda b: b["ConfigMap"]["data"].update({INSTANCE_ID: "livepulse"}),
+    ),
+    (
+        "membership",
+        "instance id a fixed value",
+        lambda b: worker(b)["env"].__setitem__(
+            [v["name"] for v in worker(b)["env"]].index(INSTANCE_ID),
+            {"name": INSTANCE_ID, "value": "livepulse-worker-0"},
+        ),
+    ),
+    (
+        "membership",
+        "serviceName names no Service of the bundle",
+        lambda b: b[WORKLOAD]["spec"].update(serviceName="livepulse"),
+    ),
+    (
+        "membership",
+        "governing Service not headless",
+        lambda b: b["Service"]["spec"].pop("clusterIP"),
+    ),
+    (
+        "settings",
+        "a pod name that is no group instance id",
+        lambda b: b[WORKLOAD]["metadata"].update(name="livepulse worker"),
     ),
 ]
 
@@ -532,3 +620,23 @@ def test_the_example_secret_is_marked_as_a_placeholder() -> None:
     assert "data" not in secret
     assert all("REPLACE-ME" in value for value in secret["stringData"].values())
     assert "EXAMPLE ONLY" in (K8S / EXAMPLE_SECRET).read_text()
+
+
+def test_each_pod_joins_the_group_as_a_static_member_named_after_itself() -> None:
+    b = bundle()
+    workload = b[WORKLOAD]
+    settings = load_settings(
+        env={k: v for k, v in container_env(b).items() if k not in FILE_SETTINGS}
+        | {"LIVEPULSE_SECURITY_PROTOCOL": "PLAINTEXT", "LIVEPULSE_SASL_USERNAME": ""}
+    )
+    assert settings.group_instance_id == "livepulse-worker-0"
+    # every replica's name is a valid id of its own
+    names = [f"{workload['metadata']['name']}-{i}" for i in range(workload["spec"]["replicas"])]
+    assert len({load_settings(env={INSTANCE_ID: n}).group_instance_id for n in names}) == len(names)
+    # longer than the worker's default, so a pod replaced in a rollout is back in time
+    assert settings.session_timeout_seconds > load_settings(env={}).session_timeout_seconds
+    # pods are replaced one at a time under their own names, and hold no volume claims
+    # (the state is in Kafka), so a pod can come back on any node
+    assert workload["spec"]["updateStrategy"] == {"type": "RollingUpdate"}
+    assert workload["spec"]["podManagementPolicy"] == "Parallel"
+    assert "volumeClaimTemplates" not in workload["spec"]

@@ -195,3 +195,37 @@ def test_the_password_file_gives_its_first_line(tmp_path: Path) -> None:
 def test_check_hostname_reads_the_usual_words(raw: str, value: bool) -> None:
     settings = load_settings(env={"LIVEPULSE_SSL_CHECK_HOSTNAME": raw})
     assert settings.ssl_check_hostname is value
+
+
+def test_group_instance_id_is_off_unless_set(tmp_path: Path) -> None:
+    assert load_settings(env={}).group_instance_id == ""
+    pod_name = "livepulse-worker-0"  # a StatefulSet pod's name, as the manifests pass it
+    env = load_settings(env={"LIVEPULSE_GROUP_INSTANCE_ID": pod_name})
+    assert env.group_instance_id == pod_name
+    config = tmp_path / "c.toml"
+    config.write_text('[livepulse]\ngroup_instance_id = "host-7.worker_A"\n')
+    assert load_settings(env={}, config_path=config).group_instance_id == "host-7.worker_A"
+    longest = "w" * 249
+    assert load_settings(env={"LIVEPULSE_GROUP_INSTANCE_ID": longest}).group_instance_id == longest
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["worker 0", " worker-0", "worker-0\n", "w/0", "wörker", "w:0", ".", "..", "w" * 250],
+)
+def test_a_bad_group_instance_id_names_the_setting(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"LIVEPULSE_GROUP_INSTANCE_ID": value})
+    assert str(info.value) == (
+        "LIVEPULSE_GROUP_INSTANCE_ID: expected empty, or 1-249 of the characters "
+        f"a-z A-Z 0-9 . _ - (not '.' or '..'), got {value!r}"
+    )
+
+
+def test_a_bad_group_instance_id_in_the_file_names_the_setting(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("group_instance_id = 7\n")  # coerced to "7": a valid id
+    assert load_settings(env={}, config_path=config).group_instance_id == "7"
+    config.write_text('group_instance_id = "a b"\n')
+    with pytest.raises(ConfigError, match=r"^LIVEPULSE_GROUP_INSTANCE_ID: expected empty"):
+        load_settings(env={}, config_path=config)

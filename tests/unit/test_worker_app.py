@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from processor.metrics import Metrics
 from processor.settings import Settings
-from processor.worker.app import LivepulseWorker, create_app
+from processor.worker.app import LivepulseWorker, create_app, group_options
 
 SETTINGS = Settings(app_id="unit-app", events_topic="ev")
 
@@ -27,6 +28,26 @@ def test_the_app_boots_without_fausts_per_record_consumer() -> None:
     services = list(app.boot_strategy.server())
     assert app.producer in services and app.agents in services
     assert not {app.consumer, app.topics, app.tables} & set(services)
+
+
+def test_the_consumer_is_a_static_member_only_with_a_group_instance_id() -> None:
+    dynamic = group_options(SETTINGS)
+    static = group_options(Settings(app_id="unit-app", group_instance_id="livepulse-worker-0"))
+    assert dynamic["group_instance_id"] is None  # aiokafka's "dynamic membership"
+    assert static["group_instance_id"] == "livepulse-worker-0"
+    assert {k: v for k, v in static.items() if k != "group_instance_id"} == {
+        k: v for k, v in dynamic.items() if k != "group_instance_id"
+    }
+    assert static["group_id"] == "unit-app"
+    assert static["session_timeout_ms"] == 10_000 and static["heartbeat_interval_ms"] == 2_500
+    # a long session (static members want one) does not slow every rebalance down
+    long_session = group_options(Settings(session_timeout_seconds=90.0))
+    assert (long_session["session_timeout_ms"], long_session["heartbeat_interval_ms"]) == (
+        90_000,
+        3_000,
+    )
+    # every option is one aiokafka's consumer takes
+    assert set(static) <= set(inspect.signature(AIOKafkaConsumer).parameters)
 
 
 class FakeStore:
