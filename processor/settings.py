@@ -53,6 +53,10 @@ class Settings:
     # Static group membership (KIP-345): a worker restarted with the same id gets its
     # partitions back at once, without a rebalance. Empty: dynamic membership.
     group_instance_id: str = ""
+    # How the worker's producer compresses what it writes (checkpoints above all): on the
+    # heavy workload lz4 cut the bytes written about fourfold, and sending bytes, loopback
+    # included, costs more CPU than lz4 does.
+    compression: str = "lz4"
     usd_per_coin: float = 0.005
     max_record_bytes: int = 65_536
     top_k: int = 10
@@ -152,6 +156,8 @@ def _is_group_instance_id(value: object) -> bool:
     )
 
 
+COMPRESSIONS = ("none", "lz4", "zstd", "snappy", "gzip")
+
 _GOALS = _Rule(_is_goals, "positive integers in ascending order, comma-separated (or empty)")
 _STRING = _Rule(lambda v: isinstance(v, str), "a string")
 _NON_EMPTY = _Rule(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
@@ -188,6 +194,7 @@ _RULES: dict[str, _Rule] = {
         _is_group_instance_id,
         "empty, or 1-249 of the characters a-z A-Z 0-9 . _ - (not '.' or '..')",
     ),
+    "compression": _Rule(lambda v: v in COMPRESSIONS, "one of " + ", ".join(COMPRESSIONS)),
     "hysteresis": _Rule(lambda v: isinstance(v, float) and 0.0 <= v < 1.0, "a fraction 0 <= h < 1"),
     "usd_per_coin": _Rule(lambda v: isinstance(v, float) and v >= 0.0, "a number >= 0"),
     "max_record_bytes": _POSITIVE_INT,

@@ -545,6 +545,7 @@ def create_app(settings: Settings, metrics: Metrics, probes: Probes | None = Non
         datadir=settings.data_dir,
         web_enabled=False,  # metrics have their own server; Faust's web exposes tables.
         producer_acks=-1,
+        producer_compression_type=None if settings.compression == "none" else settings.compression,
         # dead letters carry whole input records (up to LIVEPULSE_MAX_RECORD_BYTES)
         producer_max_request_size=16 * 1024 * 1024,
         topic_partitions=4,

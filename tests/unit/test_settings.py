@@ -128,6 +128,10 @@ SASL_SSL = {"LIVEPULSE_SECURITY_PROTOCOL": "SASL_SSL", "LIVEPULSE_SASL_USERNAME"
             {"LIVEPULSE_SSL_CHECK_HOSTNAME": "maybe"},
             "LIVEPULSE_SSL_CHECK_HOSTNAME: expected true or false, got 'maybe'",
         ),
+        (
+            {"LIVEPULSE_COMPRESSION": "lz5"},
+            "LIVEPULSE_COMPRESSION: expected one of none, lz4, zstd, snappy, gzip, got 'lz5'",
+        ),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from dataclasses import replace
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
@@ -28,6 +30,12 @@ def test_the_app_boots_without_fausts_per_record_consumer() -> None:
     services = list(app.boot_strategy.server())
     assert app.producer in services and app.agents in services
     assert not {app.consumer, app.topics, app.tables} & set(services)
+
+
+@pytest.mark.parametrize(("setting", "codec"), [("lz4", "lz4"), ("zstd", "zstd"), ("none", None)])
+def test_the_producer_compresses_as_the_setting_says(setting: str, codec: str | None) -> None:
+    app = create_app(replace(SETTINGS, compression=setting), Metrics(CollectorRegistry()))
+    assert app.conf.producer_compression_type == codec
 
 
 def test_the_consumer_is_a_static_member_only_with_a_group_instance_id() -> None:
