@@ -26,7 +26,7 @@ class Summary:
 
     def __init__(self) -> None:
         self.likers: dict[str, int] | None = None
-        self.gifters: dict[str, list[int]] | None = None  # user -> [coins, gifts]
+        self.gifters: dict[str, tuple[int, int]] | None = None  # user -> (coins, gifts)
         self.exact = True
         # once a summary is full, a min-heap of (value, user) finds the entry to evict in
         # O(log n) instead of a scan: every change pushes, stale entries are skipped when
@@ -85,12 +85,11 @@ class Summary:
         """Attribute ``coins`` from ``gifts`` gifts to ``user``."""
         gifters = self.gifters
         if gifters is None:
-            self.gifters = {user: [coins, gifts]}
+            self.gifters = {user: (coins, gifts)}
             return
         held = gifters.get(user)
         if held is not None:
-            held[0] += coins
-            held[1] += gifts
+            gifters[user] = held = (held[0] + coins, held[1] + gifts)
             heap = self._gifter_heap
             if heap is not None:
                 if len(heap) > 2 * capacity + 16:
@@ -99,7 +98,7 @@ class Summary:
                 else:
                     heappush(heap, (held[0], user))
         elif len(gifters) < capacity:
-            gifters[user] = [coins, gifts]
+            gifters[user] = (coins, gifts)
         else:
             heap = self._gifter_heap
             if heap is None:
@@ -111,7 +110,7 @@ class Summary:
                 if found is not None and found[0] == least:
                     break
             old_coins, old_gifts = gifters.pop(victim)
-            gifters[user] = [old_coins + coins, old_gifts + gifts]
+            gifters[user] = (old_coins + coins, old_gifts + gifts)
             heappush(heap, (old_coins + coins, user))
             self.exact = False
 
@@ -133,7 +132,7 @@ class Summary:
         if likers:
             summary.likers = likers
         if gifters:
-            summary.gifters = {u: [c, g] for u, (c, g) in gifters.items()}
+            summary.gifters = gifters
         return summary
 
 

@@ -37,7 +37,7 @@ _start_decoder = msgspec.msgpack.Decoder(_Start)
 def seal(start: int, summary: Summary) -> bytes:
     """The bytes of the minute starting at ``start``."""
     # the summary's own dicts: encoded at once, so no copy is needed
-    record = PaneRecord(start, summary.exact, summary.likers or {}, summary.gifters or {})  # type: ignore[arg-type]  # lists encode as tuples do
+    record = PaneRecord(start, summary.exact, summary.likers or {}, summary.gifters or {})
     return _encoder.encode(record)
 
 

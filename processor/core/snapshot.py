@@ -157,7 +157,7 @@ def _summary(start: int, summary: Summary) -> SummarySnapshot:
         start,
         summary.exact,
         summary.likers or {},
-        summary.gifters or {},  # type: ignore[arg-type]  # lists encode as tuples do
+        summary.gifters or {},
     )
 
 

@@ -364,20 +364,21 @@ class SlidingTotals:
             and len(starts) == len(rows)
             and all(oldest <= start <= current_bucket and not start % step_ms for start in starts)
         ):  # as this code writes them: each row to its own slot, in one go
-            values = [0] * (3 * n)
-            used = 0
+            ring = window.ring
+            used = likes_sum = gifts_sum = coins_sum = 0
             for start, likes, gifts, coins in rows:
                 i = start // step_ms % n
-                values[i], values[n + i], values[2 * n + i] = likes, gifts, coins
+                try:
+                    ring[i], ring[n + i], ring[2 * n + i] = likes, gifts, coins
+                except OverflowError:
+                    ring = window._widen()
+                    ring[i], ring[n + i], ring[2 * n + i] = likes, gifts, coins
                 used |= 1 << i
-            try:
-                window.ring = array("i", values)
-            except OverflowError:
-                window.ring = array("q", values)
+                likes_sum += likes
+                gifts_sum += gifts
+                coins_sum += coins
             window.used = used
-            window.likes = sum(values[:n])
-            window.gifts = sum(values[n : 2 * n])
-            window.coins = sum(values[2 * n :])
+            window.likes, window.gifts, window.coins = likes_sum, gifts_sum, coins_sum
             return window
         for start, likes, gifts, coins in rows:
             window.add(start, likes, gifts, coins)

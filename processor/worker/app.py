@@ -375,8 +375,10 @@ class LivepulseWorker:
         for partition in partitions:
             records = found.get(partition, [])
             try:
-                state = PartitionState.restore(
-                    partition, records, self.config, self.routes, wall_ms
+                # in a thread: decoding 100k streams takes seconds, and the event loop
+                # must go on heartbeating meanwhile, or the group expels this member
+                state = await asyncio.to_thread(
+                    PartitionState.restore, partition, records, self.config, self.routes, wall_ms
                 )
             except SnapshotError as exc:
                 raise FatalError(

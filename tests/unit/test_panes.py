@@ -13,7 +13,7 @@ from tests.unit.test_engine import CONFIG  # 60 s tier window, 60 s minutes, 10 
 MINUTE = 60_000
 
 
-def summary(likers: dict[str, int], gifters: dict[str, list[int]], exact: bool) -> Summary:
+def summary(likers: dict[str, int], gifters: dict[str, tuple[int, int]], exact: bool) -> Summary:
     found = Summary()
     found.likers, found.gifters, found.exact = likers or None, gifters or None, exact
     return found
@@ -24,12 +24,12 @@ def summary(likers: dict[str, int], gifters: dict[str, list[int]], exact: bool) 
     [
         ({}, {}, True),
         ({"ann": 15}, {}, True),
-        ({}, {"bob": [44_999, 1]}, True),
-        ({"ann": 3, "bob": 2**40}, {"cy": [2**33, 7], "ann": [1, 1]}, False),
+        ({}, {"bob": (44_999, 1)}, True),
+        ({"ann": 3, "bob": 2**40}, {"cy": (2**33, 7), "ann": (1, 1)}, False),
     ],
 )
 def test_a_sealed_minute_unseals_to_the_same_summary(
-    likers: dict[str, int], gifters: dict[str, list[int]], exact: bool
+    likers: dict[str, int], gifters: dict[str, tuple[int, int]], exact: bool
 ) -> None:
     sealed = panes.seal(T0, summary(likers, gifters, exact))
     assert panes.start_of(sealed) == T0
