@@ -547,6 +547,11 @@ def create_app(settings: Settings, metrics: Metrics, probes: Probes | None = Non
         datadir=settings.data_dir,
         web_enabled=False,  # metrics have their own server; Faust's web exposes tables.
         producer_acks=-1,
+        # Checkpoints come in bursts of thousands of records: Faust's 16 KiB batches sent
+        # with no linger made a produce request, and a loopback write, of every few dozen.
+        # 1 MiB batches and 5 ms of linger: 13k -> 26-35k events/s on the heavy workload.
+        producer_max_batch_size=1024 * 1024,
+        producer_linger=0.005,
         producer_compression_type=None if settings.compression == "none" else settings.compression,
         # dead letters carry whole input records (up to LIVEPULSE_MAX_RECORD_BYTES)
         producer_max_request_size=16 * 1024 * 1024,
