@@ -55,10 +55,10 @@ integration: $(STAMP) system-deps kafka-fetch  ## tests against a real broker th
 test: $(STAMP) system-deps kafka-fetch lint  ## everything CI runs: lint, unit and integration tests
 	$(BIN)/pytest -q tests
 
-bench: $(BENCH_STAMP) kafka-fetch  ## benchmark vs ceiling, Faust, Quix Streams on 2M events (own broker on :39092; 10-25 min)
+bench: $(BENCH_STAMP) kafka-fetch  ## livepulse vs ceiling, Faust, Quix, Kafka Streams on the heavy and simulator workloads, 2M events each (own broker on :39092; 30-40 min)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-bench-quick: $(BENCH_STAMP) kafka-fetch  ## the same on 1M events, 1,000 streams (about 4 min)
+bench-quick: $(BENCH_STAMP) kafka-fetch  ## the same on 1M events each, without Faust (about 10 min)
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 clean:  ## remove the virtualenv and local broker data (not the fetched jars)
