@@ -58,7 +58,7 @@ test: $(STAMP) system-deps kafka-fetch lint  ## everything CI runs: lint, unit a
 bench: $(BENCH_STAMP) kafka-fetch  ## livepulse vs ceiling, Faust, Quix, Kafka Streams on the heavy and simulator workloads, 2M events each (own broker on :39092; 30-40 min)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-bench-quick: $(BENCH_STAMP) kafka-fetch  ## the same on 1M events each, without Faust (about 10 min)
+bench-quick: $(BENCH_STAMP) kafka-fetch  ## the same on 1M events each, without Faust, 40 s cap (8-12 min)
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 clean:  ## remove the virtualenv and local broker data (not the fetched jars)

@@ -111,9 +111,9 @@ class Profile:
 
 FULL = Profile(2_000_000, 10_000, 8, 900.0, 150.0, 60.0, CONTENDERS)
 # 1M events a workload: the batched worker needs several seconds of work to time at all;
-# a contender stops at a 60 s cap and reports its rate so far; no Faust (about 1,000 ev/s).
+# a contender stops at a 40 s cap and reports its rate so far; no Faust (about 1,000 ev/s).
 QUICK = Profile(
-    1_000_000, 1_000, 4, 60.0, 15.0, 15.0, tuple(c for c in CONTENDERS if "faust" not in c)
+    1_000_000, 1_000, 4, 40.0, 15.0, 15.0, tuple(c for c in CONTENDERS if "faust" not in c)
 )
 
 
@@ -125,7 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog=(
             "examples:\n"
             "  make bench                       # full run (about 20 min the first time)\n"
-            "  make bench-quick                 # 1M events a workload: about 10 min\n"
+            "  make bench-quick                 # 1M events a workload: 8-12 min\n"
             "  python -m bench.run --only ceiling,livepulse --events 500000\n"
             "  python -m bench.run --quick --workload heavy --port 39192 --controller-port 39193\n"
             "  python -m bench.run --keep-broker   # leave the bench broker up for reruns\n\n"
