@@ -64,4 +64,4 @@ bench-quick: $(BENCH_STAMP) kafka-fetch  ## the same on 1M events each, without 
 clean:  ## remove the virtualenv and local broker data (not the fetched jars)
 	bash deploy/kafka/kafka.sh down || true
 	LIVEPULSE_KAFKA_HOME=.local/kafka-bench LIVEPULSE_KAFKA_PORT=39092 bash deploy/kafka/kafka.sh down || true
-	rm -rf $(VENV) .local/kafka/data .local/kafka-test-* .local/kafka-bench .local/bench .local/worker .local/run
+	rm -rf $(VENV) .local/kafka/data .local/kafka-test-* .local/kafka-bench .local/bench .local/worker .local/run bench/kstreams/target
