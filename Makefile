@@ -55,13 +55,13 @@ integration: $(STAMP) system-deps kafka-fetch  ## tests against a real broker th
 test: $(STAMP) system-deps kafka-fetch lint  ## everything CI runs: lint, unit and integration tests
 	$(BIN)/pytest -q tests
 
-bench: $(BENCH_STAMP) kafka-fetch  ## benchmark vs ceiling, Faust, Quix Streams on 2M events (own broker on :39092; 10-25 min)
+bench: $(BENCH_STAMP) kafka-fetch  ## livepulse vs ceiling, Faust, Quix, Kafka Streams on the heavy and simulator workloads, 2M events each (own broker on :39092; 30-40 min)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-bench-quick: $(BENCH_STAMP) kafka-fetch  ## the same on 1M events, 1,000 streams (about 4 min)
+bench-quick: $(BENCH_STAMP) kafka-fetch  ## the same on 1M events each, without Faust, 40 s cap (8-12 min)
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 clean:  ## remove the virtualenv and local broker data (not the fetched jars)
 	bash deploy/kafka/kafka.sh down || true
 	LIVEPULSE_KAFKA_HOME=.local/kafka-bench LIVEPULSE_KAFKA_PORT=39092 bash deploy/kafka/kafka.sh down || true
-	rm -rf $(VENV) .local/kafka/data .local/kafka-test-* .local/kafka-bench .local/bench .local/worker .local/run
+	rm -rf $(VENV) .local/kafka/data .local/kafka-test-* .local/kafka-bench .local/bench .local/worker .local/run bench/kstreams/target

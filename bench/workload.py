@@ -1,4 +1,10 @@
-"""The benchmark workload: the simulator's deterministic events, pre-filled onto a topic once.
+"""The benchmark workloads, deterministic, pre-filled onto a topic once each.
+
+``simulator``: the simulator's events (``processor/simulator/generator.py``), gentle: a
+stream's users are few. ``heavy``: bench/heavy.py's platform-like records (10,000
+lognormal streams, 100,000 users, all live), the one the targets are judged on. Records
+are keyed by stream id and spread over the partitions by Kafka's default partitioner
+(murmur2 of the key: aiokafka's producer, given a key).
 
 The topic name carries a hash of everything that decides its content (the workload
 parameters and the generator's source), so a later run reuses it when nothing changed and
@@ -24,29 +30,49 @@ from bench.common import LOCAL, ROOT, create_topics, delete_topics, end_offsets,
 
 # A fixed virtual clock start: the same events, byte for byte, on every run.
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-GENERATOR_SOURCE = ROOT / "processor" / "simulator" / "generator.py"
+GENERATORS = {
+    "simulator": ROOT / "processor" / "simulator" / "generator.py",
+    "heavy": ROOT / "bench" / "heavy.py",
+}
 META_FILE = LOCAL / "workloads.json"
 CHUNK = 5_000
 
 
 @dataclass(frozen=True)
 class Workload:
-    """What is on the bench topic. ``rate`` is the simulator's virtual event rate."""
+    """What is on a bench topic. ``rate`` is the generator's virtual events/s."""
 
     events: int
     streams: int
     partitions: int
     seed: int = 1
     rate: float = 10_000.0
+    kind: str = "simulator"  # or "heavy" (its users and sigma are bench.heavy's defaults)
+
+    @classmethod
+    def heavy(cls, events: int, partitions: int = 8) -> Workload:
+        from bench.heavy import Heavy
+
+        h = Heavy(events=events)
+        return cls(events, h.streams, partitions, h.seed, h.rate, "heavy")
 
     def config_hash(self) -> str:
-        source = hashlib.sha256(GENERATOR_SOURCE.read_bytes()).hexdigest()
+        source = hashlib.sha256(GENERATORS[self.kind].read_bytes()).hexdigest()
         doc = json.dumps({**asdict(self), "start_ms": START_MS, "generator": source})
         return hashlib.sha256(doc.encode()).hexdigest()[:12]
 
     @property
     def topic(self) -> str:
-        return f"bench.events.{self.config_hash()}"
+        return f"bench.{'events' if self.kind == 'simulator' else self.kind}.{self.config_hash()}"
+
+    def records(self) -> Iterator[tuple[bytes, bytes]]:
+        if self.kind == "heavy":
+            from bench import heavy
+
+            return heavy.records(
+                heavy.Heavy(self.events, self.streams, seed=self.seed, rate=self.rate)
+            )
+        return records(self.simulation())
 
     def simulation(self, start_ms: int = START_MS, events: int | None = None) -> Any:
         from processor.simulator.generator import SimulationConfig
@@ -71,11 +97,11 @@ def records(config: Any) -> Iterator[tuple[bytes, bytes]]:
         yield event["stream_id"].encode(), encode_event(event)
 
 
-def _generate_into(conn: Connection, config: Any) -> None:
+def _generate_into(conn: Connection, workload: Workload) -> None:
     """Child process: generate the events and send them in chunks through a pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
     chunk: list[tuple[bytes, bytes]] = []
-    for record in records(config):
+    for record in workload.records():
         chunk.append(record)
         if len(chunk) >= CHUNK:
             conn.send(chunk)
@@ -149,14 +175,13 @@ async def _wait_gone(bootstrap: str, topic: str) -> None:
 async def _fill(bootstrap: str, workload: Workload) -> float:
     """Generator in a child process (one core), aiokafka producer here (the other)."""
     say(
-        f"pre-filling {workload.topic}: {workload.events:,} events, {workload.streams:,} streams, "
-        f"{workload.partitions} partitions (generator in a child process, batched producer)"
+        f"pre-filling {workload.topic} ({workload.kind}): {workload.events:,} events, "
+        f"{workload.streams:,} streams, {workload.partitions} partitions (generator in a child "
+        "process, batched producer)"
     )
     ctx = mp.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(
-        target=_generate_into, args=(sender, workload.simulation()), name="bench-generator"
-    )
+    child = ctx.Process(target=_generate_into, args=(sender, workload), name="bench-generator")
     child.start()
     sender.close()
     producer = AIOKafkaProducer(
