@@ -13,7 +13,7 @@ in it. The summary says it is no longer exact.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 
 LikerRow = tuple[str, int]  # user, likes
 GifterRow = tuple[str, int, int]  # user, coins, gifts
@@ -72,13 +72,14 @@ class Summary:
             if heap is None:
                 self._liker_heap = heap = [(v, u) for u, v in likers.items()]
                 heapify(heap)
-            while True:  # the least (value, user) still current
-                least, victim = heappop(heap)
+            while True:  # the least (value, user) still current; stale entries go
+                least, victim = heap[0]
                 if likers.get(victim) == least:
                     break
+                heappop(heap)
             del likers[victim]
             likers[user] = held = least + likes
-            heappush(heap, (held, user))
+            heapreplace(heap, (held, user))  # one sift instead of a pop and a push
             self.exact = False
 
     def gift(self, user: str, coins: int, gifts: int, capacity: int) -> None:
@@ -105,13 +106,14 @@ class Summary:
                 self._gifter_heap = heap = [(v[0], u) for u, v in gifters.items()]
                 heapify(heap)
             while True:
-                least, victim = heappop(heap)
+                least, victim = heap[0]
                 found = gifters.get(victim)
                 if found is not None and found[0] == least:
                     break
+                heappop(heap)
             old_coins, old_gifts = gifters.pop(victim)
             gifters[user] = (old_coins + coins, old_gifts + gifts)
-            heappush(heap, (old_coins + coins, user))
+            heapreplace(heap, (old_coins + coins, user))
             self.exact = False
 
     def liker_rows(self) -> list[LikerRow]:
