@@ -19,7 +19,6 @@ records hold.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Sequence
@@ -163,8 +162,6 @@ class LivepulseWorker:
         self.consumer: AIOKafkaConsumer | None = None
         self.assigned: set[int] | None = None  # None until the group first assigns
         self.rebalancing = False
-        # restoring newly assigned partitions, paused meanwhile (see on_assigned)
-        self.restoring: asyncio.Task[None] | None = None
         self.fatal: FatalError | None = None
         self.on_fatal: Any = None  # set by the CLI: stops the Faust worker
         # the keep_counts agent's input: one fetch at a time, each awaited until applied
@@ -328,11 +325,6 @@ class LivepulseWorker:
                 self.committed.pop(partition, None)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Take the assignment; restore the new partitions in the background, paused.
-
-        Not in this callback: aiokafka sends no heartbeat until it returns, and restoring
-        100,000 streams can outlast the session timeout, when the group would expel this
-        member and rebalance again, and again (seen with a 6 s session)."""
         self.rebalancing = True
         async with self.lock:
             self.epoch += 1
@@ -340,43 +332,13 @@ class LivepulseWorker:
             for partition in set(self.partitions) - mine:
                 del self.partitions[partition]
             new = sorted(mine - set(self.partitions))
+            if new and self.fatal is None:
+                try:
+                    await self.restore(new)
+                except FatalError as exc:
+                    self.stop_with(exc)
             self.assigned = mine
-            if not new or self.fatal is not None:
-                self.rebalancing = False
-                return
-            if self.consumer is not None:
-                self.consumer.pause(*self._topic_partitions(new))
-            self.restoring = asyncio.ensure_future(self._restore_paused(new, self.epoch))
-
-    def _topic_partitions(self, partitions: list[int]) -> list[TopicPartition]:
-        return [TopicPartition(self.settings.events_topic, p) for p in partitions]
-
-    async def _restore_paused(self, partitions: list[int], epoch: int) -> None:
-        """Restore ``partitions``, then let them be fetched again, from the first record
-        their checkpoint does not hold; unless a rebalance came meanwhile (it restores
-        what it assigns anew)."""
-        try:
-            states = await self.restore(partitions)
-        except FatalError as exc:
-            self.stop_with(exc)
-            return
-        async with self.lock:
-            if epoch != self.epoch or self.fatal is not None:
-                return
-            self.partitions.update(states)
-            consumer = self.consumer
-            if consumer is not None:
-                for partition, state in states.items():
-                    if state.applied >= 0:
-                        tp = TopicPartition(self.settings.events_topic, partition)
-                        consumer.seek(tp, state.applied + 1)
-                consumer.resume(*self._topic_partitions(partitions))
             self.rebalancing = False
-
-    async def wait_restored(self) -> None:
-        """Until the restore under way, if any, is done."""
-        while self.restoring is not None and not self.restoring.done():
-            await asyncio.shield(self.restoring)
 
     def readiness(self) -> Status:
         """What ``/readyz`` answers: ready once connected, in the group, and every
@@ -399,9 +361,8 @@ class LivepulseWorker:
             "assigned and restored",
         )
 
-    async def restore(self, partitions: list[int]) -> dict[int, PartitionState]:
-        """Partitions as their checkpoint records leave them (one read of the state
-        topic); raises :class:`FatalError` when one cannot be read."""
+    async def restore(self, partitions: list[int]) -> None:
+        """Restore partitions from their checkpoint records (one read of the state topic)."""
         started = time.monotonic()
         try:
             found = await self.store.read(partitions)
@@ -411,7 +372,6 @@ class LivepulseWorker:
                 f"(partitions {partitions}): {type(exc).__name__}: {exc}"
             ) from exc
         wall_ms = int(time.time() * 1000)
-        restored: dict[int, PartitionState] = {}
         for partition in partitions:
             records = found.get(partition, [])
             try:
@@ -432,7 +392,7 @@ class LivepulseWorker:
             # (its commit failed in the rebalance): commit it at the next commit, or the
             # committed offset of a partition with no new input would stay behind for good
             state.dirty = state.applied >= 0
-            restored[partition] = state
+            self.partitions[partition] = state
             log.info(
                 "partition %d restored at offset %d: %d streams, %d ended, from %d records",
                 partition,
@@ -442,7 +402,6 @@ class LivepulseWorker:
                 len(records),
             )
         self.metrics.record_restore(time.monotonic() - started)
-        return restored
 
     def stop_with(self, error: FatalError) -> None:
         """Stop the worker: it must not process records it cannot process correctly."""
@@ -560,10 +519,6 @@ class BatchConsumer(mode.Service):
         """
         worker = self.worker
         consumer, worker.consumer = worker.consumer, None
-        if worker.restoring is not None and not worker.restoring.done():
-            worker.restoring.cancel()  # its partitions were never processed here
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker.restoring
         try:
             await asyncio.wait_for(worker.lock.acquire(), STOP_TIMEOUT_S)
         except TimeoutError:

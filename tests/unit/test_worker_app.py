@@ -58,12 +58,6 @@ def test_the_consumer_is_a_static_member_only_with_a_group_instance_id() -> None
     assert set(static) <= set(inspect.signature(AIOKafkaConsumer).parameters)
 
 
-async def assign(worker: LivepulseWorker, assigned: set[TopicPartition]) -> None:
-    """A rebalance's assignment, and the restore it starts in the background."""
-    await worker.on_assigned(assigned)
-    await worker.wait_restored()
-
-
 class FakeStore:
     def __init__(self, logs: dict[int, list[tuple[bytes, bytes | None]]]) -> None:
         self.logs = logs
@@ -79,7 +73,7 @@ def test_a_snapshot_that_cannot_be_read_stops_the_worker_naming_topic_and_partit
     stopped: list[Exception] = []
     worker.on_fatal = stopped.append
     assigned = {TopicPartition("ev", p) for p in range(4)}
-    asyncio.run(assign(worker, assigned))
+    asyncio.run(worker.on_assigned(assigned))
 
     assert worker.fatal is not None and stopped == [worker.fatal]
     message = str(worker.fatal)
@@ -94,7 +88,7 @@ def test_a_snapshot_that_cannot_be_read_stops_the_worker_naming_topic_and_partit
 def test_partitions_restore_from_their_snapshots_on_assignment() -> None:
     _, worker = new_worker()
     worker.store = FakeStore({})  # type: ignore[assignment]
-    asyncio.run(assign(worker, {TopicPartition("ev", 1), TopicPartition("other", 0)}))
+    asyncio.run(worker.on_assigned({TopicPartition("ev", 1), TopicPartition("other", 0)}))
     assert worker.fatal is None
     assert list(worker.partitions) == [1]
     assert worker.partitions[1].applied == -1
@@ -127,7 +121,7 @@ def test_a_restored_checkpoint_is_committed_even_with_no_new_input() -> None:
     _, worker = new_worker()
     engine = Engine(worker.config)
     worker.store = FakeStore({0: snapshot.full(engine, 41)})  # type: ignore[assignment]
-    asyncio.run(assign(worker, {TopicPartition("ev", 0), TopicPartition("ev", 1)}))
+    asyncio.run(worker.on_assigned({TopicPartition("ev", 0), TopicPartition("ev", 1)}))
     assert worker.partitions[0].applied == 41 and worker.partitions[0].dirty
     assert not worker.partitions[1].dirty  # nothing restored, nothing to commit
     committed: list[dict[TopicPartition, int]] = []
@@ -153,37 +147,3 @@ def test_a_restored_checkpoint_is_committed_even_with_no_new_input() -> None:
     asyncio.run(commit())
     assert written == [b"p"]  # the partition record again: nothing changed
     assert committed == [{TopicPartition("ev", 0): 42}]
-
-
-def test_a_new_partition_is_paused_while_restored_then_read_from_its_checkpoint() -> None:
-    """The restore runs after the rebalance callback (aiokafka heartbeats only once it has
-    returned); the partition's records wait, paused, and are read from the first one its
-    checkpoint does not hold, whatever offset the group had committed."""
-    from processor.core import snapshot
-    from processor.core.engine import Engine
-
-    calls: list[tuple[str, object]] = []
-
-    class Consumer:
-        def pause(self, *tps: TopicPartition) -> None:
-            calls.append(("pause", sorted(tp.partition for tp in tps)))
-
-        def resume(self, *tps: TopicPartition) -> None:
-            calls.append(("resume", sorted(tp.partition for tp in tps)))
-
-        def seek(self, tp: TopicPartition, offset: int) -> None:
-            calls.append(("seek", (tp.partition, offset)))
-
-    _, worker = new_worker()
-    worker.consumer = Consumer()  # type: ignore[assignment]
-    worker.store = FakeStore({0: snapshot.full(Engine(worker.config), 41)})  # type: ignore[assignment]
-
-    async def assign_and_look() -> list[int]:
-        await worker.on_assigned({TopicPartition("ev", 0), TopicPartition("ev", 1)})
-        before = list(worker.partitions)
-        await worker.wait_restored()
-        return before
-
-    assert asyncio.run(assign_and_look()) == []  # nothing processed before it is restored
-    assert sorted(worker.partitions) == [0, 1]
-    assert calls == [("pause", [0, 1]), ("seek", (0, 42)), ("resume", [0, 1])]
