@@ -408,9 +408,9 @@ def latest(records: Iterable[Record]) -> Iterator[Record]:
 def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Checkpoint:
     """Rebuild a partition's engine from its checkpoint records in log order (a compacted
     topic's content, older versions and tombstones included), with what idle time did by
-    the last checkpoint's tick recomputed. Idle clocks go on from where they stood (those
-    of format 4 streams, which kept none, restart at ``wall_ms``). Raises
-    :class:`SnapshotError` on a record of another format or corrupt."""
+    the last checkpoint's tick recomputed; idle clocks go on at ``wall_ms`` from where that
+    tick left them (downtime is not idle time). Raises :class:`SnapshotError` on a record
+    of another format or corrupt."""
     engine = Engine(config)
     offset = ticked_ms = -1
     states: dict[str, StreamRecord] = {}
@@ -452,8 +452,8 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
         covered[stream_id] = found.offset
         if at != GONE:  # GONE: forgotten, from livepulse before markers kept the time
             ended.append((end_offset, order, stream_id, at))
-    # a format 4 stream kept no idle clock: it restarts now
-    unknown_seen = wall_ms
+    # a format 4 stream kept no idle clock: it restarts now (at the tick, shifted to now)
+    unknown_seen = wall_ms if ticked_ms < 0 else ticked_ms
     for stream_id, state in states.items():
         if stream_id in covered:
             # ended after this state was written, and a crash came before its tombstone
@@ -475,19 +475,23 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
         else:
             engine.ended[stream_id] = at
             engine.end_offsets[stream_id] = end_offset
-    _recompute_idle_time(engine, ticked_ms)
+    _recompute_idle_time(engine, ticked_ms, wall_ms)
     ahead = {sid: at for sid, at in covered.items() if at > offset}
     return Checkpoint(engine, offset, ahead, pending)
 
 
-def _recompute_idle_time(engine: Engine, ticked_ms: int) -> None:
+def _recompute_idle_time(engine: Engine, ticked_ms: int, wall_ms: int) -> None:
     """Redo what idle time did to the streams by the checkpoint's last tick: a checkpoint
     writes a stream only when events changed it, and what the tick published then is not
-    published again. The idle clocks go on from where they stood, as in a run that never
-    stopped: the next tick counts the time since (the worker ticks a partition only once
-    it has caught up with its backlog, so a stream with events meanwhile is not idle)."""
+    published again. Then the idle clocks go on from where that tick left them, at
+    ``wall_ms``: the time the worker was down does not count as idle, as in a run that
+    never stopped (the input a worker finds waiting after a restart is the events of
+    that time)."""
     if ticked_ms < 0:
         return
     changed = set(engine.changed)
     engine.tick(ticked_ms)  # deterministic: the same as the uninterrupted run's tick
     engine.changed = changed
+    shift = max(0, wall_ms - ticked_ms)
+    for state in engine.streams.values():
+        state.seen_wall_ms += shift

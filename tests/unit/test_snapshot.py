@@ -372,7 +372,11 @@ def test_a_tick_rewrites_no_stream_and_the_restore_redoes_it() -> None:
     after_tick = snapshot.changes(engine, offset=2)
     assert after_tick == [(b"p", after_tick[0][1])]
     assert msgspec.msgpack.decode(after_tick[0][1])["ticked_ms"] == T0 + 61_000
-    restored = snapshot.restore(log + after_tick, CONFIG, wall_ms=T0 + 99_000).engine
+    restored = snapshot.restore(log + after_tick, CONFIG, wall_ms=T0 + 61_000).engine
     assert restored.streams["a"].tier == "low" and restored.streams["a"].transitions == 2
     assert sorted(snapshot.full(restored, 2)) == sorted(snapshot.full(engine, 2))
     assert restored.tick(T0 + 61_000) == []  # published before the checkpoint: not again
+    # restored 38 s later: the downtime is not idle time, the clocks go on from the tick
+    later = snapshot.restore(log + after_tick, CONFIG, wall_ms=T0 + 99_000).engine
+    assert [s.seen_wall_ms for s in later.streams.values()] == [T0 + 38_000] * 2
+    assert later.tick(T0 + 99_000) == [] and later.streams["a"].stream_time_ms == T0 + 62_000
