@@ -82,15 +82,7 @@ from bench.common import (
 from bench.restore import read_state
 from bench.workload import Workload, ensure_prefilled
 
-CONTENDERS = (
-    "ceiling",
-    "faust-floor",
-    "naive-faust",
-    "quix",
-    "kstreams",
-    "livepulse",
-    "livepulse-2",
-)
+CONTENDERS = report.ORDER
 WORKLOADS = ("heavy", "simulator")  # heavy first: the targets are judged on it
 KSTREAMS = ROOT / "bench" / "kstreams"
 MARK = "benchc-"  # in every name a contender creates, so leftovers can be found and deleted
