@@ -57,7 +57,7 @@ class PackedWindow(msgspec.Struct, forbid_unknown_fields=True):
     size_ms: int
     step_ms: int
     used: int
-    data: bytes
+    counts: list[int]  # likes of each slot, then gifts, then coins
 
 
 class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
@@ -118,8 +118,8 @@ def _stream(s: StreamState) -> StreamSnapshot:
     window = s.window
     packed = None
     if window.dense:
-        used, data = window.packed()
-        packed = PackedWindow(window.size_ms, window.step_ms, used, data)
+        used, counts = window.packed()
+        packed = PackedWindow(window.size_ms, window.step_ms, used, counts)
     return StreamSnapshot(
         stream_id=s.stream_id,
         creator_id=s.creator_id,
@@ -207,7 +207,7 @@ def _restore_stream(
         else:
             written = (packed.size_ms, packed.step_ms)
             window = SlidingTotals.unpack(
-                size, step, row.current_bucket, packed.used, packed.data, written
+                size, step, row.current_bucket, packed.used, packed.counts, written
             )
         sealed_until = row.stream_time_ms - config.grace_ms - config.tumbling_ms
         panes, sealed = _restore_panes(row.panes, format, sealed_until)

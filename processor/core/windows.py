@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,7 +129,7 @@ class SlidingTotals:
     def dense(self) -> bool:
         """Whether so many buckets were added to (every one, or 16) that :meth:`packed`
         is the better copy: many times faster than :meth:`rows` (a fraction of a
-        microsecond a row), and at most a few hundred bytes larger."""
+        microsecond a row), and not larger (a count of a bucket is one to five bytes)."""
         return not self.ahead and self.used.bit_count() >= min(16, self.n)
 
     def between(self, start_ms: int, end_ms: int) -> Totals:
@@ -298,17 +297,13 @@ class SlidingTotals:
         self.gifts += gifts
         self.coins += coins
 
-    def packed(self) -> tuple[int, bytes]:
-        """The ring as it is held: the mask of used slots and the slots' bytes,
-        little-endian (4 bytes a count, or 8 once widened); :meth:`unpack` reverses it.
-        Copying the ring whole is what makes a checkpoint of a busy stream cheap."""
+    def packed(self) -> tuple[int, list[int]]:
+        """The ring as it is held: the mask of used slots and every slot's count (likes,
+        then gifts, then coins); :meth:`unpack` reverses it. Copying the ring whole is what
+        makes a checkpoint of a busy stream cheap, and small counts encode small."""
         if self.ahead:  # never in the engine; rows keep them
             raise ValueError("a window with buckets ahead of it cannot be packed")
-        ring = self.ring
-        if sys.byteorder != "little":
-            ring = array(ring.typecode, ring)
-            ring.byteswap()
-        return self.used, ring.tobytes()
+        return self.used, self.ring.tolist()
 
     @classmethod
     def unpack(
@@ -317,26 +312,23 @@ class SlidingTotals:
         step_ms: int,
         current_bucket: int,
         used: int,
-        data: bytes,
+        counts: list[int],
         written: tuple[int, int] | None = None,
     ) -> SlidingTotals:
         """The window :meth:`packed` gave, at ``current_bucket``. ``written`` is the
         (size, step) it was packed under when they differ from these (the tier window
         setting changed between two runs): its buckets are then restored as rows are."""
         if written is not None and written != (size_ms, step_ms):
-            old = cls.unpack(written[0], written[1], current_bucket, used, data)
+            old = cls.unpack(written[0], written[1], current_bucket, used, counts)
             return cls.restore(size_ms, step_ms, current_bucket, old.rows())
         window = cls(size_ms, step_ms)
         n = window.n
-        width, odd = divmod(len(data), 3 * n)
-        if odd or width not in (4, 8) or used >> n or current_bucket % step_ms:
-            raise ValueError(f"a packed window of {len(data)} bytes, not {n} buckets")
-        ring = array("i" if width == 4 else "q")
-        if ring.itemsize != width:
-            raise ValueError(f"no {width}-byte integers here")
-        ring.frombytes(data)
-        if sys.byteorder != "little":
-            ring.byteswap()
+        if len(counts) != 3 * n or used >> n or current_bucket % step_ms:
+            raise ValueError(f"a packed window of {len(counts)} counts, not {n} buckets")
+        try:
+            ring = array("i", counts)
+        except OverflowError:
+            ring = array("q", counts)  # beyond 64 bits: OverflowError, a corrupt record
         window.ring, window.used, window.current_bucket = ring, used, current_bucket
         window.likes = sum(ring[:n])
         window.gifts = sum(ring[n : 2 * n])

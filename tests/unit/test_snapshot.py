@@ -150,14 +150,14 @@ def test_fields_are_stored_by_name_with_a_format_number() -> None:
 
 
 def test_a_dense_window_is_written_as_its_ring_whole() -> None:
-    """Every bucket used: the ring's bytes, little-endian int32 (likes, gifts, coins of the
-    6 buckets, bucket T0 in slot 0), cheaper to copy than 6 rows to build."""
+    """Every bucket used: the ring's counts (likes, gifts, coins of the 6 buckets, bucket
+    T0 in slot 0), cheaper to copy than 6 rows to build."""
     ((_, value),) = one_stream()
     doc = msgspec.msgpack.decode(value or b"")["stream"]
     assert doc["window"] == []
     packed = doc["packed"]
     assert (packed["size_ms"], packed["step_ms"], packed["used"]) == (60_000, 10_000, 0b111111)
-    assert packed["data"] == b"".join(n.to_bytes(4, "little") for n in [5] * 6 + [0] * 12)
+    assert packed["counts"] == [5] * 6 + [0] * 12
     state = snapshot.restore(one_stream(), CONFIG, 0).engine.streams["s1"]
     assert state.window.rows() == [(T0 + k * 10_000, 5, 0, 0) for k in range(6)]
 
