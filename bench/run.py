@@ -957,6 +957,17 @@ def state_memory() -> dict[str, Any]:
     return dict(result)
 
 
+def state_writes() -> dict[str, Any]:
+    """bench.state_writes: state bytes per second while 100 of 50,000 streams get events."""
+    from bench import state_writes as module
+
+    say("measuring state writes while 100 of 50,000 streams get events (bench.state_writes)")
+    try:
+        return dict(module.measure())
+    except Exception as exc:
+        return {"error": f"bench.state_writes.measure: {type(exc).__name__}: {exc}"}
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -1110,6 +1121,7 @@ async def bench(args: argparse.Namespace) -> int:
         else:
             results["restore"] = {"skipped": "--restore-streams 0"}
         results["memory"] = state_memory()
+        results["state_writes"] = state_writes()
         results["micro"] = {kind: micro(kind, args.quick) for kind in args.workloads}
         results["targets"] = report.targets(results)
         durations["total_s"] = round(time.monotonic() - t_start, 1)
