@@ -11,10 +11,10 @@ tumbling totals and session, its entry in ``Engine.streams``, and the stream and
 id strings (the engine itself and its empty bookkeeping are created before the baseline).
 Then the partition's snapshot is encoded in full and its size divided by the streams.
 
-Top gifters and likers (issue 10) are measured apart, as what they add per stream: each
+Top gifters and likers are measured apart, as what they add per stream: each
 stream above has one liker and one gifter (its session summary and one per minute of the
-window); the tier-window state is what remains once they are dropped, held to the issue 9
-budget. ``--full-top`` measures the worst case too: every minute of the window and the
+window); the tier-window state is what remains once they are dropped; the target is for
+the two together. ``--full-top`` measures the worst case too: every minute of the window and the
 session with ``top_users_tracked`` distinct likers and as many gifters.
 
 Run ``python -m bench.state_memory``; :func:`measure` returns the numbers as a dict.
@@ -35,7 +35,7 @@ from processor.contract import Event, Gift, Like, LiveStart, Viewers
 from processor.core import snapshot
 from processor.core.engine import Engine, EngineConfig
 
-TARGET_BYTES = 2_048  # issue 9: memory per active stream with a full tier window
+TARGET_BYTES = 2_048  # memory per active stream: full tier window, a liker and a gifter a minute
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a multiple of every step
 # per stream and bucket: above 256, so no count is one of CPython's cached small ints
 LIKES = 300
@@ -199,7 +199,7 @@ def measure(streams: int = 2_000, config: EngineConfig | None = None) -> dict[st
         "bytes_per_stream": round(per_stream, 1),
         "top_users_bytes_per_stream": round(top_users / streams, 1),
         "target_bytes": TARGET_BYTES,
-        "met": per_stream <= TARGET_BYTES,
+        "met": per_stream + top_users / streams <= TARGET_BYTES,
         "snapshot_bytes_per_stream": round(stream_bytes / streams, 1),
     }
 
@@ -225,12 +225,13 @@ def main() -> None:
     verdict = "met" if result["met"] else "MISSED"
     print(
         f"state memory per stream, full {result['buckets']}-bucket window "
-        f"({result['streams']} streams): {result['bytes_per_stream']:,.0f} B "
-        f"(target <= {result['target_bytes']:,} B: {verdict})"
+        f"({result['streams']} streams): {result['bytes_per_stream']:,.0f} B"
     )
+    total = result["bytes_per_stream"] + result["top_users_bytes_per_stream"]
     print(
         f"top gifters and likers, one of each per minute: "
-        f"+{result['top_users_bytes_per_stream']:,.0f} B per stream"
+        f"+{result['top_users_bytes_per_stream']:,.0f} B per stream, {total:,.0f} B in all "
+        f"(target <= {result['target_bytes']:,} B: {verdict})"
     )
     print(f"snapshot bytes per stream: {result['snapshot_bytes_per_stream']:,.0f} B")
     if "full_top" in result:

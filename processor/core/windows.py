@@ -7,6 +7,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 NONE_OPEN = 2**62  # first_start of a TumblingTotals with no open window
+# a ring's integer sizes, narrowest first, and the counts each holds
+_SIZES = (("H", 0, 2**16), ("i", -(2**31), 2**31), ("q", -(2**63), 2**63))
+
+
+def _narrowest(counts: list[int]) -> array[int]:
+    """``counts`` in the narrowest ring that holds them (OverflowError beyond 64 bits)."""
+    low, high = min(counts, default=0), max(counts, default=0)
+    for typecode, least, limit in _SIZES:
+        if least <= low and high < limit:
+            return array(typecode, counts)
+    raise OverflowError("a window count too big for 64 bits")
+
 
 Row = tuple[int, int, int, int]  # bucket or window start, likes, gifts, coins
 
@@ -31,18 +43,19 @@ class Totals:
 class SlidingTotals:
     """Totals over the trailing ``size_ms`` of event time, kept in ``step_ms`` buckets.
 
-    At stream time ``t`` the window holds the buckets whose start lies in
-    ``[floor(t/step)*step - size + step, floor(t/step)*step]``: the bucket containing ``t``
-    and the ``size/step - 1`` before it. It is a hopping window of length ``size`` that
-    advances by ``step``, so memory is bounded by ``size/step`` buckets per stream.
+        At stream time ``t`` the window holds the buckets whose start lies in
+        ``[floor(t/step)*step - size + step, floor(t/step)*step]``: the bucket containing ``t``
+        and the ``size/step - 1`` before it. It is a hopping window of length ``size`` that
+        advances by ``step``, so memory is bounded by ``size/step`` buckets per stream.
 
-    The buckets are a fixed ring of ``n = size/step`` slots, bucket ``b`` in slot
-    ``(b // step) % n``: one ``array`` of machine integers, likes in ``[0, n)``, gifts in
-    ``[n, 2n)``, coins in ``[2n, 3n)``, 32-bit until a value needs 64 (then widened, once),
-    and a bit mask of the slots holding a bucket that was added to, so an emptied bucket
-    and a bucket never touched are told apart exactly. The window's totals are plain ints.
-    A bucket ahead of the window (added before stream time reached it; the engine never
-    does) waits in a small dict until the window reaches it.
+        The buckets are a fixed ring of ``n = size/step`` slots, bucket ``b`` in slot
+        ``(b // step) % n``: one ``array`` of machine integers, likes in ``[0, n)``, gifts in
+        ``[n, 2n)``, coins in ``[2n, 3n)``, 16-bit until a value needs 32, then 64 (widened once
+    each: most buckets of most streams hold a few hundred likes and coins),
+        and a bit mask of the slots holding a bucket that was added to, so an emptied bucket
+        and a bucket never touched are told apart exactly. The window's totals are plain ints.
+        A bucket ahead of the window (added before stream time reached it; the engine never
+        does) waits in a small dict until the window reaches it.
     """
 
     __slots__ = (
@@ -68,7 +81,7 @@ class SlidingTotals:
         self.likes = 0
         self.gifts = 0
         self.coins = 0
-        self.ring = array("i", (0,)) * (3 * n)  # exactly 3n slots: no over-allocation
+        self.ring = array("H", (0,)) * (3 * n)  # exactly 3n slots: no over-allocation
         self.used = 0  # bit i set: slot i holds a bucket of the window
         self.ahead: dict[int, list[int]] | None = None
 
@@ -246,21 +259,21 @@ class SlidingTotals:
             try:
                 ring[i] += likes
             except OverflowError:
-                ring = self._widen()
+                ring = self._widen(ring[i] + likes)
                 ring[i] += likes
             self.likes += likes
         if gifts:
             try:
                 ring[n + i] += gifts
             except OverflowError:
-                ring = self._widen()
+                ring = self._widen(ring[n + i] + gifts)
                 ring[n + i] += gifts
             self.gifts += gifts
         if coins:
             try:
                 ring[2 * n + i] += coins
             except OverflowError:
-                ring = self._widen()
+                ring = self._widen(ring[2 * n + i] + coins)
                 ring[2 * n + i] += coins
             self.coins += coins
         bit = 1 << i
@@ -268,13 +281,15 @@ class SlidingTotals:
             self.used |= bit
         return True
 
-    def _widen(self) -> array[int]:
-        """The ring in 64 bits, from now on: a count no longer fits in 32 (beyond 64 bits,
-        OverflowError; no count of this domain comes near)."""
-        if self.ring.typecode == "q":
-            raise OverflowError("a window count does not fit in 64 bits")
-        self.ring = array("q", self.ring)
-        return self.ring
+    def _widen(self, value: int) -> array[int]:
+        """The ring wide enough for ``value``, from now on (16 bits, then 32, then 64;
+        beyond 64 bits, OverflowError: no count of this domain comes near)."""
+        sizes = [size[0] for size in _SIZES]
+        for typecode, least, limit in _SIZES[sizes.index(self.ring.typecode) + 1 :]:
+            if least <= value < limit:
+                self.ring = array(typecode, self.ring)
+                return self.ring
+        raise OverflowError("a window count too big for 64 bits")
 
     def _store(self, i: int, likes: int, gifts: int, coins: int) -> None:
         """Set slot ``i`` (an empty one) to these counts."""
@@ -283,7 +298,7 @@ class SlidingTotals:
             try:
                 self.ring[at] = value
             except OverflowError:
-                self._widen()[at] = value
+                self._widen(value)[at] = value
         self.used |= 1 << i
 
     def _add_ahead(self, bucket: int, likes: int, gifts: int, coins: int) -> None:
@@ -325,10 +340,7 @@ class SlidingTotals:
         n = window.n
         if len(counts) != 3 * n or used >> n or current_bucket % step_ms:
             raise ValueError(f"a packed window of {len(counts)} counts, not {n} buckets")
-        try:
-            ring = array("i", counts)
-        except OverflowError:
-            ring = array("q", counts)  # beyond 64 bits: OverflowError, a corrupt record
+        ring = _narrowest(counts)
         window.ring, window.used, window.current_bucket = ring, used, current_bucket
         window.likes = sum(ring[:n])
         window.gifts = sum(ring[n : 2 * n])
@@ -363,7 +375,7 @@ class SlidingTotals:
                 try:
                     ring[i], ring[n + i], ring[2 * n + i] = likes, gifts, coins
                 except OverflowError:
-                    ring = window._widen()
+                    ring = window._widen(max(likes, gifts, coins, key=abs))
                     ring[i], ring[n + i], ring[2 * n + i] = likes, gifts, coins
                 used |= 1 << i
                 likes_sum += likes

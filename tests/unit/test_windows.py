@@ -202,6 +202,26 @@ def test_an_event_ahead_of_stream_time_waits_until_the_window_reaches_it() -> No
     assert slide(window, 200_000) == [(160_000, 0)]
 
 
+@pytest.mark.parametrize(
+    ("first", "more", "typecode"),
+    [
+        (300, 0, "H"),  # most buckets: a few hundred likes and coins, 2 bytes a count
+        (65_535, 0, "H"),
+        (65_535, 1, "i"),
+        (60_000, 44_999, "i"),  # one Universe gift
+        (2**31 - 1, 1, "q"),
+        (1, 10**11, "q"),  # the largest gift the contract allows: 1,000,000 x 100,000
+    ],
+)
+def test_the_ring_widens_as_a_count_needs(first: int, more: int, typecode: str) -> None:
+    window = window_at(0, [(0, first)])
+    assert window.add(0, 0, 0, more)  # coins: same slot layout, another third of the ring
+    assert window.add(0, more, 0, 0)
+    assert window.ring.typecode == typecode
+    assert window.rows() == [(0, first + more, 0, more)] if more else [(0, first, 0, 0)]
+    assert window == SlidingTotals.restore(SIZE, STEP, 0, window.rows())
+
+
 def test_a_count_beyond_32_bits_widens_the_ring() -> None:
     window = window_at(0, [(0, 2**31 - 1)])
     assert window.ring.typecode == "i"
