@@ -39,23 +39,28 @@ def measure(streams: int = 50_000, active: int = 100, seconds: int = 20) -> dict
         n += 1
         event = LiveStart(v=1, event_id=f"e{n}", stream_id=stream_id, creator_id=creator_id, ts=T0)
         engine.apply(event, T0, outputs)
+
+    def like(k: int, ts: int, user_id: str) -> Like:
+        nonlocal n
+        n += 1
+        totals[k] += 3
+        stream_id, creator_id = ids[k]
+        return Like(
+            v=1,
+            event_id=f"e{n}",
+            stream_id=stream_id,
+            creator_id=creator_id,
+            ts=ts,
+            user_id=user_id,
+            count=3,
+            total=totals[k],
+        )
+
     # a full window: a like in every bucket, the minute's liker a new user each minute
     for b in range(size // step):
         ts = T0 + b * step
-        for k, (stream_id, creator_id) in enumerate(ids):
-            n += 1
-            totals[k] += 3
-            like = Like(
-                v=1,
-                event_id=f"e{n}",
-                stream_id=stream_id,
-                creator_id=creator_id,
-                ts=ts,
-                user_id=f"u{k}-{ts // 60_000}",
-                count=3,
-                total=totals[k],
-            )
-            engine.apply(like, ts, outputs)
+        for k in range(streams):
+            engine.apply(like(k, ts, f"u{k}-{ts // 60_000}"), ts, outputs)
     outputs.clear()
     snapshot.changes(engine, offset=n)  # the warm-up's checkpoint is not counted
     wall = T0 + size
@@ -63,20 +68,7 @@ def measure(streams: int = 50_000, active: int = 100, seconds: int = 20) -> dict
     for second in range(1, seconds + 1):
         wall = T0 + size + second * 1_000
         for k in range(active):
-            stream_id, creator_id = ids[k]
-            n += 1
-            totals[k] += 3
-            like = Like(
-                v=1,
-                event_id=f"e{n}",
-                stream_id=stream_id,
-                creator_id=creator_id,
-                ts=wall,
-                user_id=f"u{k}",
-                count=3,
-                total=totals[k],
-            )
-            engine.apply(like, wall, outputs)
+            engine.apply(like(k, wall, f"u{k}"), wall, outputs)
         engine.tick(wall)
         outputs.clear()
         batch = snapshot.changes(engine, offset=n)
