@@ -256,7 +256,7 @@ TIER_LINE = (
         ),
     ],
 )
-def test_issue_10_alert_lines(alert: dict[str, Any], line: str) -> None:
+def test_spike_goal_and_top_user_alert_lines(alert: dict[str, Any], line: str) -> None:
     assert format_alert(alert) == line
     assert "\n" not in line
 

@@ -218,7 +218,7 @@ def test_the_dashboard_shows_what_the_issue_asks_for() -> None:
     assert all(t["targets"][0]["instant"] for t in tables)
 
 
-def test_issue_10_panels_and_rule() -> None:
+def test_spike_and_coins_per_minute_panels_and_their_rule() -> None:
     """Spikes by metric, and the coins-per-minute top-K table ranked like the other two."""
     panels = {p["title"]: p for p in dashboard()["panels"]}
     spikes = panels["Spikes by metric"]

@@ -135,7 +135,7 @@ def test_engine_matches_reference(params: Params, steps: list[Step]) -> None:
     assert got.rejected == expected.rejected
 
 
-def test_generated_scenarios_exercise_issue_10() -> None:
+def test_generated_scenarios_exercise_spikes_goals_and_top_users() -> None:
     """A good share of the generated scenarios has spikes, goals and top users to compare."""
     seen: Counter[str] = Counter()
 
