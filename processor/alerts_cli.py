@@ -184,6 +184,9 @@ async def _consume(args: argparse.Namespace, settings: Settings) -> int:
         group_id=None,
         auto_offset_reset="earliest" if args.from_beginning or args.since_ms else "latest",
         enable_auto_commit=False,
+        # only alerts whose transaction committed: each exactly once, none of a worker
+        # that crashed or was fenced mid-transaction
+        isolation_level="read_committed",
     )
     try:
         await consumer.start()

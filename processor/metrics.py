@@ -279,6 +279,25 @@ class Metrics:
             "Bytes of checkpoint records written to the state topic.",
             registry=registry,
         )
+        self.transactions = Counter(
+            "livepulse_transactions",
+            "Kafka transactions of input partitions (outputs, checkpoint and offsets), by "
+            "result: committed, or failed (nothing of it is visible to read_committed readers).",
+            ["result"],
+            registry=registry,
+        )
+        self.partitions_lost = Counter(
+            "livepulse_partitions_lost",
+            "Input partitions this worker stopped working on after a failed transaction, by "
+            "cause: fenced (another worker took the partition over) or failed (taken back "
+            "from the state topic).",
+            ["cause"],
+            registry=registry,
+        )
+        for result in ("committed", "failed"):
+            self.transactions.labels(result)
+        for cause in ("fenced", "failed"):
+            self.partitions_lost.labels(cause)
         self.restore_seconds = Gauge(
             "livepulse_restore_seconds",
             "Seconds the last restore of assigned partitions from the state topic took.",
@@ -366,6 +385,17 @@ class Metrics:
         """A checkpoint of ``records`` records, ``size`` bytes, written to the state topic."""
         self.checkpoint_records.inc(records)
         self.checkpoint_bytes.inc(size)
+
+    def record_transactions(self, committed: int, failed: int) -> None:
+        """Partition transactions committed and failed in one commit."""
+        if committed:
+            self.transactions.labels("committed").inc(committed)
+        if failed:
+            self.transactions.labels("failed").inc(failed)
+
+    def record_partition_lost(self, fenced: bool) -> None:
+        """An input partition dropped after a failed transaction."""
+        self.partitions_lost.labels("fenced" if fenced else "failed").inc()
 
     def record_restore(self, seconds: float) -> None:
         """Assigned partitions restored from the state topic in ``seconds``."""

@@ -49,6 +49,10 @@ class Settings:
     session_tier_high: int = 10_000
     inactivity_timeout_seconds: int = 1_800
     commit_interval_seconds: float = 1.0
+    # exactly_once: each input partition's outputs, checkpoint and offsets are committed in
+    # one Kafka transaction; at_least_once: outputs go out at once and may repeat after a
+    # crash. Checkpoints are fenced transactions either way.
+    processing_guarantee: str = "exactly_once"
     session_timeout_seconds: float = 10.0
     # Static group membership (KIP-345): a worker restarted with the same id gets its
     # partitions back at once, without a rebalance. Empty: dynamic membership.
@@ -86,6 +90,10 @@ class Settings:
     @property
     def uses_sasl(self) -> bool:
         return self.security_protocol.startswith("SASL_")
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
 
     @property
     def uses_tls(self) -> bool:
@@ -156,6 +164,7 @@ def _is_group_instance_id(value: object) -> bool:
     )
 
 
+PROCESSING_GUARANTEES = ("exactly_once", "at_least_once")
 COMPRESSIONS = ("none", "lz4", "zstd", "snappy", "gzip")
 
 _GOALS = _Rule(_is_goals, "positive integers in ascending order, comma-separated (or empty)")
@@ -186,6 +195,9 @@ _RULES: dict[str, _Rule] = {
     "inactivity_timeout_seconds": _POSITIVE_INT,
     "commit_interval_seconds": _Rule(
         lambda v: isinstance(v, float) and 0.05 <= v <= 60.0, "a number of seconds 0.05-60"
+    ),
+    "processing_guarantee": _Rule(
+        lambda v: v in PROCESSING_GUARANTEES, "one of " + ", ".join(PROCESSING_GUARANTEES)
     ),
     "session_timeout_seconds": _Rule(
         lambda v: isinstance(v, float) and 6.0 <= v <= 300.0, "a number of seconds 6-300"

@@ -28,7 +28,6 @@ from typing import Any
 import faust
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
 from faust.app.base import BootStrategy
 
 from processor.core.engine import EngineConfig
@@ -40,6 +39,12 @@ from processor.settings import Settings
 from processor.worker.http import Probes, Status
 from processor.worker.partitions import Applied, PartitionState, Routes
 from processor.worker.state_store import StateStore
+from processor.worker.transactions import (
+    PartitionProducer,
+    TransactionFailed,
+    start_all,
+    stop_all,
+)
 
 log = logging.getLogger("livepulse.worker")
 
@@ -51,6 +56,10 @@ STOP_TIMEOUT_S = 10.0  # how long a stop waits for the batch in flight before co
 # 12 ms): a checkpoint of 10,000 changed streams never holds the loop for 120 ms at once
 CHECKPOINT_SLICE = 1_000
 MAX_HEARTBEAT_INTERVAL_MS = 3_000
+RETAKE_DELAY_S = 1.0  # before taking back a partition whose transaction failed
+# How long the broker lets a transaction stay open before aborting it; the next owner of a
+# partition aborts its predecessor's open transaction at once anyway.
+TRANSACTION_TIMEOUT_MS = 60_000
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -100,7 +109,43 @@ def group_options(settings: Settings) -> dict[str, Any]:
         "auto_offset_reset": "earliest",
         "session_timeout_ms": session_timeout_ms,
         "heartbeat_interval_ms": heartbeat_interval_ms,
+        # events written in transactions upstream count once they are committed
+        "isolation_level": "read_committed",
     }
+
+
+def producer_options(settings: Settings, partition: int) -> dict[str, Any]:
+    """How the transactional producer of one input partition sends."""
+    return {
+        **client_options(settings),
+        "client_id": f"{settings.app_id}-p{partition}",
+        # Checkpoints come in bursts of thousands of records: 1 MiB batches and 5 ms of
+        # linger make one produce request of what would be hundreds.
+        "max_batch_size": 1024 * 1024,
+        "linger_ms": 5,
+        "compression_type": None if settings.compression == "none" else settings.compression,
+        # dead letters carry whole input records (up to LIVEPULSE_MAX_RECORD_BYTES)
+        "max_request_size": 16 * 1024 * 1024,
+    }
+
+
+def heartbeat_while_assigning(consumer: AIOKafkaConsumer | None) -> None:
+    """Keep the group session alive while partitions are restored.
+
+    aiokafka stops its heartbeat task for a rebalance and starts it again only once the
+    ``on_partitions_assigned`` callback returns, so a restore longer than the session
+    timeout got the member expelled, and every rejoin restored again: a loop. The member
+    is in the new generation by the time the callback runs, so the task can start
+    (aiokafka's own start after the callback then finds it running). Private API: if a
+    later aiokafka lacks it, restores are bounded by the session timeout again, as before.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    start = getattr(coordinator, "_start_heartbeat_task", None)
+    if start is None:
+        if consumer is not None:
+            log.warning("aiokafka has no heartbeat task to start: long restores may expel")
+        return
+    start()
 
 
 class BatchBoot(BootStrategy):
@@ -153,7 +198,13 @@ class LivepulseWorker:
         self.routes = Routes.from_settings(settings)
         self.store = StateStore(settings)
         self.partitions: dict[int, PartitionState] = {}
+        self.exactly_once = settings.exactly_once
+        # the transactional producer of each partition in ``partitions``
+        self.producers: dict[int, PartitionProducer] = {}
+        self.takes = 0  # counts partitions taken back after a failed transaction
+        self.since: dict[int, int] = {}  # partition -> ``takes`` when it was last taken
         self.committed: dict[int, int] = {}  # next offset to read, as committed by us
+        self.retaking: set[asyncio.Future[None]] = set()  # lost partitions to take back
         self.sent: list[Awaitable[Any]] = []  # producer futures since the last checkpoint
         self.committing: asyncio.Future[None] | None = None  # the commit under way
         self.checkpointing: list[PartitionState] | None = None  # being encoded
@@ -172,11 +223,23 @@ class LivepulseWorker:
     async def apply(self, batch: Batch) -> None:
         """In the agent: apply one fetch, publish what it caused, record the metrics."""
         applied = batch.state.apply(batch.records, int(time.time() * 1000))
-        await self.publish(applied)
+        await self.publish(batch.state.partition, applied)
 
-    async def publish(self, applied: Applied) -> None:
-        for record in applied.records:
-            await self.send(record)
+    async def publish(self, partition: int, applied: Applied) -> None:
+        """Send what one partition's records (or tick) caused: with ``exactly_once`` into
+        the partition's open transaction, else at once."""
+        if self.exactly_once:
+            producer = self.producers.get(partition)
+            if producer is None:
+                return  # lost meanwhile: its next owner applies these records again
+            try:
+                await producer.send(applied.records)
+            except TransactionFailed as failure:
+                self.lose(producer, failure)
+                return
+        else:
+            for record in applied.records:
+                await self.send(record)
         self.metrics.record_applied(applied, time.time())
         for alert, _ in applied.alerts:
             log.info("alert %s %s %s", alert.type, alert.stream_id, alert.alert_id[:12])
@@ -203,6 +266,7 @@ class LivepulseWorker:
         next_commit = time.monotonic() + interval
         loop = asyncio.get_running_loop()
         while not service.should_stop:
+            takes = self.takes
             fetched = await consumer.getmany(
                 timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_BATCH_RECORDS
             )
@@ -213,8 +277,8 @@ class LivepulseWorker:
                 if epoch == self.epoch:  # else a rebalance came between: fetched again later
                     for tp, records in fetched.items():
                         state = self.partitions.get(tp.partition)
-                        if state is None:  # not (or no longer) ours
-                            continue
+                        if state is None or self.since.get(tp.partition, 0) > takes:
+                            continue  # not (or no longer) ours, or fetched before retaken
                         done: asyncio.Future[None] = loop.create_future()
                         await self.batches.put(Batch(state, records, done))  # type: ignore[arg-type]
                         await done
@@ -227,19 +291,30 @@ class LivepulseWorker:
     # -- checkpoints and commits -------------------------------------------------------
 
     async def commit(self, wait: bool = False) -> None:
-        """Begin a checkpoint of what changed (the consume loop encodes it a slice at a
-        time between fetches); once it is encoded, in the background, wait until every
-        output sent before it is acknowledged, write it, and once that is acknowledged too,
-        commit the input offsets it covers.
+        """Checkpoint what changed and commit it with the input offsets it covers.
 
-        Call with ``lock`` held. Outputs are durable before the checkpoint that covers
-        their records is written, and the checkpoint before the offsets are committed: a
-        crash at any point loses nothing and leaves nothing half-applied (a checkpoint cut
-        short, or encoded over several fetches, is sorted out per stream on restore).
-        Processing goes on meanwhile; ``wait`` encodes at once and waits for the whole
-        commit (before a rebalance, at a stop). One at a time. A failed send stops the
-        worker.
+        Call with ``lock`` held. One commit at a time; ``wait`` waits for the whole of it
+        (before a rebalance, at a stop). A partition whose transaction fails is dropped
+        (:meth:`lose`); any other failure stops the worker.
+
+        ``exactly_once``: for each partition with something new, the checkpoint is
+        encoded at once (so it covers exactly the records whose outputs are in the open
+        transaction) and committed in the background with the outputs and offsets, while
+        processing goes on into held-back outputs (:class:`PartitionProducer`).
+
+        ``at_least_once``: the checkpoint is encoded a slice at a time between fetches;
+        once encoded, in the background, every output sent before it is acknowledged, then
+        each partition's checkpoint records and offsets are committed in one transaction
+        (fenced like the outputs of ``exactly_once``). A crash between the two replays
+        outputs, never loses them: a checkpoint cut short, or encoded over several
+        fetches, is sorted out per stream on restore.
         """
+        if self.exactly_once:
+            await self.finish_commit()
+            self._commit_transactions()
+            if wait:
+                await self.finish_commit()
+            return
         if self.checkpointing is None:
             await self.finish_commit()
             self.checkpointing = [s for s in self.partitions.values() if s.dirty]
@@ -251,9 +326,24 @@ class LivepulseWorker:
         else:
             self.encode_checkpoint(CHECKPOINT_SLICE)
 
+    def _commit_transactions(self) -> None:
+        """``exactly_once``: checkpoint every partition with an open transaction and
+        commit them in the background."""
+        batch: list[tuple[PartitionProducer, list[OutputRecord], int | None]] = []
+        for partition, state in self.partitions.items():
+            producer = self.producers[partition]
+            if not (state.dirty or producer.open):
+                continue
+            state.begin_checkpoint()
+            records, covered = state.finish_checkpoint()
+            producer.hold()
+            batch.append((producer, records, covered + 1 if covered >= 0 else None))
+        if batch:
+            self.committing = asyncio.ensure_future(self._commit_partitions(batch))
+
     def encode_checkpoint(self, budget: int | None) -> None:
-        """Encode up to ``budget`` streams (None: all) of the checkpoint under way; once it
-        is all encoded, hand it to the background to be written and committed."""
+        """``at_least_once``: encode up to ``budget`` streams (None: all) of the checkpoint
+        under way; once it is all encoded, hand it to the background to be committed."""
         taking = self.checkpointing
         if taking is None:
             return
@@ -263,20 +353,19 @@ class LivepulseWorker:
                 if budget <= 0:
                     return
         self.checkpointing = None
-        checkpoint: list[OutputRecord] = []
-        offsets: dict[int, int] = {}
+        batch: list[tuple[PartitionProducer, list[OutputRecord], int | None]] = []
         for state in taking:
             if self.partitions.get(state.partition) is not state:
-                continue  # revoked meanwhile (the revocation finished it first)
+                continue  # revoked or lost meanwhile (the revocation finished it first)
             records, covered = state.finish_checkpoint()
-            checkpoint += records
+            offset = None
             if covered >= 0 and covered + 1 > self.committed.get(state.partition, 0):
-                offsets[state.partition] = covered + 1
+                offset = covered + 1
+            if records or offset is not None:
+                batch.append((self.producers[state.partition], records, offset))
         sent, self.sent = self.sent, []
-        if sent or checkpoint or offsets:
-            self.committing = asyncio.ensure_future(
-                self._durable_then_commit(sent, checkpoint, offsets)
-            )
+        if sent or batch:
+            self.committing = asyncio.ensure_future(self._durable_then_commit(sent, batch))
 
     async def finish_commit(self) -> None:
         """Wait for the commit under way, if any (raises what it raised)."""
@@ -285,31 +374,153 @@ class LivepulseWorker:
             await task
 
     async def _durable_then_commit(
-        self, sent: list[Awaitable[Any]], checkpoint: list[OutputRecord], offsets: dict[int, int]
+        self,
+        sent: list[Awaitable[Any]],
+        batch: list[tuple[PartitionProducer, list[OutputRecord], int | None]],
     ) -> None:
         await self._acknowledged(sent)
-        self.metrics.record_checkpoint(
-            len(checkpoint), sum(len(r.value or b"") for r in checkpoint)
+        await self._commit_partitions(batch)
+
+    async def _commit_partitions(
+        self, batch: list[tuple[PartitionProducer, list[OutputRecord], int | None]]
+    ) -> None:
+        """Commit each partition's transaction with its checkpoint records and the next
+        input offset, all partitions at once; drop those whose transaction fails."""
+        results = await asyncio.gather(
+            *(producer.commit(records, offset) for producer, records, offset in batch),
+            return_exceptions=True,
         )
-        await self._acknowledged([await self._produce(record) for record in checkpoint])
-        consumer = self.consumer
-        if not offsets or consumer is None:
-            return
-        topic = self.settings.events_topic
-        try:
-            await consumer.commit({TopicPartition(topic, p): o for p, o in offsets.items()})
-        except (CommitFailedError, KafkaError) as exc:
-            # A rebalance is under way; the checkpoints are ahead of the committed offsets,
-            # which is safe: the next owner skips what they hold.
-            log.warning("offset commit failed (%s); the next owner replays from the last one", exc)
-            return
-        self.committed.update(offsets)
+        committed = failed = written = size = 0
+        for (producer, records, offset), result in zip(batch, results, strict=True):
+            if isinstance(result, TransactionFailed):
+                failed += 1
+                self.lose(producer, result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                committed += 1
+                written += len(records)
+                size += sum(len(r.value or b"") for r in records)
+                if offset is not None and self.producers.get(producer.partition) is producer:
+                    self.committed[producer.partition] = offset
+        self.metrics.record_transactions(committed, failed)
+        self.metrics.record_checkpoint(written, size)
 
     @staticmethod
     async def _acknowledged(futures: list[Awaitable[Any]]) -> None:
         for result in await asyncio.gather(*futures, return_exceptions=True):
             if isinstance(result, BaseException):
                 raise FatalError(f"publishing failed ({result!r}); nothing past it is committed")
+
+    # -- partitions lost and taken back ------------------------------------------------
+
+    def lose(self, producer: PartitionProducer, failure: TransactionFailed) -> None:
+        """Stop all work on a partition whose transaction failed, at once: its state is
+        dropped (nothing of the open transaction is visible), its input paused.
+
+        Fenced, another worker owns it now: this one was expelled from the group and will
+        hear so from the group; it takes the partition back after a session timeout only
+        if the group still assigns it here. Otherwise (the broker went away, a timeout):
+        it is taken back from the state topic at once, as a new owner would.
+        """
+        partition = producer.partition
+        if self.producers.get(partition) is not producer:
+            return  # already lost, or taken again since
+        del self.producers[partition]
+        self.partitions.pop(partition, None)
+        self.committed.pop(partition, None)
+        self.metrics.record_partition_lost(failure.fenced)
+        delay = self.settings.session_timeout_seconds if failure.fenced else RETAKE_DELAY_S
+        log.error(
+            "%s: work on it stopped, nothing of its open transaction is visible; taking it "
+            "back from the state topic in %g s if the group still assigns it here",
+            failure,
+            delay,
+        )
+        tp = TopicPartition(self.settings.events_topic, partition)
+        consumer = self.consumer
+        if consumer is not None and tp in consumer.assignment():
+            consumer.pause(tp)
+        task = asyncio.ensure_future(self._retake(producer, delay))
+        self.retaking.add(task)
+        task.add_done_callback(self.retaking.discard)
+
+    async def _retake(self, lost: PartitionProducer, delay: float) -> None:
+        """Take a lost partition back, unless a rebalance has dealt with it meanwhile."""
+        await lost.stop()
+        partition = lost.partition
+        tp = TopicPartition(self.settings.events_topic, partition)
+        while True:
+            await asyncio.sleep(delay)
+            async with self.lock:
+                consumer = self.consumer
+                if self.fatal is not None or consumer is None:
+                    return
+                if partition in self.partitions or tp not in consumer.assignment():
+                    return  # a rebalance restored it here, or gave it to another worker
+                try:
+                    await self.take_over([partition])
+                except FatalError as exc:
+                    log.warning("partition %d not taken back yet: %s", partition, exc)
+                    delay = RETAKE_DELAY_S
+                    continue
+                # a fetch under way may hold its records from before: the loop drops it
+                self.takes += 1
+                self.since[partition] = self.takes
+                applied = self.partitions[partition].applied
+                if applied >= 0:
+                    consumer.seek(tp, applied + 1)
+                else:
+                    committed = await consumer.committed(tp)
+                    if committed is None:
+                        await consumer.seek_to_beginning(tp)
+                    else:
+                        consumer.seek(tp, committed)
+                consumer.resume(tp)
+                log.info("partition %d taken back at offset %d", partition, applied + 1)
+                return
+
+    def make_producer(self, partition: int) -> PartitionProducer:
+        """The (not yet started) transactional producer of one input partition."""
+        return PartitionProducer.create(
+            partition,
+            producer_options(self.settings, partition),
+            self.settings.events_topic,
+            self.settings.app_id,
+            TRANSACTION_TIMEOUT_MS,
+        )
+
+    async def take_over(self, partitions: list[int]) -> None:
+        """Become the owner of ``partitions``: start their transactional producers, which
+        fences any previous owner and aborts its open transactions, then restore them from
+        what was committed to the state topic."""
+        producers = [self.make_producer(p) for p in partitions]
+        started = time.monotonic()
+        try:
+            await start_all(producers)
+        except TransactionFailed as exc:
+            raise FatalError(
+                f"not authorized to use transactional ids {self.settings.app_id!r}-... "
+                f"({exc.cause}): grant Write and Describe on TransactionalId prefix "
+                f"{self.settings.app_id!r} in the cluster's ACLs"
+            ) from None
+        except Exception as exc:
+            raise FatalError(
+                f"cannot start the transactional producers of partitions {partitions}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        log.info(
+            "transactional producers of partitions %s started in %.2f s: earlier owners fenced",
+            partitions,
+            time.monotonic() - started,
+        )
+        try:
+            await self.restore(partitions)
+        except BaseException:
+            await stop_all(producers)
+            raise
+        for producer in producers:
+            self.producers[producer.partition] = producer
 
     # -- rebalances --------------------------------------------------------------------
 
@@ -320,25 +531,31 @@ class LivepulseWorker:
             mine = {tp.partition for tp in revoked if tp.topic == self.settings.events_topic}
             if self.fatal is None and mine & set(self.partitions):
                 await self.commit(wait=True)
-            for partition in mine:
-                self.partitions.pop(partition, None)
-                self.committed.pop(partition, None)
+            await self.drop(mine)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.rebalancing = True
+        heartbeat_while_assigning(self.consumer)
         async with self.lock:
             self.epoch += 1
             mine = {tp.partition for tp in assigned if tp.topic == self.settings.events_topic}
-            for partition in set(self.partitions) - mine:
-                del self.partitions[partition]
+            await self.drop(set(self.partitions) - mine)
             new = sorted(mine - set(self.partitions))
             if new and self.fatal is None:
                 try:
-                    await self.restore(new)
+                    await self.take_over(new)
                 except FatalError as exc:
                     self.stop_with(exc)
             self.assigned = mine
             self.rebalancing = False
+
+    async def drop(self, partitions: set[int]) -> None:
+        """Forget partitions that are no longer ours, and close their producers."""
+        producers = [self.producers.pop(p) for p in partitions if p in self.producers]
+        for partition in partitions:
+            self.partitions.pop(partition, None)
+            self.committed.pop(partition, None)
+        await stop_all(producers)
 
     def readiness(self) -> Status:
         """What ``/readyz`` answers: ready once connected, in the group, and every
@@ -371,6 +588,7 @@ class LivepulseWorker:
                 f"cannot read state topic {self.routes.state_topic!r} "
                 f"(partitions {partitions}): {type(exc).__name__}: {exc}"
             ) from exc
+        read_s = time.monotonic() - started
         wall_ms = int(time.time() * 1000)
         for partition in partitions:
             records = found.get(partition, [])
@@ -394,12 +612,15 @@ class LivepulseWorker:
             state.dirty = state.applied >= 0
             self.partitions[partition] = state
             log.info(
-                "partition %d restored at offset %d: %d streams, %d ended, from %d records",
+                "partition %d restored at offset %d: %d streams, %d ended, from %d records "
+                "(read in %.2f s, decoded after %.2f s)",
                 partition,
                 state.applied,
                 len(state.engine.streams),
                 len(state.engine.ended),
                 len(records),
+                read_s,
+                time.monotonic() - started,
             )
         self.metrics.record_restore(time.monotonic() - started)
 
@@ -426,7 +647,7 @@ class LivepulseWorker:
             wall_ms = int(time.time() * 1000)
             for partition, state in list(self.partitions.items()):
                 if self.caught_up(partition, state):
-                    await self.publish(state.tick(wall_ms))
+                    await self.publish(partition, state.tick(wall_ms))
 
     def caught_up(self, partition: int, state: PartitionState) -> bool:
         if self.consumer is None:
@@ -533,6 +754,9 @@ class BatchConsumer(mode.Service):
                 log.warning("final commit failed (%s); the next start replays from the last", exc)
             finally:
                 worker.lock.release()
+        for task in list(worker.retaking):
+            task.cancel()
+        await worker.drop(set(worker.producers))
         if consumer is not None:
             await consumer.stop()
 

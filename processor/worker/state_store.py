@@ -119,6 +119,9 @@ class StateStore:
             **client_options(self.settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # only what owners committed: an open or aborted transaction of a worker that
+            # was fenced or died is not state
+            isolation_level="read_committed",
             fetch_max_bytes=RESTORE_FETCH_BYTES,
             max_partition_fetch_bytes=RESTORE_FETCH_BYTES,
         )

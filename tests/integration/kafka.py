@@ -62,9 +62,22 @@ async def partitions_of(broker: str, topic: str, **client: Any) -> list[TopicPar
     return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
 
 
-async def end_offsets(broker: str, topic: str, **client: Any) -> dict[TopicPartition, int]:
+def isolation(committed: bool) -> str:
+    return "read_committed" if committed else "read_uncommitted"
+
+
+async def end_offsets(
+    broker: str, topic: str, committed: bool = False, **client: Any
+) -> dict[TopicPartition, int]:
+    """Each partition's end: its high watermark, or with ``committed`` its last stable
+    offset (what a ``read_committed`` reader can reach while transactions are open)."""
     partitions = await partitions_of(broker, topic, **client)
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False, **client)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker,
+        enable_auto_commit=False,
+        isolation_level=isolation(committed),
+        **client,
+    )
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(partitions))
@@ -119,12 +132,19 @@ async def wait_until_committed(
         await admin.close()
 
 
-async def read_all(broker: str, topic: str, **client: Any) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_all(
+    broker: str, topic: str, committed: bool = False, **client: Any
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on ``topic`` up to its current end, partition by partition (``client``:
-    security options, as for :func:`produce`)."""
-    targets = await end_offsets(broker, topic, **client)
+    security options, as for :func:`produce`); with ``committed``, as a ``read_committed``
+    reader sees them: only those of committed transactions."""
+    targets = await end_offsets(broker, topic, committed, **client)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker, enable_auto_commit=False, auto_offset_reset="earliest", **client
+        bootstrap_servers=broker,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level=isolation(committed),
+        **client,
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []

@@ -476,7 +476,7 @@ def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, tuple[str, ...]
 def test_names_follow_prometheus_conventions_and_stream_ids_stay_bounded() -> None:
     _, r = populated()
     families = list(r.collect())
-    assert len(families) == 22
+    assert len(families) == 24
     for family in families:
         assert family.name.startswith("livepulse_"), family.name
         assert not family.name.endswith("_total"), family.name  # the client adds it once
@@ -567,3 +567,20 @@ def test_top_minute_coins_equals_summing_every_stream(k: int, seed: int) -> None
         for state in engine.streams.values()
     )
     assert top_minute_coins(engines, k) == top_values(every, k)
+
+
+def test_transactions_and_lost_partitions_count_by_result_and_cause() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    assert registry.get_sample_value("livepulse_transactions_total", {"result": "failed"}) == 0
+    assert registry.get_sample_value("livepulse_partitions_lost_total", {"cause": "fenced"}) == 0
+    metrics.record_transactions(committed=3, failed=1)
+    metrics.record_transactions(committed=2, failed=0)
+    metrics.record_partition_lost(fenced=True)
+    metrics.record_partition_lost(fenced=False)
+    metrics.record_partition_lost(fenced=True)
+    sample = registry.get_sample_value
+    assert sample("livepulse_transactions_total", {"result": "committed"}) == 5
+    assert sample("livepulse_transactions_total", {"result": "failed"}) == 1
+    assert sample("livepulse_partitions_lost_total", {"cause": "fenced"}) == 2
+    assert sample("livepulse_partitions_lost_total", {"cause": "failed"}) == 1

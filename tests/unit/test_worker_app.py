@@ -14,13 +14,25 @@ from prometheus_client import CollectorRegistry
 from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.worker.app import LivepulseWorker, create_app, group_options
+from processor.worker.transactions import PartitionProducer
+from tests.unit.fake_kafka import FakeTransactionalProducer, fake_partition_producer
 
 SETTINGS = Settings(app_id="unit-app", events_topic="ev")
 
 
-def new_worker() -> tuple[Any, LivepulseWorker]:
-    app = create_app(SETTINGS, Metrics(CollectorRegistry()))
-    return app, app.livepulse_worker
+def new_worker(settings: Settings = SETTINGS) -> tuple[Any, LivepulseWorker]:
+    """A worker whose partitions' transactional producers are fakes (``worker.fakes``)."""
+    app = create_app(settings, Metrics(CollectorRegistry()))
+    worker: LivepulseWorker = app.livepulse_worker
+    fakes: dict[int, FakeTransactionalProducer] = {}
+
+    def make_producer(partition: int) -> PartitionProducer:
+        producer, fakes[partition] = fake_partition_producer(partition, settings.events_topic)
+        return producer
+
+    worker.make_producer = make_producer  # type: ignore[method-assign]
+    worker.fakes = fakes  # type: ignore[attr-defined]
+    return app, worker
 
 
 def test_the_app_boots_without_fausts_per_record_consumer() -> None:
@@ -124,26 +136,14 @@ def test_a_restored_checkpoint_is_committed_even_with_no_new_input() -> None:
     asyncio.run(worker.on_assigned({TopicPartition("ev", 0), TopicPartition("ev", 1)}))
     assert worker.partitions[0].applied == 41 and worker.partitions[0].dirty
     assert not worker.partitions[1].dirty  # nothing restored, nothing to commit
-    committed: list[dict[TopicPartition, int]] = []
-
-    class Consumer:
-        async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-            committed.append(offsets)
-
-    written: list[bytes] = []
-
-    async def produce(record: Any) -> asyncio.Future[None]:
-        written.append(record.key)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
 
     async def commit() -> None:
-        worker.consumer = Consumer()  # type: ignore[assignment]
-        worker._produce = produce  # type: ignore[method-assign]
         async with worker.lock:
             await worker.commit(wait=True)
 
     asyncio.run(commit())
-    assert written == [b"p"]  # the partition record again: nothing changed
-    assert committed == [{TopicPartition("ev", 0): 42}]
+    fakes = worker.fakes  # type: ignore[attr-defined]
+    # the partition record again (nothing changed) with the offset it covers
+    assert [[r.key for r in t.records] for t in fakes[0].committed] == [[b"p"]]
+    assert fakes[0].committed[0].offsets == {TopicPartition("ev", 0): 42}
+    assert fakes[1].committed == []
