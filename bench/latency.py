@@ -9,8 +9,12 @@ and stamps each event's ``ts`` with the wall clock (ms) at which it writes it. A
 ``event_time`` is the stream time of its transition, which for in-order events is the
 ``ts`` of the event that caused it, so
 
-* ``end_to_end`` = when the subscriber received the alert - ``event_time``: what a
-  subscriber of the alerts topic sees (producer, broker, worker, broker again);
+* ``end_to_end`` = when a ``read_uncommitted`` subscriber received the alert -
+  ``event_time``: what a subscriber of the alerts topic sees (producer, broker, worker,
+  broker again), before the worker's transaction commits;
+* ``end_to_end_committed``: the same for a ``read_committed`` subscriber, which sees an
+  alert once the transaction that holds it commits (with ``exactly_once``, up to a
+  commit interval later);
 * ``emitted`` = the alert's ``emitted_at`` - ``event_time``: up to the worker's publish.
 
 Alerts caused during the first ``--warmup`` seconds are left out.
@@ -109,10 +113,17 @@ async def producer_lag(broker: str, topic: str, partitions: int, since_ms: float
 
 
 async def subscribe(
-    broker: str, topic: str, partitions: int, received: list[tuple[float, bytes]]
+    broker: str,
+    topic: str,
+    partitions: int,
+    received: list[tuple[float, bytes]],
+    isolation_level: str = "read_uncommitted",
 ) -> None:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker, enable_auto_commit=False, fetch_max_wait_ms=10
+        bootstrap_servers=broker,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        isolation_level=isolation_level,
     )
     await consumer.start()
     try:
@@ -140,9 +151,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         prepared.append(_split(key, value, orjson.loads(value)["ts"]))
 
     received: list[tuple[float, bytes]] = []
-    subscriber = asyncio.create_task(
-        subscribe(args.broker, args.alerts_topic, args.partitions, received)
-    )
+    received_committed: list[tuple[float, bytes]] = []
+    subscribers = [
+        asyncio.create_task(subscribe(args.broker, args.alerts_topic, args.partitions, received)),
+        asyncio.create_task(
+            subscribe(
+                args.broker,
+                args.alerts_topic,
+                args.partitions,
+                received_committed,
+                "read_committed",
+            )
+        ),
+    ]
     # kcat (librdkafka, in C) produces; this process only paces and stamps ``ts``. A
     # Python client tops out well below the rates needed here on a small machine, and
     # events then wait in it for seconds after being stamped.
@@ -191,31 +212,37 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"kcat exit {code}")
         t_end = time.time()
         # Drain: wait until no alert has arrived for a while.
-        seen, quiet_since = len(received), time.time()
+        seen, quiet_since = len(received) + len(received_committed), time.time()
         while time.time() - quiet_since < args.drain and time.time() - t_end < 60:
             await asyncio.sleep(0.25)
-            if len(received) != seen:
-                seen, quiet_since = len(received), time.time()
+            if len(received) + len(received_committed) != seen:
+                seen, quiet_since = len(received) + len(received_committed), time.time()
     finally:
-        subscriber.cancel()
-        await asyncio.gather(subscriber, return_exceptions=True)
+        for subscriber in subscribers:
+            subscriber.cancel()
+        await asyncio.gather(*subscribers, return_exceptions=True)
         if producer.returncode is None:
             producer.kill()
             await producer.wait()
 
     warm_ms = (t0 + args.warmup) * 1000
-    end_to_end: list[float] = []
-    emitted: list[float] = []
-    alerts = 0
-    for at, value in received:
-        alert = orjson.loads(value)
-        alerts += 1
-        if alert.get("type") != "tier_changed" or alert.get("direction") != "up":
-            continue
-        if alert["event_time"] < warm_ms:
-            continue
-        end_to_end.append(at * 1000 - alert["event_time"])
-        emitted.append(float(alert["emitted_at"] - alert["event_time"]))
+
+    def delays(arrivals: list[tuple[float, bytes]]) -> tuple[list[float], list[float], int]:
+        """(end to end, up to the publish) of upward tier changes, and the alerts seen."""
+        end_to_end: list[float] = []
+        emitted: list[float] = []
+        for at, value in arrivals:
+            alert = orjson.loads(value)
+            if alert.get("type") != "tier_changed" or alert.get("direction") != "up":
+                continue
+            if alert["event_time"] < warm_ms:
+                continue
+            end_to_end.append(at * 1000 - alert["event_time"])
+            emitted.append(float(alert["emitted_at"] - alert["event_time"]))
+        return end_to_end, emitted, len(arrivals)
+
+    end_to_end, emitted, alerts = delays(received)
+    end_to_end_committed, _, alerts_committed = delays(received_committed)
     lag = await producer_lag(args.broker, args.topic, args.partitions, warm_ms)
     return {
         "offered_rate": args.rate,
@@ -227,7 +254,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ts_to_create_time": lag,
         "events": total,
         "alerts_received": alerts,
+        "alerts_received_committed": alerts_committed,
         "end_to_end": summary(end_to_end),
+        "end_to_end_committed": summary(end_to_end_committed),
         "emitted": summary(emitted),
     }
 

@@ -129,7 +129,7 @@ def producer_options(settings: Settings, partition: int) -> dict[str, Any]:
     }
 
 
-def heartbeat_while_assigning(consumer: AIOKafkaConsumer | None) -> None:
+def heartbeat_while_assigning(consumer: AIOKafkaConsumer) -> None:
     """Keep the group session alive while partitions are restored.
 
     aiokafka stops its heartbeat task for a rebalance and starts it again only once the
@@ -142,8 +142,7 @@ def heartbeat_while_assigning(consumer: AIOKafkaConsumer | None) -> None:
     coordinator = getattr(consumer, "_coordinator", None)
     start = getattr(coordinator, "_start_heartbeat_task", None)
     if start is None:
-        if consumer is not None:
-            log.warning("aiokafka has no heartbeat task to start: long restores may expel")
+        log.warning("aiokafka has no heartbeat task to start: long restores may expel")
         return
     start()
 
@@ -535,7 +534,6 @@ class LivepulseWorker:
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.rebalancing = True
-        heartbeat_while_assigning(self.consumer)
         async with self.lock:
             self.epoch += 1
             mine = {tp.partition for tp in assigned if tp.topic == self.settings.events_topic}
@@ -680,13 +678,15 @@ class LivepulseWorker:
 
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: LivepulseWorker) -> None:
+    def __init__(self, worker: LivepulseWorker, consumer: AIOKafkaConsumer) -> None:
         self.worker = worker
+        self.consumer = consumer  # the worker learns of it only once it has started
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self.worker.on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        heartbeat_while_assigning(self.consumer)
         await self.worker.on_assigned(assigned)
 
 
@@ -715,7 +715,7 @@ class BatchConsumer(mode.Service):
                 settings.group_instance_id,
                 settings.session_timeout_seconds,
             )
-        consumer.subscribe([settings.events_topic], listener=Rebalance(self.worker))
+        consumer.subscribe([settings.events_topic], listener=Rebalance(self.worker, consumer))
         await consumer.start()
         self.worker.consumer = consumer
 

@@ -42,6 +42,7 @@ class FakeTransactionalProducer:
         self.fenced = False
         self.raised_fenced = False
         self.fail_commit: BaseException | None = None
+        self.fail_start: BaseException | None = None
 
     def fence(self) -> None:
         self.fenced = True
@@ -54,6 +55,8 @@ class FakeTransactionalProducer:
             raise AssertionError("Invalid state transition")
 
     async def start(self) -> None:
+        if self.fail_start is not None:
+            raise self.fail_start
         self.started = True
 
     async def stop(self) -> None:

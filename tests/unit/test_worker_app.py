@@ -147,3 +147,54 @@ def test_a_restored_checkpoint_is_committed_even_with_no_new_input() -> None:
     assert [[r.key for r in t.records] for t in fakes[0].committed] == [[b"p"]]
     assert fakes[0].committed[0].offsets == {TopicPartition("ev", 0): 42}
     assert fakes[1].committed == []
+
+
+def test_a_principal_without_transactional_id_acls_stops_the_worker_naming_them() -> None:
+    from aiokafka.errors import TransactionalIdAuthorizationFailed
+
+    _, worker = new_worker()
+    worker.store = FakeStore({})  # type: ignore[assignment]
+    made = worker.make_producer
+
+    def denied(partition: int) -> PartitionProducer:
+        producer = made(partition)
+        worker.fakes[partition].fail_start = TransactionalIdAuthorizationFailed()  # type: ignore[attr-defined]
+        return producer
+
+    worker.make_producer = denied  # type: ignore[method-assign]
+    asyncio.run(worker.on_assigned({TopicPartition("ev", 0)}))
+    assert worker.fatal is not None
+    assert "grant Write and Describe on TransactionalId prefix 'unit-app'" in str(worker.fatal)
+    assert worker.partitions == {} and worker.producers == {}
+
+
+def test_a_fenced_partition_is_dropped_at_once_and_nothing_of_it_committed() -> None:
+    """A worker expelled while stalled learns on its next send that a newer owner took
+    the partition: it stops applying it, commits nothing of it, and counts the loss."""
+    from processor.records import OutputRecord
+    from processor.worker.partitions import Applied
+
+    _, worker = new_worker()
+    worker.store = FakeStore({})  # type: ignore[assignment]
+
+    async def run() -> None:
+        await worker.on_assigned({TopicPartition("ev", 0), TopicPartition("ev", 1)})
+        out = OutputRecord("alerts", b"s1", b"{}")
+        await worker.publish(0, Applied(records=[out]))
+        await worker.publish(1, Applied(records=[out]))
+        worker.fakes[0].fence()  # type: ignore[attr-defined]
+        await worker.publish(0, Applied(records=[out]))
+        async with worker.lock:
+            await worker.commit(wait=True)
+        for task in list(worker.retaking):
+            task.cancel()
+
+    asyncio.run(run())
+    fakes = worker.fakes  # type: ignore[attr-defined]
+    assert list(worker.partitions) == [1] and list(worker.producers) == [1]
+    assert fakes[0].committed == []
+    assert [[r.key for r in t.records] for t in fakes[1].committed] == [[b"s1", b"p"]]
+    lost = worker.metrics.registry.get_sample_value(
+        "livepulse_partitions_lost_total", {"cause": "fenced"}
+    )
+    assert lost == 1
