@@ -55,11 +55,12 @@ from tests.integration.kafka import (
     read_all,
     wait_until_committed,
 )
-from tests.integration.test_two_workers import (
+from tests.integration.scenario import (
     dedupe,
     expected_sessions,
     expected_tier_ids,
     group_members,
+    session_of,
 )
 from tests.support.events import T0
 
@@ -151,17 +152,7 @@ def test_a_static_member_restarted_after_kill_9_gets_its_partitions_back_without
     unique = dedupe(alerts)
     assert {i for i, x in unique.items() if x["type"] != "stream_ended"} == tier_ids
     ended = [x for x in unique.values() if x["type"] == "stream_ended"]
-    got = {
-        e["stream_id"]: {
-            "reason": e["reason"],
-            "started_at": e["started_at"],
-            "event_time": e["event_time"],
-            "likes": e["session"]["likes"],
-            "gifts": e["session"]["gifts"],
-            "coins": e["session"]["coins"],
-        }
-        for e in ended
-    }
+    got = {e["stream_id"]: session_of(e) for e in ended}
     assert len(ended) == len(got) == len(sessions)
     wrong = {
         sid: (got.get(sid), sessions[sid]) for sid in sessions if got.get(sid) != sessions[sid]
