@@ -62,9 +62,18 @@ async def partitions_of(broker: str, topic: str, **client: Any) -> list[TopicPar
     return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
 
 
-async def end_offsets(broker: str, topic: str, **client: Any) -> dict[TopicPartition, int]:
+async def end_offsets(
+    broker: str, topic: str, isolation_level: str = "read_uncommitted", **client: Any
+) -> dict[TopicPartition, int]:
+    """Each partition's end: the high watermark, or for ``read_committed`` the last stable
+    offset (the first offset of a transaction still open, if any)."""
     partitions = await partitions_of(broker, topic, **client)
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False, **client)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker,
+        enable_auto_commit=False,
+        isolation_level=isolation_level,
+        **client,
+    )
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(partitions))
@@ -119,12 +128,21 @@ async def wait_until_committed(
         await admin.close()
 
 
-async def read_all(broker: str, topic: str, **client: Any) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_all(
+    broker: str, topic: str, isolation_level: str = "read_uncommitted", **client: Any
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on ``topic`` up to its current end, partition by partition (``client``:
-    security options, as for :func:`produce`)."""
-    targets = await end_offsets(broker, topic, **client)
+    security options, as for :func:`produce`).
+
+    ``read_committed``: what a subscriber with that isolation level gets, up to the last
+    stable offsets: no record of an aborted transaction, none of one still open."""
+    targets = await end_offsets(broker, topic, isolation_level, **client)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker, enable_auto_commit=False, auto_offset_reset="earliest", **client
+        bootstrap_servers=broker,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level=isolation_level,
+        **client,
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []

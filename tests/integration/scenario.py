@@ -9,6 +9,9 @@ reference model in the unit tests).
 
 from __future__ import annotations
 
+import re
+import urllib.error
+import urllib.request
 from collections import Counter
 from typing import Any
 
@@ -21,6 +24,8 @@ from processor.core.engine import Engine, EngineConfig
 from tests.integration.conftest import KILL_TEST_ENGINE, WorkerProcess
 from tests.support.events import typed
 
+READY = re.compile(r"ready: partitions \[([\d, ]*)\]")
+
 
 def expected_tier_ids(
     events: list[dict[str, Any]], config: EngineConfig = KILL_TEST_ENGINE
@@ -32,9 +37,16 @@ def expected_tier_ids(
     partition (key = stream_id) and the engine keeps each stream apart, so one engine fed
     everything in input order gives the same per-stream results.
     """
+    return set(expected_tier_alerts(events, config))
+
+
+def expected_tier_alerts(
+    events: list[dict[str, Any]], config: EngineConfig = KILL_TEST_ENGINE
+) -> dict[str, tuple[str, str, int]]:
+    """``expected_tier_ids`` with what each id is: (type, stream id, event time)."""
     engine = Engine(config)
     return {
-        output.alert_id
+        output.alert_id: (output.type, output.stream_id, output.event_time)
         for event in events
         for output in engine.process(typed(event)).outputs
         if isinstance(output, TierChanged | Spike | GoalReached)
@@ -139,3 +151,15 @@ async def group_members(admin: AIOKafkaAdminClient, group: str, topic: str) -> d
         assignment = ConsumerProtocolMemberAssignment.decode(raw).assignment if raw else []
         members[member["member_id"]] = {p for t, ps in assignment if t == topic for p in ps}
     return members
+
+
+def ready_partitions(worker: WorkerProcess) -> set[int] | None:
+    """The partitions ``/readyz`` says are assigned and restored; None while not ready."""
+    url = f"http://127.0.0.1:{worker.metrics_port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            body = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+    match = READY.search(body)
+    return {int(p) for p in match.group(1).split(",") if p.strip()} if match else None

@@ -29,8 +29,6 @@ import asyncio
 import re
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +58,7 @@ from tests.integration.scenario import (
     expected_sessions,
     expected_tier_ids,
     group_members,
+    ready_partitions,
     session_of,
 )
 from tests.support.events import T0
@@ -78,7 +77,6 @@ CONFIG = SimulationConfig(
     mean_lifetime_s=90.0,
 )
 RESTORED = re.compile(r"partition (\d+) restored at offset")
-READY = re.compile(r"ready: partitions \[([\d, ]*)\]")
 
 
 @pytest.fixture
@@ -104,18 +102,6 @@ def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Wo
         if w.proc is not None and w.proc.poll() is None:
             w.proc.kill()
             w.proc.wait()
-
-
-def ready_partitions(worker: WorkerProcess) -> set[int] | None:
-    """The partitions ``/readyz`` says are assigned and restored; None while not ready."""
-    url = f"http://127.0.0.1:{worker.metrics_port}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            body = response.read().decode()
-    except (urllib.error.URLError, OSError):
-        return None
-    match = READY.search(body)
-    return {int(p) for p in match.group(1).split(",") if p.strip()} if match else None
 
 
 def restored(log: str) -> list[int]:
