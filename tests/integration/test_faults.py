@@ -17,7 +17,7 @@ gets once outputs are written in transactions):
 - every stream's ``stream_ended`` totals (likes, gifts, coins, reason, start and end time)
   equal the totals worked out from the input by design.md's rules (``expected_sessions``);
 - the ids of every other alert (tier changes, spikes, goals) equal those of one engine fed
-  the whole input in order, without faults (``expected_tier_ids``);
+  the whole input in order, without faults (``expected_tier_alerts``);
 - no alert id is read twice (nor a window id), and no transaction is left open.
 
 The moments of the faults are random; each test prints its seed, and
@@ -32,7 +32,11 @@ after its last ones, while its idle clock can run only as long as its partition 
 the wall clock for more (a feed interval; at most the ~20-30 s of a fault). The idle clock
 then evaluates exactly the tier-window boundaries the next event would have, and no event
 arrives behind its stream's time: the result is the one answer the engine gives without any
-idle time. Faults are only started between two chunks (every chunk is on the broker whole).
+idle time. The broker is only killed between two chunks (every chunk is on it whole).
+
+A worker that exits by itself during a fault (say, one that stops on being fenced) is
+started again, as a supervisor would, and its exit is in the timeline; at the end both
+must stop cleanly (exit 0) on SIGTERM.
 """
 
 from __future__ import annotations
@@ -152,7 +156,7 @@ def live_input(seed: int = 16) -> list[list[dict[str, Any]]]:
             if rng.random() < 0.3:
                 events.append(script.viewers(ts[10], rng.randint(5, 5_000)))
             if rng.random() < 0.3:
-                events.append(script._base("join", ts[10], rng.choice(users)))
+                events.append(script.join(ts[10], rng.choice(users)))
             if k == last:
                 end = script.end(ts[11])
                 end["reason"] = rng.choice(("ended", "ended", "suspended"))
