@@ -112,11 +112,17 @@ def topics(broker: str) -> Topics:
     return new_topics(broker, partitions=4)
 
 
+# Ports other brokers on these machines listen on (make run, benches): never handed out.
+RESERVED_PORTS = frozenset({9092, 9093, 39092, 39093, 39292, 39293})
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port not in RESERVED_PORTS:
+            return port
 
 
 @dataclass
@@ -219,8 +225,8 @@ def engine_env(config: EngineConfig) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def worker_env(broker: str, topics: Topics, tmp_path: Path) -> dict[str, str]:
+def worker_env_for(broker: str, topics: Topics, tmp_path: Path) -> dict[str, str]:
+    """A worker's environment for ``topics`` on ``broker``: its own data dir and metrics port."""
     return os.environ | {
         "LIVEPULSE_BROKER": broker,
         "LIVEPULSE_EVENTS_TOPIC": topics.events,
@@ -231,6 +237,11 @@ def worker_env(broker: str, topics: Topics, tmp_path: Path) -> dict[str, str]:
         "LIVEPULSE_DATA_DIR": str(tmp_path / "worker-data"),
         "LIVEPULSE_METRICS_PORT": str(free_port()),
     }
+
+
+@pytest.fixture
+def worker_env(broker: str, topics: Topics, tmp_path: Path) -> dict[str, str]:
+    return worker_env_for(broker, topics, tmp_path)
 
 
 def kill_9_once_committed(

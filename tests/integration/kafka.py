@@ -62,20 +62,16 @@ async def partitions_of(broker: str, topic: str, **client: Any) -> list[TopicPar
     return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
 
 
-def isolation(committed: bool) -> str:
-    return "read_committed" if committed else "read_uncommitted"
-
-
 async def end_offsets(
-    broker: str, topic: str, committed: bool = False, **client: Any
+    broker: str, topic: str, isolation_level: str = "read_uncommitted", **client: Any
 ) -> dict[TopicPartition, int]:
-    """Each partition's end: its high watermark, or with ``committed`` its last stable
-    offset (what a ``read_committed`` reader can reach while transactions are open)."""
+    """Each partition's end: the high watermark, or for ``read_committed`` the last stable
+    offset (the first offset of a transaction still open, if any)."""
     partitions = await partitions_of(broker, topic, **client)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=broker,
         enable_auto_commit=False,
-        isolation_level=isolation(committed),
+        isolation_level=isolation_level,
         **client,
     )
     await consumer.start()
@@ -133,17 +129,19 @@ async def wait_until_committed(
 
 
 async def read_all(
-    broker: str, topic: str, committed: bool = False, **client: Any
+    broker: str, topic: str, isolation_level: str = "read_uncommitted", **client: Any
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on ``topic`` up to its current end, partition by partition (``client``:
-    security options, as for :func:`produce`); with ``committed``, as a ``read_committed``
-    reader sees them: only those of committed transactions."""
-    targets = await end_offsets(broker, topic, committed, **client)
+    security options, as for :func:`produce`).
+
+    ``read_committed``: what a subscriber with that isolation level gets, up to the last
+    stable offsets: no record of an aborted transaction, none of one still open."""
+    targets = await end_offsets(broker, topic, isolation_level, **client)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=broker,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        isolation_level=isolation(committed),
+        isolation_level=isolation_level,
         **client,
     )
     await consumer.start()

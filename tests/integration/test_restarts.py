@@ -97,8 +97,14 @@ def test_kill_9_at_several_points_gives_the_uninterrupted_result(
 
     asyncio.run(wait_until_committed(broker, topics.app_id, topics.events, deadline_s=180))
     # as a read_committed subscriber sees them: exactly once, no copy of anything
-    alerts = [orjson.loads(r.value) for r in asyncio.run(read_all(broker, topics.alerts, True))]
-    windows = [orjson.loads(r.value) for r in asyncio.run(read_all(broker, topics.windows, True))]
+    alerts = [
+        orjson.loads(r.value)
+        for r in asyncio.run(read_all(broker, topics.alerts, "read_committed"))
+    ]
+    windows = [
+        orjson.loads(r.value)
+        for r in asyncio.run(read_all(broker, topics.windows, "read_committed"))
+    ]
 
     assert_same(strip(alerts), expected_alerts, "alert_id")
     assert_same(strip(windows), expected_windows, "window_id")

@@ -29,8 +29,6 @@ import asyncio
 import re
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,11 +53,13 @@ from tests.integration.kafka import (
     read_all,
     wait_until_committed,
 )
-from tests.integration.test_two_workers import (
+from tests.integration.scenario import (
     dedupe,
     expected_sessions,
     expected_tier_ids,
     group_members,
+    ready_partitions,
+    session_of,
 )
 from tests.support.events import T0
 
@@ -77,7 +77,6 @@ CONFIG = SimulationConfig(
     mean_lifetime_s=90.0,
 )
 RESTORED = re.compile(r"partition (\d+) restored at offset")
-READY = re.compile(r"ready: partitions \[([\d, ]*)\]")
 
 
 @pytest.fixture
@@ -103,18 +102,6 @@ def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Wo
         if w.proc is not None and w.proc.poll() is None:
             w.proc.kill()
             w.proc.wait()
-
-
-def ready_partitions(worker: WorkerProcess) -> set[int] | None:
-    """The partitions ``/readyz`` says are assigned and restored; None while not ready."""
-    url = f"http://127.0.0.1:{worker.metrics_port}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            body = response.read().decode()
-    except (urllib.error.URLError, OSError):
-        return None
-    match = READY.search(body)
-    return {int(p) for p in match.group(1).split(",") if p.strip()} if match else None
 
 
 def restored(log: str) -> list[int]:
@@ -151,17 +138,7 @@ def test_a_static_member_restarted_after_kill_9_gets_its_partitions_back_without
     unique = dedupe(alerts)
     assert {i for i, x in unique.items() if x["type"] != "stream_ended"} == tier_ids
     ended = [x for x in unique.values() if x["type"] == "stream_ended"]
-    got = {
-        e["stream_id"]: {
-            "reason": e["reason"],
-            "started_at": e["started_at"],
-            "event_time": e["event_time"],
-            "likes": e["session"]["likes"],
-            "gifts": e["session"]["gifts"],
-            "coins": e["session"]["coins"],
-        }
-        for e in ended
-    }
+    got = {e["stream_id"]: session_of(e) for e in ended}
     assert len(ended) == len(got) == len(sessions)
     wrong = {
         sid: (got.get(sid), sessions[sid]) for sid in sessions if got.get(sid) != sessions[sid]

@@ -18,15 +18,10 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
-from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from processor.core.alerts import GoalReached, Spike, TierChanged
-from processor.core.engine import Engine
 from processor.simulator.generator import SimulationConfig, generate
 from tests.integration.conftest import (
-    KILL_TEST_ENGINE,
     Topics,
     WorkerProcess,
     free_port,
@@ -41,7 +36,15 @@ from tests.integration.kafka import (
     read_all,
     wait_until_committed,
 )
-from tests.support.events import T0, typed
+from tests.integration.scenario import (
+    dedupe,
+    expected_sessions,
+    expected_tier_ids,
+    group_members,
+    restores,
+    session_of,
+)
+from tests.support.events import T0
 
 PARTITIONS = 8
 # 120 concurrent streams, each living ~90 s of event time before a new one takes its slot,
@@ -60,89 +63,7 @@ CONFIG = SimulationConfig(
     heat_sigma=0.5,
     mean_lifetime_s=90.0,
 )
-ENGINE = KILL_TEST_ENGINE
 DEADLINE_S = 60.0
-
-
-def expected_tier_ids(events: list[dict[str, Any]]) -> set[str]:
-    """The ids of the alerts other than stream_ended (tier changes, spikes, goals) one
-    engine computes from the whole input, in order.
-
-    The worker runs one engine per partition, but every event of a stream is on one
-    partition (key = stream_id) and the engine keeps each stream apart, so one engine fed
-    everything in input order gives the same per-stream results.
-    """
-    engine = Engine(ENGINE)
-    return {
-        output.alert_id
-        for event in events
-        for output in engine.process(typed(event)).outputs
-        if isinstance(output, TierChanged | Spike | GoalReached)
-    }
-
-
-def expected_sessions(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """What each stream's stream_ended must say, from design.md's rules alone.
-
-    Likes are the growth of the room's running ``total``: the first like event of a stream
-    whose live_start was not seen counts min(count, total), later ones the growth of the
-    highest total seen. A gift counts only when it is not streakable or ends its streak,
-    as repeat_count gifts worth coins x repeat_count.
-    """
-    sessions: dict[str, dict[str, Any]] = {}
-    highest: dict[str, int] = {}  # highest like total seen (0 from live_start)
-    for e in events:
-        sid, kind, ts = e["stream_id"], e["type"], e["ts"]
-        s = sessions.setdefault(
-            sid,
-            {
-                "reason": None,
-                "started_at": ts,
-                "event_time": ts,
-                "likes": 0,
-                "gifts": 0,
-                "coins": 0,
-            },
-        )
-        # The simulator sends each stream in time order and nothing after its live_end,
-        # so neither lateness nor after_end applies to this input.
-        assert s["reason"] is None and ts >= s["event_time"], e
-        s["event_time"] = ts
-        if kind == "live_start":
-            highest.setdefault(sid, 0)
-            s["started_at"] = min(s["started_at"], ts)
-        elif kind == "like":
-            seen = highest.get(sid)
-            s["likes"] += min(e["count"], e["total"]) if seen is None else max(0, e["total"] - seen)
-            highest[sid] = e["total"] if seen is None else max(seen, e["total"])
-        elif kind == "gift" and (not e["streakable"] or e["repeat_end"]):
-            s["gifts"] += e["repeat_count"]
-            s["coins"] += e["coins"] * e["repeat_count"]
-        elif kind == "live_end":
-            s["reason"] = e["reason"]
-    assert all(s["reason"] for s in sessions.values()), "a stream does not end in the input"
-    return sessions
-
-
-def dedupe(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """One alert per alert_id; every copy of an id must be the same alert but emitted_at."""
-    seen: dict[str, dict[str, Any]] = {}
-    for record in records:
-        record = {k: v for k, v in record.items() if k != "emitted_at"}
-        first = seen.setdefault(record["alert_id"], record)
-        assert first == record, f"two different alerts share the id {record['alert_id']}"
-    return seen
-
-
-def restores(*workers: WorkerProcess) -> str:
-    """Each worker's partition restores, from its whole log."""
-    lines = []
-    for worker in workers:
-        text = worker.log_path.read_text(errors="replace")
-        lines += [
-            f"{worker.log_path.stem}: {line}" for line in text.splitlines() if " restored " in line
-        ]
-    return "\n".join(lines)
 
 
 @pytest.fixture
@@ -175,25 +96,6 @@ def workers(
         if w.proc is not None and w.proc.poll() is None:
             w.proc.kill()
             w.proc.wait()
-
-
-async def group_members(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict[str, set[int]]:
-    """Each member's partitions of ``topic`` while the group is stable, as the broker says."""
-    try:
-        (response,) = await admin.describe_consumer_groups([group])
-    except KafkaError as exc:  # e.g. the offsets topic is still being created
-        if not exc.retriable:
-            raise
-        return {}
-    (described,) = response.to_object()["groups"]
-    if described["error_code"] or described["state"] != "Stable":
-        return {}
-    members = {}
-    for member in described["members"]:
-        raw = member["member_assignment"]
-        assignment = ConsumerProtocolMemberAssignment.decode(raw).assignment if raw else []
-        members[member["member_id"]] = {p for t, ps in assignment if t == topic for p in ps}
-    return members
 
 
 async def run_scenario(
@@ -327,17 +229,7 @@ def test_two_workers_each_killed_9_and_restarted_give_exact_alerts(
     twice = [sid for sid, n in Counter(e["stream_id"] for e in ended).items() if n > 1]
     assert not twice, f"streams with two different stream_ended: {twice[:5]}"
     # (1) session totals equal the input's, for every stream
-    got = {
-        e["stream_id"]: {
-            "reason": e["reason"],
-            "started_at": e["started_at"],
-            "event_time": e["event_time"],
-            "likes": e["session"]["likes"],
-            "gifts": e["session"]["gifts"],
-            "coins": e["session"]["coins"],
-        }
-        for e in ended
-    }
+    got = {e["stream_id"]: session_of(e) for e in ended}
     assert got.keys() == sessions.keys()
     wrong = {sid: (got[sid], sessions[sid]) for sid in sessions if got[sid] != sessions[sid]}
     assert not wrong, f"{len(wrong)} streams differ (got, expected), e.g. {list(wrong.items())[:3]}"

@@ -84,6 +84,9 @@ class StreamScript:
     def comment(self, ts: int, text: str = "hi") -> dict[str, Any]:
         return self._base("comment", ts) | {"text": text}
 
+    def join(self, ts: int, user: str = "u-1") -> dict[str, Any]:
+        return self._base("join", ts, user)
+
     def viewers(self, ts: int, count: int) -> dict[str, Any]:
         return self._base("viewers", ts, user=None) | {"count": count}
 
