@@ -97,7 +97,9 @@ class StreamState:
     started_ms: int
     stream_time_ms: int
     max_event_ms: int
-    seen_wall_ms: int = 0  # wall clock when max_event_ms was seen; drives idle decay only
+    # the idle clock (wall clock minus the engine's downtime) when max_event_ms was seen;
+    # drives idle decay only
+    seen_wall_ms: int = 0
     like_total: int | None = None
     tier: Tier = Tier.LOW
     peak_tier: Tier = Tier.LOW
@@ -158,9 +160,12 @@ class Engine:
         # ended streams dropped from ``ended`` since a checkpoint last looked, with when
         # they ended and the input offset they ended at
         self.forgotten: dict[str, tuple[int, int]] = {}
-        # the wall clock of the last :meth:`tick` (-1: none yet): what idle time did to the
+        # the idle clock of the last :meth:`tick` (-1: none yet): what idle time did to the
         # streams by then, a restore recomputes from it
         self.ticked_ms = -1
+        # Idle clocks run on the wall clock minus this: the time the partition's worker was
+        # down, summed over restores, which is not idle time (a restore adds to it).
+        self.downtime_ms = 0
         # likes, gifts and coins counted since the caller last reset it (for metrics)
         self.counted = Totals()
         self._tracked = config.top_users_tracked
@@ -225,7 +230,7 @@ class Engine:
         self.changed.add(stream_id)
         if ts >= state.max_event_ms:
             state.max_event_ms = ts
-            state.seen_wall_ms = wall_ms
+            state.seen_wall_ms = wall_ms - self.downtime_ms
         kind = type(event)
         if kind is Like:
             like: Like = event  # type: ignore[assignment]  # narrowed by the exact class
@@ -486,6 +491,7 @@ class Engine:
         """
         outputs: list[Output] = []
         inactivity = self.config.inactivity_ms
+        wall_ms -= self.downtime_ms
         self.ticked_ms = wall_ms
         for state in list(self.streams.values()):
             idle_time = state.max_event_ms + max(0, wall_ms - state.seen_wall_ms)

@@ -29,9 +29,10 @@ from processor.core.panes import seal, start_of, unseal
 from processor.core.tiers import Tier
 from processor.core.windows import Row, SlidingTotals, Totals, TumblingTotals
 
-FORMAT_VERSION = 5
-# formats a restore reads: 4 wrote windows as rows, kept no idle clocks and no tick time
-READ_FORMATS = (4, FORMAT_VERSION)
+FORMAT_VERSION = 6
+# formats a restore reads: 4 wrote windows as rows, kept no idle clocks and no tick time;
+# 5 kept no downtime (it was 0: its idle clocks are wall clocks)
+READ_FORMATS = (4, 5, FORMAT_VERSION)
 PARTITION_KEY = b"p"
 STREAM_PREFIX = b"s:"
 ENDED_PREFIX = b"e:"
@@ -106,8 +107,10 @@ class EndedRecord(msgspec.Struct, forbid_unknown_fields=True):
 class PartitionRecord(msgspec.Struct, forbid_unknown_fields=True):
     format: int
     offset: int
-    # the wall clock of the engine's last idle tick before the checkpoint (-1: none)
+    # the idle clock of the engine's last tick before the checkpoint (-1: none)
     ticked_ms: int = -1
+    # the engine's downtime: its idle clocks are the wall clock minus this
+    downtime_ms: int = 0
 
 
 class _Format(msgspec.Struct):
@@ -271,6 +274,7 @@ class SlicedCheckpoint:
         self.offset = offset
         # the idle time the streams saw by ``offset``: no tick may come before finish()
         self.ticked_ms = engine.ticked_ms
+        self.downtime_ms = engine.downtime_ms
         self.todo = list(engine.changed)
         self.gone_before = {sid for sid in self.todo if sid not in engine.streams}
         self.forgotten = engine.forgotten
@@ -323,7 +327,7 @@ class SlicedCheckpoint:
                     out.append(_marker(stream_id, found_at, ended_at, end_offset))
             for stream_id in ended:
                 out.append((STREAM_PREFIX + stream_id.encode(), None))
-        record = PartitionRecord(FORMAT_VERSION, self.offset, self.ticked_ms)
+        record = PartitionRecord(FORMAT_VERSION, self.offset, self.ticked_ms, self.downtime_ms)
         out.append((PARTITION_KEY, _encoder.encode(record)))
         for stream_id in self.forgotten:
             if stream_id not in engine.ended and stream_id not in ended:
@@ -356,7 +360,7 @@ def full(engine: Engine, offset: int) -> list[Record]:
         _marker(sid, offset, at, engine.end_offsets.get(sid, -1))
         for sid, at in engine.ended.items()
     ]
-    partition = PartitionRecord(FORMAT_VERSION, offset, engine.ticked_ms)
+    partition = PartitionRecord(FORMAT_VERSION, offset, engine.ticked_ms, engine.downtime_ms)
     out.append((PARTITION_KEY, _encoder.encode(partition)))
     return out
 
@@ -421,6 +425,7 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
             partition = _decode(value, PartitionRecord, "partition record")
             assert isinstance(partition, PartitionRecord)
             offset, ticked_ms = partition.offset, partition.ticked_ms
+            engine.downtime_ms = partition.downtime_ms
         elif key.startswith(STREAM_PREFIX):
             stream_id = key[len(STREAM_PREFIX) :].decode()
             record = _decode(value, StreamRecord, f"stream {stream_id!r}")
@@ -453,7 +458,7 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
         if at != GONE:  # GONE: forgotten, from livepulse before markers kept the time
             ended.append((end_offset, order, stream_id, at))
     # a format 4 stream kept no idle clock: it restarts now (at the tick, shifted to now)
-    unknown_seen = wall_ms if ticked_ms < 0 else ticked_ms
+    unknown_seen = wall_ms - engine.downtime_ms if ticked_ms < 0 else ticked_ms
     for stream_id, state in states.items():
         if stream_id in covered:
             # ended after this state was written, and a crash came before its tombstone
@@ -484,14 +489,14 @@ def _recompute_idle_time(engine: Engine, ticked_ms: int, wall_ms: int) -> None:
     """Redo what idle time did to the streams by the checkpoint's last tick: a checkpoint
     writes a stream only when events changed it, and what the tick published then is not
     published again. Then the idle clocks go on from where that tick left them, at
-    ``wall_ms``: the time the worker was down does not count as idle, as in a run that
-    never stopped (the input a worker finds waiting after a restart is the events of
-    that time)."""
+    ``wall_ms``: the time the worker was down is added to the engine's downtime, so it
+    does not count as idle, as in a run that never stopped (the input a worker finds
+    waiting after a restart is the events of that time). The streams' own clocks are
+    left as written: a stream the next checkpoints do not rewrite is restored again the
+    same way, however many restores come."""
     if ticked_ms < 0:
         return
     changed = set(engine.changed)
-    engine.tick(ticked_ms)  # deterministic: the same as the uninterrupted run's tick
+    engine.tick(ticked_ms + engine.downtime_ms)  # the uninterrupted run's tick, again
     engine.changed = changed
-    shift = max(0, wall_ms - ticked_ms)
-    for state in engine.streams.values():
-        state.seen_wall_ms += shift
+    engine.downtime_ms += max(0, wall_ms - engine.downtime_ms - ticked_ms)

@@ -140,6 +140,7 @@ def test_fields_are_stored_by_name_with_a_format_number() -> None:
         "format": snapshot.FORMAT_VERSION,
         "offset": 41,
         "ticked_ms": -1,  # no idle tick yet
+        "downtime_ms": 0,
     }
     doc = msgspec.msgpack.decode(stream_value)
     assert list(doc) == ["format", "offset", "stream"]
@@ -378,5 +379,31 @@ def test_a_tick_rewrites_no_stream_and_the_restore_redoes_it() -> None:
     assert restored.tick(T0 + 61_000) == []  # published before the checkpoint: not again
     # restored 38 s later: the downtime is not idle time, the clocks go on from the tick
     later = snapshot.restore(log + after_tick, CONFIG, wall_ms=T0 + 99_000).engine
-    assert [s.seen_wall_ms for s in later.streams.values()] == [T0 + 38_000] * 2
+    assert later.downtime_ms == 38_000
+    assert [s.seen_wall_ms for s in later.streams.values()] == [T0] * 2  # as written
     assert later.tick(T0 + 99_000) == [] and later.streams["a"].stream_time_ms == T0 + 62_000
+
+
+def test_a_second_restore_does_not_take_the_first_downtime_for_idle_time() -> None:
+    """Found by the fault suite (two kills 0.3 s apart): restores once shifted the streams'
+    idle clocks in memory only, so a stream no checkpoint rewrote kept its clock from
+    before the first crash while the partition record took the new tick, and the second
+    restore counted the first downtime as idle time, silently passing window boundaries
+    whose alerts nobody published. The downtime is now the partition's, in its record."""
+    engine = Engine(CONFIG)
+    a = StreamScript("a")
+    for event in (a.start(T0), a.likes(T0 + 1_000, 5)):
+        engine.process(typed(event), wall_ms=T0)
+    engine.tick(T0 + 10_000)  # idle for 10 s: stream time T0 + 11 s
+    log = snapshot.changes(engine, offset=1)
+    # down for 100 s, then 5 more idle seconds, a checkpoint that does not rewrite "a"
+    first = snapshot.restore(log, CONFIG, wall_ms=T0 + 110_000).engine
+    first.tick(T0 + 115_000)
+    assert first.streams["a"].stream_time_ms == T0 + 16_000
+    again = snapshot.changes(first, offset=1)
+    assert [key for key, _ in again] == [b"p"]
+    # and down again, for 30 s
+    second = snapshot.restore(log + again, CONFIG, wall_ms=T0 + 145_000).engine
+    assert second.downtime_ms == 130_000
+    assert second.streams["a"].stream_time_ms == T0 + 16_000
+    assert second.tick(T0 + 146_000) == [] and second.streams["a"].stream_time_ms == T0 + 17_000
