@@ -38,6 +38,7 @@ class Reason(StrEnum):
     KEY_MISMATCH = "key_mismatch"
     LATE = "late"
     AFTER_END = "after_end"
+    FUTURE = "future_timestamp"  # ``ts`` too far ahead of the record's Kafka timestamp
     PROCESSING_ERROR = "processing_error"
 
 

@@ -303,6 +303,7 @@ def test_reasons_are_the_dead_letter_header_strings() -> None:
         "not_an_object",
         "contract_violation",
         "key_mismatch",
+        "future_timestamp",
         "late",
         "after_end",
         "processing_error",
