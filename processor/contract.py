@@ -183,7 +183,8 @@ def decode_event(
     if not value.isascii() and (problem := _utf8_problem(value)):
         return InvalidRecord(Reason.INVALID_JSON, problem)
     # msgspec keeps the last value of a duplicated key: rule duplicates out (see _KEYS)
-    if value.count(b":") > _MIN_KEYS[event.__class__] and (dup := _duplicate_key(value, event)):
+    colons = value.count(b":")
+    if colons > _MIN_KEYS[event.__class__] and (dup := _duplicate_key(value, event, colons)):
         return InvalidRecord(Reason.CONTRACT, dup)
     if key is None or key != event.stream_id.encode():
         shown = "none" if key is None else repr(key[:80])
@@ -226,13 +227,15 @@ _MIN_KEYS = {cls: facts[0] for cls, facts in _KEYS.items()}
 _TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]:]', re.DOTALL)
 
 
-def _duplicate_key(value: bytes, event: Event) -> str:
-    """Why ``value`` (a record ``event`` was decoded from) is invalid because a top-level key
-    appears twice, or "" if none does. Exact: never misses a duplicate written in any way
-    (``"co\\u0069ns"`` is ``coins``), never flags a record without one."""
-    fixed, optional, strings = _KEYS[event.__class__]
-    keys = fixed + sum(1 for name in optional if getattr(event, name) is not None)
-    colons = value.count(b":")
+def _duplicate_key(value: bytes, event: Event, colons: int) -> str:
+    """Why ``value`` (a record ``event`` was decoded from, with ``colons`` ':' bytes) is
+    invalid because a top-level key appears twice, or "" if none does. Exact: never misses
+    a duplicate written in any way (``"co\\u0069ns"`` is ``coins``), never flags a record
+    without one."""
+    keys, optional, strings = _KEYS[event.__class__]
+    for name in optional:
+        if getattr(event, name) is not None:
+            keys += 1
     if colons == keys:
         return ""
     if b"\\" not in value:
