@@ -12,6 +12,7 @@ events, judged by a JSON Schema validator). Beyond JSON Schema, integers must be
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
 import msgspec
+import msgspec.inspect
 from msgspec import Meta, Struct
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -36,6 +38,7 @@ class Reason(StrEnum):
     KEY_MISMATCH = "key_mismatch"
     LATE = "late"
     AFTER_END = "after_end"
+    FUTURE = "future_timestamp"  # ``ts`` too far ahead of the record's Kafka timestamp
     PROCESSING_ERROR = "processing_error"
 
 
@@ -179,10 +182,88 @@ def decode_event(
     # msgspec skips unknown fields without checking their UTF-8; the record must be UTF-8.
     if not value.isascii() and (problem := _utf8_problem(value)):
         return InvalidRecord(Reason.INVALID_JSON, problem)
+    # msgspec keeps the last value of a duplicated key: rule duplicates out (see _KEYS)
+    colons = value.count(b":")
+    if colons > _MIN_KEYS[event.__class__] and (dup := _duplicate_key(value, event, colons)):
+        return InvalidRecord(Reason.CONTRACT, dup)
     if key is None or key != event.stream_id.encode():
         shown = "none" if key is None else repr(key[:80])
         return InvalidRecord(Reason.KEY_MISMATCH, f"record key {shown} != stream_id")
     return event
+
+
+# Duplicate keys. ``{"coins":5,...,"coins":1000000}`` is a million coins to msgspec (the last
+# value wins) and five to a parser that keeps the first, so an event object with a key twice
+# is a contract violation. Most records are ruled out at the cost of one ``bytes.count``:
+# outside strings, JSON has exactly one ':' per object member, at any depth, so a record's
+# ':' count C is at least the number of members of its top-level object. The decoded event
+# proves that many distinct keys present: ``type``, every required field, and the optional
+# fields that are not None. When C equals that number, every ':' is one of those keys, each
+# written once: no duplicate. Else (a ':' in a string, a null optional field, an unknown
+# field), the ':' in the decoded string values are subtracted when the record has no
+# backslash (so each string's raw bytes are its decoded text, and hold its ':' exactly);
+# and only when that cannot decide either, the top-level keys are read one by one.
+def _key_facts(cls: type[EventBase]) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """(keys every event of ``cls`` has, its optional fields, its fields that hold text)."""
+    info = msgspec.inspect.type_info(cls)
+    assert isinstance(info, msgspec.inspect.StructType)
+    fields = info.fields
+    texts = []
+    for f in fields:
+        kinds = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
+        if any(
+            isinstance(k, msgspec.inspect.StrType)
+            or (isinstance(k, msgspec.inspect.LiteralType) and isinstance(k.values[0], str))
+            for k in kinds
+        ):
+            texts.append(f.name)
+    required = sum(1 for f in fields if f.required)
+    return 1 + required, tuple(f.name for f in fields if not f.required), tuple(texts)
+
+
+_KEYS = {cls: _key_facts(cls) for cls in EVENT_CLASSES}
+_MIN_KEYS = {cls: facts[0] for cls, facts in _KEYS.items()}
+# a JSON string token, or a bracket or ':' outside strings (the record is valid JSON)
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]:]', re.DOTALL)
+
+
+def _duplicate_key(value: bytes, event: Event, colons: int) -> str:
+    """Why ``value`` (a record ``event`` was decoded from, with ``colons`` ':' bytes) is
+    invalid because a top-level key appears twice, or "" if none does. Exact: never misses
+    a duplicate written in any way (``"co\\u0069ns"`` is ``coins``), never flags a record
+    without one."""
+    keys, optional, strings = _KEYS[event.__class__]
+    for name in optional:
+        if getattr(event, name) is not None:
+            keys += 1
+    if colons == keys:
+        return ""
+    if b"\\" not in value:
+        colons -= sum(text.count(":") for name in strings if (text := getattr(event, name)))
+        if colons == keys:
+            return ""
+    seen: set[str] = set()
+    depth = 0
+    previous = b""
+    for match in _TOKENS.finditer(value):
+        token = match[0]
+        first = token[0]
+        if first == 0x22:  # '"'
+            previous = token
+        elif first == 0x3A:  # ':' follows a key
+            if depth == 1:
+                key = json.loads(previous) if b"\\" in previous else previous[1:-1].decode()
+                if key in seen:
+                    return (
+                        f"duplicate key {json.dumps(key)[:100]} in the event object "
+                        "(JSON parsers disagree on which of its values counts)"
+                    )
+                seen.add(key)
+        elif first in b"{[":
+            depth += 1
+        else:
+            depth -= 1
+    return ""
 
 
 def _why_invalid(value: bytes, problem: str) -> InvalidRecord:

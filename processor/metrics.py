@@ -48,6 +48,7 @@ DEAD_LETTER_REASONS = (
     Reason.NOT_AN_OBJECT,
     Reason.CONTRACT,
     Reason.KEY_MISMATCH,
+    Reason.FUTURE,
     Reason.LATE,
     Reason.AFTER_END,
     Reason.PROCESSING_ERROR,

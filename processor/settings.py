@@ -63,6 +63,9 @@ class Settings:
     compression: str = "lz4"
     usd_per_coin: float = 0.005
     max_record_bytes: int = 65_536
+    # An event whose ts is further ahead of its record's Kafka timestamp is a dead letter
+    # (future_timestamp), so one bad clock cannot move a stream's time years ahead. 0: off.
+    max_future_skew_seconds: int = 300
     top_k: int = 10
     top_users: int = 5
     top_users_tracked: int = 32
@@ -210,6 +213,9 @@ _RULES: dict[str, _Rule] = {
     "hysteresis": _Rule(lambda v: isinstance(v, float) and 0.0 <= v < 1.0, "a fraction 0 <= h < 1"),
     "usd_per_coin": _Rule(lambda v: isinstance(v, float) and v >= 0.0, "a number >= 0"),
     "max_record_bytes": _POSITIVE_INT,
+    "max_future_skew_seconds": _Rule(
+        lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: no limit)"
+    ),
     "top_k": _Rule(lambda v: isinstance(v, int) and 1 <= v <= 100, "an integer 1-100"),
     "top_users": _Rule(lambda v: isinstance(v, int) and 1 <= v <= 100, "an integer 1-100"),
     "top_users_tracked": _Rule(

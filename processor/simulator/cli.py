@@ -43,7 +43,9 @@ examples:
 
 Events follow contract v1 (key = stream_id). Realtime runs stamp events with the wall
 clock; --fast and --output runs use a virtual clock from --start-ms and are byte-identical
-for the same seed and options. --fast and --output default to 60 virtual seconds.
+for the same seed and options. --fast and --output default to 60 virtual seconds, ending
+now: the events of the recent past, as a backfill (events far ahead of the time they are
+sent are dead letters to the worker, and Kafka 4 refuses records over an hour ahead).
 """
 
 REPLAY_EPILOG = """\
@@ -144,7 +146,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--start-ms",
         type=_epoch_ms,
         metavar="MS",
-        help="virtual clock start, epoch ms (default: now); only with --fast or --output",
+        help="virtual clock start, epoch ms (default: the run's span before now, so that it "
+        "ends now); only with --fast or --output",
     )
     simulate.add_argument(
         "--lifetime",
@@ -229,6 +232,24 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _start_ms(args: argparse.Namespace) -> int:
+    """Where the virtual clock starts: ``--start-ms``; else now for a realtime run, and for
+    an offline one its span before now, so that its events end about now instead of running
+    into the future (the span is ``--duration``, or ``--events`` at ``--rate`` if shorter:
+    events beyond the base rate come on top)."""
+    if args.start_ms is not None:
+        return int(args.start_ms)
+    now = _now_ms()
+    if not (args.fast or args.output is not None):
+        return now
+    span_s = math.inf if args.duration is None else float(args.duration)
+    if args.events is not None:
+        span_s = min(span_s, args.events / args.rate)
+    if math.isinf(span_s):
+        span_s = DEFAULT_OFFLINE_DURATION_S
+    return now - math.ceil(span_s * 1000)
+
+
 def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of ``livepulse simulate``; returns the exit code."""
     if args.output is not None:
@@ -236,8 +257,7 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     def records() -> Iterator[Record]:
         # Built on first use, after the producer connected: realtime ts start at "now".
-        start_ms = args.start_ms if args.start_ms is not None else _now_ms()
-        for event in generate(_config(args, start_ms)):
+        for event in generate(_config(args, _start_ms(args))):
             yield event["stream_id"].encode(), encode_event(event), event["ts"]
 
     pace: Pace = "fast" if args.fast else "realtime"
@@ -246,7 +266,7 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _simulate_to_file(args: argparse.Namespace) -> int:
     progress = ProgressReporter("livepulse simulate", quiet=args.quiet)
-    config = _config(args, args.start_ms if args.start_ms is not None else _now_ms())
+    config = _config(args, _start_ms(args))
     counter = _Counter(progress)
     target = "stdout" if args.output == "-" else args.output
     try:

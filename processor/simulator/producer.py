@@ -1,7 +1,11 @@
 """Send ``(key, value, ts_ms)`` records to the events topic with aiokafka, paced or flat out.
 
-Kafka record timestamps are left to the producer (send time): event time travels in the
-value's ``ts`` field. ``ts_ms`` is only used for ``realtime`` pacing.
+Event time travels in the value's ``ts`` field; ``ts_ms`` is that time, used for
+``realtime`` pacing and for the Kafka record timestamp. That is the send time (the
+producer's default), except for an event ahead of the wall clock (a file or a run whose
+clock is in the future), whose record is stamped with its event time: a record is never
+older than its event, which the worker checks (``LIVEPULSE_MAX_FUTURE_SKEW_SECONDS``).
+Kafka 4 brokers refuse records stamped more than an hour ahead of their own clock.
 """
 
 from __future__ import annotations
@@ -271,7 +275,9 @@ async def _send_all(
                     await stop.sleep(delay)
                     if stop.requested:
                         break
-            current.append(await send(topic, value, key=key))
+            # never a record older than its event (see above): stamp one ahead of the clock
+            ahead = ts_ms is not None and ts_ms > time.time() * 1000
+            current.append(await send(topic, value, key=key, timestamp_ms=ts_ms if ahead else None))
             queued += 1
             if len(current) >= batch:
                 # Keep one batch in flight while the next one fills; surfaces errors early.

@@ -28,6 +28,20 @@ LATE_DETAIL = {
     Reason.AFTER_END: "the stream has already ended",
 }
 
+# Event time may run ahead of the record's Kafka timestamp (producer clocks differ, a batch
+# waits in a producer) but not by more than the skew limit: one event stamped years ahead
+# would move its stream's time there, and every later event of the stream would be late.
+# A record without a timestamp (-1) is not judged; LogAppendTime (the broker's clock) is
+# judged like CreateTime. A limit of 0 turns the check off: no ``ts`` is that far ahead.
+NO_SKEW_LIMIT = 1 << 62
+
+
+def _future_detail(ts: int, record: InputRecord, skew: int) -> str:
+    return (
+        f"ts is {ts - record.timestamp} ms ahead of the record's Kafka timestamp "
+        f"{record.timestamp} (limit {skew} ms, LIVEPULSE_MAX_FUTURE_SKEW_SECONDS)"
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class Routes:
@@ -39,6 +53,8 @@ class Routes:
     dlq_topic: str
     state_topic: str
     max_record_bytes: int = 65_536
+    # how far an event's ``ts`` may be ahead of its record's Kafka timestamp (0: no limit)
+    max_future_skew_ms: int = 300_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Routes:
@@ -49,6 +65,7 @@ class Routes:
             settings.dlq_topic,
             f"{settings.app_id}.state",
             settings.max_record_bytes,
+            settings.max_future_skew_seconds * 1_000,
         )
 
     def output(self, output: Output, emitted_at: int) -> OutputRecord:
@@ -109,6 +126,7 @@ class PartitionState:
         engine = self.engine
         routes = self.routes
         decode_limit = routes.max_record_bytes
+        skew = routes.max_future_skew_ms or NO_SKEW_LIMIT
         events = result.events
         outputs: list[Output] = []
         out = result.records
@@ -128,6 +146,10 @@ class PartitionState:
                 continue
             if self.ahead and offset <= self.ahead.get(decoded.stream_id, -1):
                 continue  # already applied: its stream's own checkpoint record holds it
+            if decoded.ts > record.timestamp + skew and record.timestamp >= 0:
+                future = InvalidRecord(Reason.FUTURE, _future_detail(decoded.ts, record, skew))
+                out.append(self._dead_letter(result, future, record))
+                continue
             try:
                 late = engine.apply(decoded, wall_ms, outputs)
             except Exception as exc:  # a bug for one record must not stop the partition

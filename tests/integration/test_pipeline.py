@@ -15,6 +15,8 @@ from tests.integration.kafka import keyed, produce, read_all, wait_until_committ
 from tests.support.events import T0, StreamScript
 from tests.support.reference import Params, expected_outcome
 
+YEAR_2200 = 7_258_118_400_000
+
 
 def scenario() -> tuple[list[dict[str, Any]], list[tuple[bytes | None, bytes, str]]]:
     """Three streams plus malformed records; returns (valid events, [(key, bytes, reason)])."""
@@ -44,6 +46,11 @@ def scenario() -> tuple[list[dict[str, Any]], list[tuple[bytes | None, bytes, st
     bad_like = dict(alpha.likes(T0 + 1, 3)) | {"count": 99}
     negative = alpha.gift(T0 + 1, 500, 1, streakable=False, end=True) | {"coins": -5}
     anonymous = {k: v for k, v in alpha.comment(T0 + 1).items() if k != "stream_id"}
+    # a million coins to a parser that keeps the last "coins", five to one that keeps the first
+    twice = orjson.dumps(alpha.gift(T0 + 1, 5, 1, streakable=False, end=True))
+    twice = twice[:-1] + b',"coins":1000000}'
+    # the year 2200, sent now: taken, it would make every later event of alpha late
+    future = alpha.gift(YEAR_2200, 500, 1, streakable=False, end=True)
     malformed = [
         (b"alpha", b"{not json", "invalid_json"),
         (b"alpha", orjson.dumps(bad_like), "contract_violation"),
@@ -53,6 +60,8 @@ def scenario() -> tuple[list[dict[str, Any]], list[tuple[bytes | None, bytes, st
         (b"alpha", b'{"pad": "' + b"x" * 70_000 + b'"}', "too_large"),
         (b"alpha", orjson.dumps(negative), "contract_violation"),
         (b"alpha", orjson.dumps(anonymous), "contract_violation"),
+        (b"alpha", twice, "contract_violation"),
+        (b"alpha", orjson.dumps(future), "future_timestamp"),
         (b"alpha", orjson.dumps(late), "late"),
         (b"beta", orjson.dumps(after_end), "after_end"),
     ]
@@ -205,6 +214,7 @@ def test_scenario_gives_exactly_the_expected_alerts_dead_letters_and_metrics(
         "key_mismatch",
         "not_an_object",
         "too_large",
+        "future_timestamp",
         "late",
         "after_end",
     ):

@@ -303,6 +303,7 @@ def test_reasons_are_the_dead_letter_header_strings() -> None:
         "not_an_object",
         "contract_violation",
         "key_mismatch",
+        "future_timestamp",
         "late",
         "after_end",
         "processing_error",
@@ -587,3 +588,130 @@ def test_structs_equal_the_json_schema_on_every_single_change() -> None:
                 valid += verdict
     assert checked == len(SAMPLES) * len(FIELDS) * (len(EDGE_VALUES) + 1)
     assert 0 < valid < checked
+
+
+# -- duplicate keys ----------------------------------------------------------------------
+
+
+def escaped(name: str) -> str:
+    """``name`` as a JSON string with every character a \\u escape (UTF-16 units)."""
+    units = name.encode("utf-16-be")
+    return (
+        '"' + "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)) + '"'
+    )
+
+
+def raw(pairs: list[tuple[str, Any]], sep: str = ":", escape: str = "") -> bytes:
+    """An object written member by member, duplicates and all; keys in ``escape`` are
+    written with each letter as a \\u escape."""
+
+    def key(name: str) -> str:
+        return escaped(name) if name in escape else json.dumps(name)
+
+    return ("{" + ",".join(key(k) + sep + json.dumps(v) for k, v in pairs) + "}").encode()
+
+
+GIFT_PAIRS = list(GIFT.items())
+LIKE_PAIRS = list(VALID.items())
+START_PAIRS = list(StreamScript("s1").start(T0).items())
+COMMENT_PAIRS = list(COMMENT.items())
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        (raw([*GIFT_PAIRS, ("coins", 1_000_000)]), "coins"),  # the last one would win
+        (raw([("coins", 1_000_000), *GIFT_PAIRS]), "coins"),  # the first one would win
+        (raw([*GIFT_PAIRS, ("coins", 5)]), "coins"),  # the same value twice
+        (raw([*GIFT_PAIRS[:3], ("type", "gift"), *GIFT_PAIRS[3:]]), "type"),
+        (raw(GIFT_PAIRS)[:-1] + b',"co\\u0069ns":1000000}', "coins"),
+        (raw([*GIFT_PAIRS, ("coins", 7)], escape="coins"), "coins"),
+        (raw([*LIKE_PAIRS, ("total", 10**9)], sep=" : "), "total"),
+        (raw([*LIKE_PAIRS, ("note", "at 10:30"), ("count", 15)]), "count"),
+        (raw([*LIKE_PAIRS, ("x", 1), ("x", 2)]), "x"),  # unknown fields too
+        (raw([*START_PAIRS, ("user_id", None), ("user_id", "u-9")]), "user_id"),
+        (raw([*START_PAIRS, ("title", None)]), "title"),  # null: the value read is None
+        (raw([*COMMENT_PAIRS, ("text", 'he said: "hi": ok')]), "text"),
+        (raw([*COMMENT_PAIRS, ("user_id", "u:\u00e9:\u2603")]), "user_id"),
+        # a ':' escaped in a string: no raw ':' for it, so the string's text cannot be used
+        (raw(COMMENT_PAIRS[:-1])[:-1] + b',"text":"a\\u003ab","user_id":"u-2"}', "user_id"),
+        (raw(COMMENT_PAIRS)[:-1] + b',"x":{"user_id":"a"},"user_id":"u-2"}', "user_id"),
+    ],
+)
+def test_a_key_written_twice_is_a_contract_violation(value: bytes, name: str) -> None:
+    assert json.loads(value)  # valid JSON: only the duplicate is wrong
+    result = decode_event(value, b"s1")
+    assert result == InvalidRecord(
+        Reason.CONTRACT,
+        f'duplicate key "{name}" in the event object '
+        "(JSON parsers disagree on which of its values counts)",
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        raw(GIFT_PAIRS),
+        raw(GIFT_PAIRS, sep=" : "),
+        json.dumps(GIFT, indent=2).encode(),
+        raw([*COMMENT_PAIRS[:-1], ("text", 'said "a": \\"b\\": c:d')]),
+        raw([*COMMENT_PAIRS[:-1], ("text", '{"user_id":"x","text":"y"}')]),
+        raw(COMMENT_PAIRS)[:-1] + b',"x":"\\u0022user_id\\u0022:\\u0022"}',
+        raw(COMMENT_PAIRS)[:-1] + b',"co\\u0069ns":1,"coin":2}',  # coins, coin: two keys
+        raw([*COMMENT_PAIRS, ("a:b", 1), ("meta", {"user_id": 1, "x": [{"y": ":"}]})]),
+        raw(LIKE_PAIRS)[:-1] + b',"n":{"k":1,"k":2},"l":[{"k":1},{"k":1}]}',
+        raw([*START_PAIRS[:-1], ("title", None), ("user_id", None)]),
+        raw([*START_PAIRS, ("user_id", "host:1")]),
+        encode(StreamScript("s1").comment(T0) | {"text": "caf\u00e9: 10:30 \U0001f525"}),
+    ],
+)
+def test_no_key_written_twice_is_not_a_duplicate(value: bytes) -> None:
+    result = decode_event(value, b"s1")
+    assert not isinstance(result, InvalidRecord), result
+
+
+_texts = st.text(st.characters(blacklist_categories=("Cs",)) | st.sampled_from('":\\{}'))
+_extra_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | _texts,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_texts, children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(SAMPLES),
+    st.lists(st.tuples(_texts, _extra_values), max_size=3),
+    st.data(),
+    st.sampled_from([":", " : ", ": ", "\n:\t"]),
+    st.booleans(),
+)
+def test_duplicate_keys_are_found_exactly(
+    sample: dict[str, Any],
+    extra: list[tuple[str, Any]],
+    data: st.DataObject,
+    sep: str,
+    ascii_only: bool,
+) -> None:
+    """Whatever the spacing, escapes and extra members: a record is a duplicate-key
+    contract violation exactly when the standard library sees a top-level key twice."""
+    pairs = list(sample.items()) + [(k, v) for k, v in extra if k not in sample]
+    for _ in range(data.draw(st.integers(0, 2))):
+        member = data.draw(st.sampled_from(pairs))
+        pairs.insert(data.draw(st.integers(0, len(pairs))), member)
+    escapes = data.draw(st.sets(st.sampled_from(sorted({k for k, _ in pairs}))))
+
+    def key(name: str) -> str:
+        return escaped(name) if name in escapes else json.dumps(name, ensure_ascii=ascii_only)
+
+    value = (
+        "{" + ",".join(key(k) + sep + json.dumps(v, ensure_ascii=ascii_only) for k, v in pairs)
+    ).encode() + b"}"
+    members = json.loads(value, object_pairs_hook=list)
+    twice = len(members) != len({k for k, _ in members})
+    result = decode_event(value, sample["stream_id"].encode())
+    if twice:
+        assert isinstance(result, InvalidRecord) and result.reason is Reason.CONTRACT, result
+        assert result.detail.startswith("duplicate key "), result
+    else:
+        assert result == to_event(sample)

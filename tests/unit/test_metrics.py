@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from processor.contract import Reason
 from processor.core.alerts import GoalReached, Spike, TierChanged, TopUsers, Viewers, WindowSnapshot
 from processor.core.engine import Engine, EngineConfig
 from processor.core.tiers import Tier
@@ -122,6 +123,7 @@ def test_known_label_values_exist_at_zero_from_the_start() -> None:
     _, r = new_metrics()
     for kind in EVENT_TYPES:
         assert r.get_sample_value("livepulse_events_total", {"type": kind}) == 0
+    assert set(DEAD_LETTER_REASONS) == set(Reason)  # future_timestamp included
     for reason in DEAD_LETTER_REASONS:
         assert r.get_sample_value("livepulse_invalid_events_total", {"reason": reason}) == 0
     assert r.get_sample_value("livepulse_alerts_published_total", {"type": "tier_changed"}) == 0

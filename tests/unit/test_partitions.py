@@ -13,6 +13,7 @@ from processor.contract import Reason
 from processor.core.alerts import TierChanged
 from processor.core.engine import Engine
 from processor.records import OutputRecord
+from processor.settings import Settings
 from processor.worker.partitions import PartitionState, Routes
 from tests.support.events import T0, StreamScript, typed
 from tests.unit.test_engine import CONFIG
@@ -345,3 +346,66 @@ def test_a_crash_anywhere_in_a_checkpoint_loses_nothing_and_applies_nothing_twic
         for sid, state in restored.engine.streams.items():
             assert state == whole.engine.streams[sid], (written, sid)
         assert list(restored.engine.ended.items()) == list(whole.engine.ended.items()), written
+
+
+YEAR_2200 = 7_258_118_400_000
+SKEW = 300_000  # the default LIVEPULSE_MAX_FUTURE_SKEW_SECONDS, in ms
+
+
+def test_an_event_from_the_future_is_a_dead_letter_and_moves_no_stream_time() -> None:
+    """A like stamped in the year 2200 would take its stream's time there and make every
+    later event of it late, live_end included; it is dead-lettered instead."""
+    s = StreamScript("s1")
+    records = [
+        Rec(0, b"s1", orjson.dumps(s.start(T0)), T0),
+        Rec(1, b"s1", orjson.dumps(s.likes(YEAR_2200, 5)), T0 + 1_000),
+        Rec(2, b"s1", orjson.dumps(s.likes(T0 + 1_500, 5)), T0 + 1_500),
+        Rec(3, b"s1", orjson.dumps(s.end(T0 + 2_000)), T0 + 2_000),
+    ]
+    state = PartitionState(0, Engine(CONFIG), ROUTES)
+    applied = state.apply(records, wall_ms=T0 + 2_000)
+
+    assert applied.invalid == {Reason.FUTURE: 1}
+    assert applied.events == {"live_start": 1, "like": 1, "live_end": 1}
+    (dead,) = [r for r in applied.records if r.topic == "dl"]
+    assert dead.value == records[1].value and headers(dead) == {
+        "livepulse.reason": "future_timestamp",
+        "livepulse.detail": f"ts is {YEAR_2200 - T0 - 1_000} ms ahead of the record's Kafka "
+        f"timestamp {T0 + 1_000} (limit {SKEW} ms, LIVEPULSE_MAX_FUTURE_SKEW_SECONDS)",
+        "livepulse.source.topic": "ev",
+        "livepulse.source.partition": "0",
+        "livepulse.source.offset": "1",
+    }
+    ended = [orjson.loads(r.value or b"") for r in applied.records if r.topic == "al"]
+    assert [(a["type"], a["event_time"]) for a in ended] == [("stream_ended", T0 + 2_000)]
+
+
+@pytest.mark.parametrize(
+    ("ts", "record_ts", "skew_ms", "dead"),
+    [
+        (T0, T0, SKEW, False),
+        (T0 + SKEW, T0, SKEW, False),  # exactly the limit ahead
+        (T0 + SKEW + 1, T0, SKEW, True),
+        (T0 - 86_400_000, T0, SKEW, False),  # behind the record: lateness is per stream
+        (YEAR_2200, T0, SKEW, True),
+        (T0 + 1, T0, 1, False),
+        (T0 + 2, T0, 1, True),
+        (YEAR_2200, -1, SKEW, False),  # a record without a timestamp is not judged
+        (YEAR_2200, 0, SKEW, True),  # an epoch-0 timestamp is one
+        (YEAR_2200, T0, 0, False),  # 0: the check is off
+    ],
+)
+def test_how_far_ahead_an_event_may_be(ts: int, record_ts: int, skew_ms: int, dead: bool) -> None:
+    routes = dataclasses.replace(ROUTES, max_future_skew_ms=skew_ms)
+    state = PartitionState(0, Engine(CONFIG), routes)
+    record = Rec(0, b"s1", orjson.dumps(StreamScript("s1").likes(ts, 3)), record_ts)
+    applied = state.apply([record], wall_ms=T0)
+    assert applied.invalid == ({Reason.FUTURE: 1} if dead else {})
+    assert applied.events == ({} if dead else {"like": 1})
+
+
+@pytest.mark.parametrize(("seconds", "skew_ms"), [(300, 300_000), (1, 1_000), (0, 0)])
+def test_the_skew_setting_reaches_the_routes(seconds: int, skew_ms: int) -> None:
+    routes = Routes.from_settings(Settings(max_future_skew_seconds=seconds))
+    assert routes.max_future_skew_ms == skew_ms
+    assert Routes.from_settings(Settings()).max_future_skew_ms == SKEW

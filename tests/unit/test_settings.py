@@ -132,6 +132,14 @@ SASL_SSL = {"LIVEPULSE_SECURITY_PROTOCOL": "SASL_SSL", "LIVEPULSE_SASL_USERNAME"
             {"LIVEPULSE_COMPRESSION": "lz5"},
             "LIVEPULSE_COMPRESSION: expected one of none, lz4, zstd, snappy, gzip, got 'lz5'",
         ),
+        (
+            {"LIVEPULSE_MAX_FUTURE_SKEW_SECONDS": "-1"},
+            "LIVEPULSE_MAX_FUTURE_SKEW_SECONDS: expected an integer >= 0 (0: no limit), got -1",
+        ),
+        (
+            {"LIVEPULSE_MAX_FUTURE_SKEW_SECONDS": "1.5"},
+            "LIVEPULSE_MAX_FUTURE_SKEW_SECONDS: expected an integer >= 0 (0: no limit), got '1.5'",
+        ),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
@@ -233,3 +241,10 @@ def test_a_bad_group_instance_id_in_the_file_names_the_setting(tmp_path: Path) -
     config.write_text('group_instance_id = "a b"\n')
     with pytest.raises(ConfigError, match=r"^LIVEPULSE_GROUP_INSTANCE_ID: expected empty"):
         load_settings(env={}, config_path=config)
+
+
+@pytest.mark.parametrize(
+    ("env", "seconds"), [({}, 300), ({"LIVEPULSE_MAX_FUTURE_SKEW_SECONDS": "0"}, 0)]
+)
+def test_the_future_skew_is_five_minutes_unless_set(env: dict[str, str], seconds: int) -> None:
+    assert load_settings(env=env).max_future_skew_seconds == seconds

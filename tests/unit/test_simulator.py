@@ -466,6 +466,42 @@ def test_cli_output_default_duration_and_events(tmp_path: Path) -> None:
     assert 59_000 < ts[-1] - ts[0] < 60_000
 
 
+NOW = 1_767_225_600_000
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (["--fast"], NOW - 60_000),  # the default 60 virtual seconds, ending now
+        (["--fast", "--duration", "30"], NOW - 30_000),
+        (["--fast", "--events", "1000", "--rate", "100"], NOW - 10_000),
+        (["--fast", "--events", "1000", "--rate", "100", "--duration", "5"], NOW - 5_000),
+        (["--fast", "--events", "10", "--rate", "3"], NOW - 3_334),
+        (["--output", "-", "--duration", "30"], NOW - 30_000),
+        (["--fast", "--start-ms", str(START)], START),
+        ([], NOW),  # realtime: ts are the wall clock
+    ],
+)
+def test_an_offline_run_ends_now_unless_told_where_to_start(
+    argv: list[str], start: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --start-ms, --fast and --output runs are the recent past, not the future:
+    the worker dead-letters events far ahead of their records' timestamps."""
+    monkeypatch.setattr(cli, "_now_ms", lambda: NOW)
+    assert cli._start_ms(make_parser().parse_args(["simulate", *argv])) == start
+
+
+def test_an_offline_run_has_no_event_from_the_future(tmp_path: Path) -> None:
+    path = tmp_path / "out.ndjson"
+    args = make_parser().parse_args(
+        ["simulate", "--output", str(path), "--events", "2000", "--rate", "400", "--quiet"]
+    )
+    before = cli._now_ms()
+    assert args.handler(args, Settings()) == 0
+    ts = [json.loads(line)["ts"] for line in path.read_bytes().splitlines()]
+    assert before - 5_000 <= min(ts) and max(ts) <= cli._now_ms()
+
+
 def test_progress_reporter_lines() -> None:
     now = [100.0]
     out = io.StringIO()

@@ -31,6 +31,7 @@ class FakeProducer:
     def __init__(self, **config: Any) -> None:
         self.config = config
         self.sent: list[tuple[str, bytes | None, bytes, float]] = []
+        self.stamps: list[int | None] = []  # the record timestamp asked for (None: send time)
         self.flushed = self.stopped = False
         FakeProducer.instances.append(self)
 
@@ -44,9 +45,10 @@ class FakeProducer:
         return {0, 1}
 
     async def send(
-        self, topic: str, value: bytes, key: bytes | None = None
+        self, topic: str, value: bytes, key: bytes | None = None, timestamp_ms: int | None = None
     ) -> asyncio.Future[None]:
         self.sent.append((topic, key, value, time.monotonic()))
+        self.stamps.append(timestamp_ms)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.delivery_error is not None:
             future.set_exception(self.delivery_error)
@@ -93,6 +95,23 @@ async def test_fast_sends_everything_verbatim_and_flushes(fake: type[FakeProduce
     assert producer.config["bootstrap_servers"] == "127.0.0.1:9092"
     assert producer.config["acks"] == "all" and producer.config["enable_idempotence"]
     assert "done: 25,000 events" in out.getvalue()
+
+
+async def test_a_record_is_never_stamped_before_its_event(fake: type[FakeProducer]) -> None:
+    """Events up to now keep the send time as their record timestamp (the producer's
+    default); one ahead of the wall clock is stamped with its own ts, or the worker would
+    see an event from the future (future_timestamp)."""
+    now = int(time.time() * 1000)
+    ahead = now + 600_000
+    data: list[Record] = [
+        (b"s", b"{}", now - 3_600_000),
+        (b"s", b"{}", ahead),
+        (None, b"not json", None),
+        (b"s", b"{}", ahead + 1),
+    ]
+    await produce(SETTINGS, data, pace="fast", progress=ProgressReporter("t", quiet=True))
+    (producer,) = fake.instances
+    assert producer.stamps == [None, ahead, None, ahead + 1]
 
 
 async def test_accepts_async_iterables(fake: type[FakeProducer]) -> None:
@@ -174,7 +193,11 @@ async def test_missing_acknowledgements_time_out(
     fake: type[FakeProducer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def never_acked(
-        self: FakeProducer, topic: str, value: bytes, key: bytes | None = None
+        self: FakeProducer,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        timestamp_ms: int | None = None,
     ) -> asyncio.Future[None]:
         return asyncio.get_running_loop().create_future()
 
