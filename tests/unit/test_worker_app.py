@@ -198,3 +198,38 @@ def test_a_fenced_partition_is_dropped_at_once_and_nothing_of_it_committed() -> 
         "livepulse_partitions_lost_total", {"cause": "fenced"}
     )
     assert lost == 1
+
+
+def test_at_least_once_publishes_at_once_and_commits_only_checkpoints_in_transactions() -> None:
+    """Outputs go out through the plain producer as they come; the checkpoint and the
+    offsets still commit in the partition's fenced transaction, once those outputs are
+    acknowledged."""
+    from processor.records import OutputRecord
+    from processor.worker.partitions import Applied
+
+    _, worker = new_worker(replace(SETTINGS, processing_guarantee="at_least_once"))
+    worker.store = FakeStore({})  # type: ignore[assignment]
+    published: list[bytes | None] = []
+
+    async def produce(record: OutputRecord) -> asyncio.Future[None]:
+        published.append(record.key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    worker._produce = produce  # type: ignore[method-assign]
+
+    async def run() -> None:
+        await worker.on_assigned({TopicPartition("ev", 0)})
+        state = worker.partitions[0]
+        state.applied = 9  # as if records 0-9 were applied
+        state.dirty = True
+        await worker.publish(0, Applied(records=[OutputRecord("alerts", b"s1", b"{}")]))
+        assert published == [b"s1"]  # at once, before any commit
+        async with worker.lock:
+            await worker.commit(wait=True)
+
+    asyncio.run(run())
+    (txn,) = worker.fakes[0].committed  # type: ignore[attr-defined]
+    assert [r.key for r in txn.records] == [b"p"]  # the checkpoint only
+    assert txn.offsets == {TopicPartition("ev", 0): 10}
