@@ -17,8 +17,9 @@ as its own process, one after another, on the same records:
                one stream thread, RocksDB window store, suppressed until the window closes;
                the JVM is measured whole-process like the others, JIT warm-up included
   livepulse    `livepulse worker` doing its full job (alerts, windows, DLQ, snapshots),
-               exactly_once (the default): one transaction per partition and commit
-  livepulse-alo  the same with LIVEPULSE_PROCESSING_GUARANTEE=at_least_once
+               with the default guarantee, at_least_once
+  livepulse-eos  the same with LIVEPULSE_PROCESSING_GUARANTEE=exactly_once: outputs,
+               checkpoint and offsets in one transaction per partition and commit
   livepulse-2  two `livepulse worker` processes in one consumer group (same app id,
                their own metrics ports and data dirs) sharing the same topic
 
@@ -84,8 +85,10 @@ from bench.common import (
 )
 from bench.restore import read_state
 from bench.workload import Workload, ensure_prefilled
+from processor.settings import Settings
 
 CONTENDERS = report.ORDER
+DEFAULT_GUARANTEE = Settings().processing_guarantee
 WORKLOADS = ("heavy", "simulator")  # heavy first: the targets are judged on it
 KSTREAMS = ROOT / "bench" / "kstreams"
 MARK = "benchc-"  # in every name a contender creates, so leftovers can be found and deleted
@@ -642,7 +645,7 @@ class Run:
         events_topic: str,
         metrics_port: int,
         data_dir: Path | None = None,
-        guarantee: str = "exactly_once",
+        guarantee: str = DEFAULT_GUARANTEE,
     ) -> dict[str, str]:
         return self.env(
             {
@@ -658,11 +661,13 @@ class Run:
             }
         )
 
-    async def livepulse(self, workers: int = 1, guarantee: str = "exactly_once") -> dict[str, Any]:
+    async def livepulse(
+        self, workers: int = 1, guarantee: str = DEFAULT_GUARANTEE
+    ) -> dict[str, Any]:
         """``workers`` `livepulse worker` processes in one consumer group on the bench topic."""
         contender = "livepulse" if workers == 1 else f"livepulse-{workers}"
-        if guarantee != "exactly_once":
-            contender += "-alo"
+        if guarantee != DEFAULT_GUARANTEE:
+            contender += "-eos"
         app_id = self.name(contender)
         ports = free_ports(workers)
         argv = [sys.executable, "-m", "processor.cli", "worker"]
@@ -712,9 +717,9 @@ class Run:
             )
         return result
 
-    async def latency(self, rate: float, guarantee: str = "exactly_once") -> dict[str, Any]:
+    async def latency(self, rate: float, guarantee: str = DEFAULT_GUARANTEE) -> dict[str, Any]:
         """A fresh worker on a fresh topic, fed at ``rate`` events/s by bench.latency."""
-        contender = "latency" if guarantee == "exactly_once" else "latency-alo"
+        contender = "latency" if guarantee == DEFAULT_GUARANTEE else "latency-eos"
         app_id = self.name(contender)
         events_topic = f"{app_id}.events"
         partitions = self.workload.partitions
@@ -994,7 +999,7 @@ async def measure_workload(run: Run, durations: dict[str, float]) -> dict[str, A
         "quix": run.quix,
         "kstreams": run.kstreams,
         "livepulse": run.livepulse,
-        "livepulse-alo": functools.partial(run.livepulse, guarantee="at_least_once"),
+        "livepulse-eos": functools.partial(run.livepulse, guarantee="exactly_once"),
         "livepulse-2": functools.partial(run.livepulse, workers=2),
     }
     kind = run.workload.kind
@@ -1117,8 +1122,8 @@ async def bench(args: argparse.Namespace) -> int:
             t = time.monotonic()
             # both guarantees at the same rate: what exactly_once costs a subscriber
             for key, guarantee in (
-                ("latency", "exactly_once"),
-                ("latency_at_least_once", "at_least_once"),
+                ("latency", DEFAULT_GUARANTEE),
+                ("latency_exactly_once", "exactly_once"),
             ):
                 results[key] = await run.latency(lp["events_per_s"] / 2, guarantee)
                 results[key]["rate_of"] = run.workload.kind

@@ -38,7 +38,7 @@ MALFORMED = [(b"s-x", b"{broken"), (b"s-y", b'{"v": 1}'), (None, b"[]")]
 
 @pytest.fixture
 def worker_env(worker_env: dict[str, str]) -> dict[str, str]:
-    return kill_test_env(worker_env)
+    return kill_test_env(worker_env) | {"LIVEPULSE_PROCESSING_GUARANTEE": "exactly_once"}
 
 
 def uninterrupted(records: list[tuple[bytes | None, bytes]]) -> tuple[list[Any], list[Any]]:

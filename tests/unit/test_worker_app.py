@@ -17,7 +17,7 @@ from processor.worker.app import LivepulseWorker, create_app, group_options
 from processor.worker.transactions import PartitionProducer
 from tests.unit.fake_kafka import FakeTransactionalProducer, fake_partition_producer
 
-SETTINGS = Settings(app_id="unit-app", events_topic="ev")
+SETTINGS = Settings(app_id="unit-app", events_topic="ev", processing_guarantee="exactly_once")
 
 
 def new_worker(settings: Settings = SETTINGS) -> tuple[Any, LivepulseWorker]:
