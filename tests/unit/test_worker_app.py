@@ -233,3 +233,58 @@ def test_at_least_once_publishes_at_once_and_commits_only_checkpoints_in_transac
     (txn,) = worker.fakes[0].committed  # type: ignore[attr-defined]
     assert [r.key for r in txn.records] == [b"p"]  # the checkpoint only
     assert txn.offsets == {TopicPartition("ev", 0): 10}
+
+
+def test_a_partition_whose_commit_failed_is_taken_back_from_what_was_committed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not fenced (say the broker went away): the partition is dropped and paused at once,
+    then restored with a new producer (which fences the failed one) and read again from
+    the offset its last committed checkpoint covers."""
+    from aiokafka.errors import KafkaTimeoutError
+
+    from processor.core import snapshot
+    from processor.core.engine import Engine
+    from processor.worker import app as app_module
+
+    monkeypatch.setattr(app_module, "RETAKE_DELAY_S", 0.0)
+    _, worker = new_worker()
+    worker.store = FakeStore({0: snapshot.full(Engine(worker.config), 41)})  # type: ignore[assignment]
+    tp = TopicPartition("ev", 0)
+    moves: list[tuple[str, int | None]] = []
+
+    class Consumer:
+        def assignment(self) -> set[TopicPartition]:
+            return {tp}
+
+        def pause(self, *tps: TopicPartition) -> None:
+            moves.append(("pause", None))
+
+        def resume(self, *tps: TopicPartition) -> None:
+            moves.append(("resume", None))
+
+        def seek(self, partition: TopicPartition, offset: int) -> None:
+            moves.append(("seek", offset))
+
+    fakes = worker.fakes  # type: ignore[attr-defined]
+
+    async def run() -> FakeTransactionalProducer:
+        worker.consumer = Consumer()  # type: ignore[assignment]
+        await worker.on_assigned({tp})
+        failing: FakeTransactionalProducer = fakes[0]
+        failing.fail_commit = KafkaTimeoutError()
+        async with worker.lock:
+            await worker.commit(wait=True)  # the restored checkpoint is committed again
+        assert 0 not in worker.partitions and moves == [("pause", None)]
+        await asyncio.gather(*worker.retaking)
+        return failing
+
+    failing = asyncio.run(run())
+    assert moves == [("pause", None), ("seek", 42), ("resume", None)]
+    assert failing.stopped and fakes[0] is not failing and fakes[0].started
+    assert worker.partitions[0].applied == 41
+    assert worker.since[0] == worker.takes == 1  # a fetch from before it is dropped
+    lost = worker.metrics.registry.get_sample_value(
+        "livepulse_partitions_lost_total", {"cause": "failed"}
+    )
+    assert lost == 1
