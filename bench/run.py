@@ -198,6 +198,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"quick {QUICK.latency_seconds:.0f}; 0 skips it)",
     )
     parser.add_argument(
+        "--eos-commit-interval",
+        type=float,
+        help="LIVEPULSE_COMMIT_INTERVAL_SECONDS of the exactly_once worker (livepulse-eos and "
+        "its latency step); default: the setting's default, as for at_least_once",
+    )
+    parser.add_argument(
         "--restore-streams",
         type=int,
         default=restore.STREAMS,
@@ -647,8 +653,10 @@ class Run:
         data_dir: Path | None = None,
         guarantee: str = DEFAULT_GUARANTEE,
     ) -> dict[str, str]:
+        interval = self.args.eos_commit_interval if guarantee == "exactly_once" else None
         return self.env(
-            {
+            ({"LIVEPULSE_COMMIT_INTERVAL_SECONDS": f"{interval:g}"} if interval else {})
+            | {
                 "LIVEPULSE_PROCESSING_GUARANTEE": guarantee,
                 "LIVEPULSE_BROKER": self.bootstrap,
                 "LIVEPULSE_EVENTS_TOPIC": events_topic,
@@ -702,8 +710,8 @@ class Run:
         interval = float(procs[0][1].get("LIVEPULSE_COMMIT_INTERVAL_SECONDS", "1.0"))
         result["checkpoints"] = checkpoint_rates(result.pop("probe", None), interval)
         result["config"] = (
-            f"defaults ({guarantee}): 600 s tier window in 10 s steps, 60 s tumbling, "
-            "snapshots per commit"
+            f"defaults ({guarantee}, {interval:g} s commits): 600 s tier window in 10 s "
+            "steps, 60 s tumbling, snapshots per commit"
         )
         if workers > 1:
             result["config"] += (
@@ -791,12 +799,13 @@ class Run:
             )
             result["worker_peak_rss_mb"] = round(worker.monitor.peak_rss / 2**20, 1)
             interval = float(
-                self.livepulse_env(app_id, events_topic, port).get(
+                self.livepulse_env(app_id, events_topic, port, guarantee=guarantee).get(
                     "LIVEPULSE_COMMIT_INTERVAL_SECONDS", "1.0"
                 )
             )
             result["checkpoints"] = checkpoint_rates(probe, interval)
             result["guarantee"] = guarantee
+            result["commit_interval_s"] = interval
             return result
         finally:
             self.stop_children()
