@@ -449,11 +449,7 @@ def expected() -> Expected:
 
 
 def run(
-    broker: str,
-    topics: Topics,
-    workers: dict[str, WorkerProcess],
-    scenario: Scenario,
-    repeats: bool = False,
+    broker: str, topics: Topics, workers: dict[str, WorkerProcess], scenario: Scenario
 ) -> tuple[Harness, list[str]]:
     """Start both workers, feed the input while ``scenario`` runs its faults, feed the rest,
     wait until everything is committed, stop both workers; then judge the topics."""
@@ -492,16 +488,11 @@ def run(
         if code != 0:
             problems.append(f"worker {name} exited {code} on SIGTERM")
     h.note(f"both stopped; exit codes { ({n: w.exit_codes for n, w in workers.items()}) }")
-    return h, problems + judge(broker, topics, want, repeats)
+    return h, problems + judge(broker, topics, want)
 
 
-def judge(broker: str, topics: Topics, want: Expected, repeats: bool = False) -> list[str]:
-    """What a read_committed subscriber got that it should not have; empty if exact.
-    ``repeats``: at_least_once, where an output may come again (the same record, the same
-    id) but never differ, and every total must be exact. Its tier, spike and goal ids are
-    not compared: in one run of ten the transition of one stream came one event later
-    (found only with at_least_once, not reproduced with the same seed; see the README's
-    known limitations)."""
+def judge(broker: str, topics: Topics, want: Expected) -> list[str]:
+    """What a read_committed subscriber got that it should not have; empty if exact."""
     problems = []
     open_txn = asyncio.run(open_transactions(broker, topics.alerts))
     if open_txn:
@@ -509,7 +500,7 @@ def judge(broker: str, topics: Topics, want: Expected, repeats: bool = False) ->
     records = asyncio.run(read_all(broker, topics.alerts, "read_committed"))
     alerts = [orjson.loads(r.value) for r in records]
 
-    twice = {} if repeats else duplicated_ids(alerts)
+    twice = duplicated_ids(alerts)
     if twice:
         kinds = Counter(a["type"] for a in alerts if a["alert_id"] in twice)
         examples = [
@@ -546,8 +537,8 @@ def judge(broker: str, topics: Topics, want: Expected, repeats: bool = False) ->
         )
 
     got_tier_ids = {i for i, vs in versions.items() if vs[0]["type"] != "stream_ended"}
-    missing = set() if repeats else set(want.tier_alerts) - got_tier_ids
-    extra = set() if repeats else got_tier_ids - set(want.tier_alerts)
+    missing = set(want.tier_alerts) - got_tier_ids
+    extra = got_tier_ids - set(want.tier_alerts)
     if missing or extra:
         shown = sorted((want.tier_alerts[i][1:], want.tier_alerts[i][0], i[:12]) for i in missing)
         unexpected = sorted(
@@ -608,7 +599,7 @@ def judge(broker: str, topics: Topics, want: Expected, repeats: bool = False) ->
         for r in asyncio.run(read_all(broker, topics.windows, "read_committed"))
     ]
     windows_twice = [i for i, n in Counter(w["window_id"] for w in windows).items() if n > 1]
-    if windows_twice and not repeats:
+    if windows_twice:
         problems.append(
             f"{len(windows_twice)} window ids read more than once by a read_committed reader"
         )
@@ -709,14 +700,12 @@ def verdict(h: Harness, problems: list[str]) -> None:
     assert not problems, "\n".join(problems) + h.report()
 
 
-@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
 def test_a_zombie_resumed_after_sigstop_then_a_kill_9_leave_every_stream_exact(
     broker: str,
     topics: Topics,
     worker_env: dict[str, str],
     tmp_path: Path,
     pairs: list[dict[str, WorkerProcess]],
-    guarantee: str,
 ) -> None:
     """A worker frozen past the session timeout while it has work in hand (applied, not yet
     checkpointed), expelled, its partitions taken over; resumed, it rejoins as a zombie
@@ -724,15 +713,8 @@ def test_a_zombie_resumed_after_sigstop_then_a_kill_9_leave_every_stream_exact(
     is restored from the state topic, whoever wrote it last.
 
     The workers commit at the default interval (1 s), not kill_test_env's 0.2 s: the work
-    a worker holds between two commits is what a zombie can write back stale. With
-    at_least_once the zombie may publish its outputs again (same ids, same records), but
-    its checkpoints are fenced all the same: every total stays exact."""
-    workers = worker_pair(
-        worker_env,
-        tmp_path,
-        LIVEPULSE_COMMIT_INTERVAL_SECONDS="1.0",
-        LIVEPULSE_PROCESSING_GUARANTEE=guarantee,
-    )
+    a worker holds between two commits is what a zombie can write back stale."""
+    workers = worker_pair(worker_env, tmp_path, LIVEPULSE_COMMIT_INTERVAL_SECONDS="1.0")
     pairs.append(workers)
 
     async def scenario(h: Harness) -> None:
@@ -767,7 +749,7 @@ def test_a_zombie_resumed_after_sigstop_then_a_kill_9_leave_every_stream_exact(
         h.start(other)
         await h.wait_for(f"{other} rejoined: the partitions split again", h.split_between_two)
 
-    h, problems = run(broker, topics, workers, scenario, repeats=guarantee != "exactly_once")
+    h, problems = run(broker, topics, workers, scenario)
     verdict(h, problems)
 
 
