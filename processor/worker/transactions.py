@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -209,6 +209,3 @@ async def start_all(producers: Sequence[PartitionProducer]) -> None:
 
 async def stop_all(producers: Sequence[PartitionProducer]) -> None:
     await asyncio.gather(*(p.stop() for p in producers))
-
-
-ProducerFactory = Callable[[int], PartitionProducer]
