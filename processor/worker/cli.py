@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from processor import core_is_compiled
 from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.worker.http import Probes, serve
@@ -91,7 +92,8 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"livepulse worker: broker {settings.broker} ({_connection(settings)}), events {settings.events_topic!r}, "
         f"alerts {settings.alerts_topic!r}, dead letters {settings.dlq_topic!r}, metrics "
-        f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+        f"http://{settings.metrics_host}:{settings.metrics_port}/metrics, core "
+        f"{'compiled' if core_is_compiled() else 'pure Python (LIVEPULSE_PURE_PYTHON or no compiler at install)'}",
         file=sys.stderr,
         flush=True,
     )
