@@ -267,3 +267,34 @@ __all__ = [
     "faust_credentials",
     "ssl_context",
 ]
+
+
+# aiokafka compresses lz4 at level 9 (lz4's HC mode, the level the broker itself uses for
+# recompression) and has no setting for it. Measured on 1 MiB of checkpoint-like records
+# (cramjam 2.14): level 9 takes 28 ms, level 1 2.3 ms for 21% more bytes. At the heavy
+# workload's rate that is about 6% of the worker's CPU spent on a few KB/s saved.
+LZ4_LEVEL = 1
+
+
+def fast_lz4() -> None:
+    """Make aiokafka's record batch builders compress lz4 at :data:`LZ4_LEVEL` (idempotent).
+
+    The builders look ``lz4_encode`` up in their module at every batch, so replacing it
+    there is enough; the frames stay standard lz4 that every client reads."""
+    from aiokafka import codec
+    from aiokafka.record import default_records, legacy_records
+
+    def lz4_encode(payload: Any, level: int = LZ4_LEVEL) -> bytes:
+        return bytes(codec.lz4_encode(payload, LZ4_LEVEL))
+
+    modules: list[Any] = [default_records, legacy_records]
+    try:
+        from aiokafka.record._crecords import default_records as c_default
+        from aiokafka.record._crecords import legacy_records as c_legacy
+
+        modules += [c_default, c_legacy]
+    except ImportError:  # aiokafka without its C extensions (AIOKAFKA_NO_EXTENSIONS)
+        pass
+    for module in modules:
+        if hasattr(module, "lz4_encode"):
+            module.lz4_encode = lz4_encode

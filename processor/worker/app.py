@@ -32,7 +32,7 @@ from faust.app.base import BootStrategy
 
 from processor.core.engine import EngineConfig
 from processor.core.snapshot import SnapshotError
-from processor.kafka_client import client_options, faust_credentials
+from processor.kafka_client import client_options, fast_lz4, faust_credentials
 from processor.metrics import LAG_INTERVAL_S, LAG_TIMEOUT_S, Metrics, consumer_lag
 from processor.records import InputRecord, OutputRecord
 from processor.settings import Settings
@@ -774,6 +774,8 @@ class BatchConsumer(mode.Service):
 def create_app(settings: Settings, metrics: Metrics, probes: Probes | None = None) -> faust.App:
     """Build the Faust app with its agent; nothing connects until the worker starts.
     ``probes``, if given, learn the worker's event loop and readiness."""
+    if settings.compression == "lz4":
+        fast_lz4()
     app = LivepulseApp(
         settings.app_id,
         broker=[f"kafka://{hp.strip()}" for hp in settings.broker.split(",")],

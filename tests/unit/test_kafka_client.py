@@ -11,13 +11,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from aiokafka import errors
+from aiokafka import codec, errors
+from aiokafka.record._crecords import default_records as c_default
+from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from processor.kafka_client import (
     BrokerUnavailable,
     check_broker,
     client_options,
     explain,
+    fast_lz4,
     faust_credentials,
     ssl_context,
 )
@@ -259,3 +262,26 @@ def test_the_check_tries_every_bootstrap_address() -> None:
         asyncio.run(check_broker(settings, timeout_s=5.0))
     for port in ports:
         assert f"127.0.0.1:{port}: cannot connect" in str(info.value)
+
+
+def test_fast_lz4_makes_aiokafka_batches_level_1_frames_that_read_back() -> None:
+    fast_lz4()
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=DefaultRecordBatch.CODEC_LZ4,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    values = [b'{"stream_id":"s-%d","likes":%d}' % (i % 7, i) for i in range(500)]
+    for offset, value in enumerate(values):
+        builder.append(offset, timestamp=None, key=None, value=value, headers=[])
+    batch = DefaultRecordBatch(builder.build())
+    assert batch.compression_type == DefaultRecordBatch.CODEC_LZ4
+    assert [record.value for record in batch] == values
+    payload = b"".join(values)
+    level_1, level_9 = codec.lz4_encode(payload, 1), codec.lz4_encode(payload, 9)
+    assert level_1 != level_9  # the payload tells the levels apart
+    assert c_default.lz4_encode(payload) == level_1
