@@ -29,7 +29,7 @@ from processor.core.alerts import (
 )
 from processor.core.alerts import Viewers as ViewerFigures
 from processor.core.contributors import Summary
-from processor.core.panes import seal, start_of, unseal
+from processor.core.panes import minutes_of, pack, seal, start_of, unseal
 from processor.core.rules import gift_value, like_growth
 from processor.core.tiers import Tier, TierPolicy
 from processor.core.windows import SlidingTotals, Totals, TumblingTotals
@@ -109,8 +109,9 @@ class StreamState:
     session: Totals = field(default_factory=Totals)
     # who sent what: over the session, and per tumbling window (minute) of the tier window
     top: Summary | None = None
-    panes: dict[int, Summary] | None = None  # the minutes still open, by start
-    sealed: list[bytes] | None = None  # the closed minutes of the tier window, oldest first
+    panes: list[Summary] | None = None  # the minutes still open, in order of their start
+    sealed: bytes | None = None  # the closed minutes of the tier window (panes.pack)
+    sealed_from: int = 0  # the start of the oldest of them
     # viewers events: the latest count (by ts), the peak, and the sum and number of counts
     viewers_ts: int = 0
     viewers_current: int = 0
@@ -327,35 +328,52 @@ class Engine:
         minute = ts - ts % self.config.tumbling_ms
         panes = state.panes
         if panes is None:
-            pane = Summary()
-            state.panes = {minute: pane}
+            pane = Summary(minute)
+            state.panes = [pane]
             return pane
-        found = panes.get(minute)
-        if found is not None:
-            return found
-        pane = panes[minute] = Summary()
+        last = panes[-1]
+        if last.start == minute:
+            return last
+        for i in range(len(panes) - 1, -1, -1):  # newest first: a late event, or a new minute
+            found = panes[i]
+            if found.start == minute:
+                return found
+            if found.start < minute:
+                pane = Summary(minute)
+                panes.insert(i + 1, pane)
+                return pane
+        pane = Summary(minute)
+        panes.insert(0, pane)
         return pane
+
+    @staticmethod
+    def _open_pane(state: StreamState, minute: int) -> Summary | None:
+        for pane in state.panes or ():
+            if pane.start == minute:
+                return pane
+        return None
 
     def age_panes(self, state: StreamState) -> None:
         """Seal the minutes that can no longer change (stream time is past their end plus
         the grace period) and forget those the tier window has left."""
-        panes, sealed = state.panes, state.sealed
+        panes = state.panes
+        closing: list[Summary] = []
         if panes:
             limit = state.stream_time_ms - self._close_lag
-            closing = sorted(start for start in panes if start <= limit)
-            if closing:
-                if sealed is None:
-                    sealed = state.sealed = []
-                for start in closing:
-                    sealed.append(seal(start, panes.pop(start)))
-                if not panes:
-                    state.panes = None
-        if sealed:
-            oldest = state.window.start_ms - self.config.tumbling_ms  # up to here: gone
-            while sealed and start_of(sealed[0]) <= oldest:
-                del sealed[0]
-            if not sealed:
-                state.sealed = None
+            closing = [pane for pane in panes if pane.start <= limit]
+        oldest = state.window.start_ms - self.config.tumbling_ms  # up to here: gone
+        if not closing and (state.sealed is None or state.sealed_from > oldest):
+            return
+        minutes = [bytes(raw) for raw in minutes_of(state.sealed)]
+        if panes and closing:
+            minutes += [seal(pane.start, pane) for pane in closing]
+            del panes[: len(closing)]  # the oldest: panes are in order of their start
+            if not panes:
+                state.panes = None
+        starts = [start_of(data) for data in minutes]
+        kept = [data for data, start in zip(minutes, starts, strict=True) if start > oldest]
+        state.sealed = pack(kept)
+        state.sealed_from = min((start for start in starts if start > oldest), default=0)
 
     def _top(self, summaries: list[Summary], start: int, end: int) -> TopUsers:
         exact, gifters, likers = contributors.top(summaries, self.config.top_users)
@@ -365,9 +383,8 @@ class Engine:
         """Who sent what in the tumbling windows that overlap the tier window."""
         window, size = state.window, self.config.tumbling_ms
         first, end = window.start_ms - window.start_ms % size, window.end_ms
-        inside = [unseal(data) for data in state.sealed or ()]
-        if state.panes:
-            inside += state.panes.items()
+        inside = [unseal(data) for data in minutes_of(state.sealed)]
+        inside += ((pane.start, pane) for pane in state.panes or ())
         inside.sort(key=itemgetter(0))
         return self._top([pane for start, pane in inside if first <= start < end], first, end)
 
@@ -428,7 +445,7 @@ class Engine:
                         minute_end=minute + size,
                         event_time=now,
                         top=self._top(
-                            [state.panes[minute]] if state.panes and minute in state.panes else [],
+                            [pane] if (pane := self._open_pane(state, minute)) else [],
                             minute,
                             minute + size,
                         ),

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import msgspec
 
 from processor.core.contributors import Summary
 from processor.core.engine import Engine, EngineConfig, StreamState
-from processor.core.panes import seal, start_of, unseal
+from processor.core.panes import minutes_of, pack, seal, start_of, unseal
 from processor.core.tiers import Tier
 from processor.core.windows import Row, SlidingTotals, Totals, TumblingTotals
 
@@ -159,20 +160,20 @@ def _summary(start: int, summary: Summary) -> SummarySnapshot:
     return SummarySnapshot(
         start,
         summary.exact,
-        summary.likers or {},
-        summary.gifters or {},
+        summary.liker_map(),
+        summary.gifter_map(),
     )
 
 
 def _panes(s: StreamState) -> list[msgspec.Raw]:
-    found = [msgspec.Raw(data) for data in s.sealed] if s.sealed else []
+    found = minutes_of(s.sealed)
     if s.panes:
-        found += (msgspec.Raw(seal(start, pane)) for start, pane in sorted(s.panes.items()))
+        found += (msgspec.Raw(seal(pane.start, pane)) for pane in s.panes)
     return found
 
 
-def _restore_summary(row: SummarySnapshot) -> Summary:
-    return Summary.restore(row.exact, row.likers, row.gifters)
+def _restore_summary(row: SummarySnapshot, start: int = 0) -> Summary:
+    return Summary.restore(row.exact, row.likers, row.gifters, start)
 
 
 _v4_pane = msgspec.msgpack.Decoder(SummarySnapshot)
@@ -180,24 +181,25 @@ _v4_pane = msgspec.msgpack.Decoder(SummarySnapshot)
 
 def _restore_panes(
     rows: list[msgspec.Raw], format: int, sealed_until: int
-) -> tuple[dict[int, Summary] | None, list[bytes] | None]:
+) -> tuple[list[Summary] | None, list[bytes]]:
     """The open minutes, and the sealed ones (those starting at ``sealed_until`` or
     before) as they were written, without decoding them."""
-    panes: dict[int, Summary] = {}
+    panes: list[Summary] = []
     sealed: list[bytes] = []
     for raw in rows:
         if format == 4:
             row = _v4_pane.decode(raw)
-            panes[row.start] = _restore_summary(row)
+            panes.append(_restore_summary(row, row.start))
             continue
         data = bytes(raw)
         start = start_of(data)
         if start <= sealed_until:
             sealed.append(data)
         else:
-            panes[start] = unseal(data)[1]
+            panes.append(unseal(data)[1])
     sealed.sort(key=start_of)
-    return panes or None, sealed or None
+    panes.sort(key=attrgetter("start"))
+    return panes or None, sealed
 
 
 def _restore_stream(
@@ -234,7 +236,8 @@ def _restore_stream(
         session=Totals(*row.session),
         top=None if row.top is None else _restore_summary(row.top),
         panes=panes,
-        sealed=sealed,
+        sealed=pack(sealed),
+        sealed_from=start_of(sealed[0]) if sealed else 0,
         viewers_ts=row.viewers[0],
         viewers_current=row.viewers[1],
         viewers_peak=row.viewers[2],

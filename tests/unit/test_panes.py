@@ -14,9 +14,7 @@ MINUTE = 60_000
 
 
 def summary(likers: dict[str, int], gifters: dict[str, tuple[int, int]], exact: bool) -> Summary:
-    found = Summary()
-    found.likers, found.gifters, found.exact = likers or None, gifters or None, exact
-    return found
+    return Summary.restore(exact, dict(likers), dict(gifters), T0)
 
 
 @pytest.mark.parametrize(
@@ -44,13 +42,13 @@ def test_a_minute_is_sealed_once_its_events_would_be_late_and_dropped_once_out_o
     for event in (s.start(T0), s.likes(T0 + 1_000, 5, user="ann")):
         engine.process(typed(event))
     state = engine.streams["s1"]
-    assert list(state.panes or ()) == [T0] and state.sealed is None
+    assert [pane.start for pane in state.panes or ()] == [T0] and state.sealed is None
     engine.process(typed(s.likes(T0 + MINUTE + 9_999, 1, user="bob")))  # within the grace
-    assert list(state.panes or ()) == [T0, T0 + MINUTE] and state.sealed is None
+    assert [pane.start for pane in state.panes or ()] == [T0, T0 + MINUTE] and state.sealed is None
     engine.process(typed(s.likes(T0 + MINUTE + 10_000, 1, user="bob")))  # minute T0 closes
-    assert list(state.panes or ()) == [T0 + MINUTE]
-    assert [panes.unseal(data)[0] for data in state.sealed or ()] == [T0]
+    assert [pane.start for pane in state.panes or ()] == [T0 + MINUTE]
+    assert [panes.unseal(data)[0] for data in panes.minutes_of(state.sealed)] == [T0]
     assert engine.process(typed(s.likes(T0 + 59_000, 1))).late == "late"  # as sealing assumed
     engine.process(typed(s.likes(T0 + 2 * MINUTE + 10_000, 1, user="cy")))
     # the tier window [T0 + 70 s, T0 + 130 s) no longer overlaps minute T0
-    assert [panes.start_of(data) for data in state.sealed or ()] == [T0 + MINUTE]
+    assert [panes.start_of(data) for data in panes.minutes_of(state.sealed)] == [T0 + MINUTE]

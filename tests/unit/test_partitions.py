@@ -167,7 +167,7 @@ def test_a_failing_record_becomes_a_processing_error_and_the_batch_goes_on() -> 
     state.apply(recs([s1.start(T0), s1.likes(T0 + 1, 5)]), wall_ms=T0)
     # A corrupt sealed minute stands in for a bug: the engine raises only once the record
     # has already closed s1's first minute, so a half-made output exists when it fails.
-    state.engine.streams["s1"].sealed = [b"not a pane"]
+    state.engine.streams["s1"].sealed = b"not a pane"
     later = T0 + 120_000
     applied = state.apply(
         recs([s1.likes(later, 1), s2.start(later), s2.likes(later + 1, 3)], first=2),
