@@ -16,6 +16,7 @@ ORDER = (
     "kstreams",
     "livepulse",
     "livepulse-eos",
+    "livepulse-pure",
     "livepulse-2",
 )
 LABELS = {
@@ -26,6 +27,7 @@ LABELS = {
     "kstreams": "Kafka Streams (tumbling sum)",
     "livepulse": "livepulse worker",
     "livepulse-eos": "livepulse, exactly_once",
+    "livepulse-pure": "livepulse, pure Python core",
     "livepulse-2": "livepulse, two workers",
 }
 # livepulse's targets. Events/s and CPU are judged on the judged workload (heavy, unless

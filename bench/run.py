@@ -20,6 +20,8 @@ as its own process, one after another, on the same records:
                with the default guarantee, at_least_once
   livepulse-eos  the same with LIVEPULSE_PROCESSING_GUARANTEE=exactly_once: outputs,
                checkpoint and offsets in one transaction per partition and commit
+  livepulse-pure  the same with LIVEPULSE_PURE_PYTHON=1: the core's Python source instead
+               of its mypyc-compiled modules (only when --only names it)
   livepulse-2  two `livepulse worker` processes in one consumer group (same app id,
                their own metrics ports and data dirs) sharing the same topic
 
@@ -107,11 +109,13 @@ class Profile:
     contenders: tuple[str, ...]
 
 
-FULL = Profile(2_000_000, 10_000, 8, 900.0, 150.0, 60.0, CONTENDERS)
+# livepulse-pure (the worker with LIVEPULSE_PURE_PYTHON=1) only runs when --only names it
+DEFAULT_CONTENDERS = tuple(c for c in CONTENDERS if c != "livepulse-pure")
+FULL = Profile(2_000_000, 10_000, 8, 900.0, 150.0, 60.0, DEFAULT_CONTENDERS)
 # 1M events a workload: the batched worker needs several seconds of work to time at all;
 # a contender stops at a 40 s cap and reports its rate so far; no Faust (about 1,000 ev/s).
 QUICK = Profile(
-    1_000_000, 1_000, 4, 40.0, 15.0, 15.0, tuple(c for c in CONTENDERS if "faust" not in c)
+    1_000_000, 1_000, 4, 40.0, 15.0, 15.0, tuple(c for c in DEFAULT_CONTENDERS if "faust" not in c)
 )
 
 
@@ -169,8 +173,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        help=f"comma-separated contenders to run (default: {','.join(CONTENDERS)}; "
-        "--quick leaves out faust-floor and naive-faust)",
+        help=f"comma-separated contenders to run (default: {','.join(DEFAULT_CONTENDERS)}; "
+        "--quick leaves out faust-floor and naive-faust; livepulse-pure, the worker with "
+        "LIVEPULSE_PURE_PYTHON=1, runs only when named)",
     )
     parser.add_argument(
         "--max-seconds",
@@ -670,12 +675,15 @@ class Run:
         )
 
     async def livepulse(
-        self, workers: int = 1, guarantee: str = DEFAULT_GUARANTEE
+        self, workers: int = 1, guarantee: str = DEFAULT_GUARANTEE, pure: bool = False
     ) -> dict[str, Any]:
-        """``workers`` `livepulse worker` processes in one consumer group on the bench topic."""
+        """``workers`` `livepulse worker` processes in one consumer group on the bench topic
+        (``pure``: the core's Python source, not the compiled modules)."""
         contender = "livepulse" if workers == 1 else f"livepulse-{workers}"
         if guarantee != DEFAULT_GUARANTEE:
             contender += "-eos"
+        if pure:
+            contender += "-pure"
         app_id = self.name(contender)
         ports = free_ports(workers)
         argv = [sys.executable, "-m", "processor.cli", "worker"]
@@ -686,7 +694,11 @@ class Run:
             if data_dir is not None:
                 data_dir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last
         procs = [
-            (argv, self.livepulse_env(app_id, self.topic, port, data_dir, guarantee))
+            (
+                argv,
+                self.livepulse_env(app_id, self.topic, port, data_dir, guarantee)
+                | ({"LIVEPULSE_PURE_PYTHON": "1"} if pure else {}),
+            )
             for port, data_dir in zip(ports, data_dirs, strict=True)
         ]
 
@@ -1009,6 +1021,7 @@ async def measure_workload(run: Run, durations: dict[str, float]) -> dict[str, A
         "kstreams": run.kstreams,
         "livepulse": run.livepulse,
         "livepulse-eos": functools.partial(run.livepulse, guarantee="exactly_once"),
+        "livepulse-pure": functools.partial(run.livepulse, pure=True),
         "livepulse-2": functools.partial(run.livepulse, workers=2),
     }
     kind = run.workload.kind
