@@ -28,6 +28,7 @@ from typing import Any
 import faust
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError
 from faust.app.base import BootStrategy
 
 from processor.core.engine import EngineConfig
@@ -51,6 +52,7 @@ log = logging.getLogger("livepulse.worker")
 IDLE_TICK_S = 1.0
 FETCH_TIMEOUT_MS = 100  # how long one getmany waits for records; also bounds commit delay
 MAX_BATCH_RECORDS = 4_000  # records per getmany, over all partitions
+POSITION_WAIT_S = 0.05  # a consumer position the idle tick asks for is known, or skipped
 STOP_TIMEOUT_S = 10.0  # how long a stop waits for the batch in flight before committing
 # streams whose checkpoint records are encoded in one step between two fetches (about
 # 12 ms): a checkpoint of 10,000 changed streams never holds the loop for 120 ms at once
@@ -654,14 +656,33 @@ class LivepulseWorker:
                 return
             wall_ms = int(time.time() * 1000)
             for partition, state in list(self.partitions.items()):
-                if self.caught_up(partition, state):
+                if await self.caught_up(partition, state):
                     await self.publish(partition, state.tick(wall_ms))
 
-    def caught_up(self, partition: int, state: PartitionState) -> bool:
-        if self.consumer is None:
+    async def caught_up(self, partition: int, state: PartitionState) -> bool:
+        """Whether every record of the partition that can be read has been applied. Call
+        with ``lock`` held: the fetch loop applies each fetch before it lets go of it."""
+        consumer = self.consumer
+        if consumer is None:
             return False
-        highwater = self.consumer.highwater(TopicPartition(self.settings.events_topic, partition))
-        return highwater is not None and state.applied + 1 >= highwater
+        tp = TopicPartition(self.settings.events_topic, partition)
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return False
+        if state.applied + 1 >= highwater:
+            return True
+        # Past the last record there may be transaction markers (an exactly-once producer
+        # upstream writes one per partition and commit) or an open transaction's records
+        # (not readable yet, read_committed): caught up once the consumer has read up to
+        # the last stable offset. Its position is known here; never wait for one.
+        stable = consumer.last_stable_offset(tp)
+        if stable is None or stable < 0:
+            return False
+        try:
+            position = await asyncio.wait_for(consumer.position(tp), POSITION_WAIT_S)
+        except (TimeoutError, IllegalStateError):
+            return False
+        return bool(position >= stable)
 
     async def refresh_consumer_lag(self) -> None:
         """Records of the events topic not yet committed, per assigned partition."""

@@ -29,19 +29,35 @@ async def create_topics(broker: str, names: Iterable[str], partitions: int) -> N
 
 
 async def produce(
-    broker: str, topic: str, records: Iterable[tuple[bytes | None, bytes]], **client: Any
+    broker: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes]],
+    transactional_id: str | None = None,
+    **client: Any,
 ) -> int:
-    """Send (key, value) records in order and wait until the broker has them all.
+    """Send (key, value) records in order and wait until the broker has them all; with a
+    ``transactional_id``, in one committed transaction (each partition then ends with a
+    commit marker, as a topic that an exactly-once producer writes does).
     ``client``: aiokafka security options (protocol, TLS context, SASL) for a secured listener."""
-    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5, **client)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=broker,
+        acks="all",
+        linger_ms=5,
+        transactional_id=transactional_id,
+        **client,
+    )
     await producer.start()
     sent = 0
     try:
+        if transactional_id is not None:
+            await producer.begin_transaction()
         futures = [await producer.send(topic, key=key, value=value) for key, value in records]
         await producer.flush()
         for fut in futures:
             await fut
             sent += 1
+        if transactional_id is not None:
+            await producer.commit_transaction()
     finally:
         await producer.stop()
     return sent

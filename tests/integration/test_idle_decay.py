@@ -38,9 +38,11 @@ def wait_for_alert(broker: str, topic: str, kind: str, deadline_s: float = 90) -
         time.sleep(0.5)
 
 
+@pytest.mark.parametrize("upstream", ["plain", "transactional"])
 def test_silent_stream_decays_closes_windows_and_ends(
-    broker: str, topics: Topics, worker: WorkerProcess
+    broker: str, topics: Topics, worker: WorkerProcess, upstream: str
 ) -> None:
+    # transactional: the events partition ends with a commit marker, past the last event
     s = StreamScript("quiet", "creator-q")
     start = T0 + 1_000
     events = [
@@ -48,7 +50,8 @@ def test_silent_stream_decays_closes_windows_and_ends(
         s.likes(start + 500, 10, dropped=990),  # 1,000: moderate
         s.gift(start + 700, 30, 2, streakable=False, end=True),
     ]
-    asyncio.run(produce(broker, topics.events, keyed(events)))
+    txn = f"{topics.events}-upstream" if upstream == "transactional" else None
+    asyncio.run(produce(broker, topics.events, keyed(events), transactional_id=txn))
 
     alerts = wait_for_alert(broker, topics.alerts, "stream_ended")
 
