@@ -30,7 +30,8 @@ def main() -> None:
         broker_address=os.environ.get("BENCH_BROKER", "127.0.0.1:39092"),
         consumer_group=os.environ.get("BENCH_GROUP", "bench-quix"),
         auto_offset_reset="earliest",
-        commit_interval=1.0,  # as livepulse's default commit interval
+        # as livepulse's default commit interval (bench.run passes it)
+        commit_interval=float(os.environ.get("BENCH_COMMIT_SECONDS", "5")),
         state_dir=os.environ.get("BENCH_STATE_DIR", ".local/bench/quix-state"),
         loglevel="WARNING",
     )

@@ -93,6 +93,8 @@ from processor.settings import Settings
 
 CONTENDERS = report.ORDER
 DEFAULT_GUARANTEE = Settings().processing_guarantee
+# every contender commits as often as livepulse does by default (BENCH_COMMIT_SECONDS)
+COMMIT_SECONDS = Settings().commit_interval
 WORKLOADS = ("heavy", "simulator")  # heavy first: the targets are judged on it
 KSTREAMS = ROOT / "bench" / "kstreams"
 MARK = "benchc-"  # in every name a contender creates, so leftovers can be found and deleted
@@ -352,6 +354,7 @@ class Run:
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEPULSE_", "BENCH_"))}
         env["PYTHONUNBUFFERED"] = "1"
+        env["BENCH_COMMIT_SECONDS"] = f"{COMMIT_SECONDS:g}"
         return env | extra
 
     def start(
@@ -726,7 +729,7 @@ class Run:
         result = await self.group_contender(
             contender, procs, app_id, self.args.max_seconds, on_done, probe=totals
         )
-        interval = float(procs[0][1].get("LIVEPULSE_COMMIT_INTERVAL_SECONDS", "1.0"))
+        interval = _commit_interval(procs[0][1], guarantee)
         result["checkpoints"] = checkpoint_rates(result.pop("probe", None), interval)
         result["config"] = (
             f"defaults ({guarantee}, {interval:g} s commits): 600 s tier window in 10 s "
@@ -817,10 +820,8 @@ class Run:
                 text or "", "livepulse_alert_latency_seconds"
             )
             result["worker_peak_rss_mb"] = round(worker.monitor.peak_rss / 2**20, 1)
-            interval = float(
-                self.livepulse_env(app_id, events_topic, port, guarantee=guarantee).get(
-                    "LIVEPULSE_COMMIT_INTERVAL_SECONDS", "1.0"
-                )
+            interval = _commit_interval(
+                self.livepulse_env(app_id, events_topic, port, guarantee=guarantee), guarantee
             )
             result["checkpoints"] = checkpoint_rates(probe, interval)
             result["guarantee"] = guarantee
@@ -1016,6 +1017,12 @@ def state_writes() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- main
+
+
+def _commit_interval(env: dict[str, str], guarantee: str) -> float:
+    """The commit interval of a livepulse worker started with ``env``."""
+    given = env.get("LIVEPULSE_COMMIT_INTERVAL_SECONDS")
+    return float(given) if given else Settings(processing_guarantee=guarantee).commit_interval
 
 
 async def settle() -> float:

@@ -273,7 +273,7 @@ class LivepulseWorker:
         """Fetch, hand each partition's records to the agent, commit every interval."""
         consumer = self.consumer
         assert consumer is not None
-        interval = self.settings.commit_interval_seconds
+        interval = self.settings.commit_interval
         next_commit = time.monotonic() + interval
         loop = asyncio.get_running_loop()
         while not service.should_stop:

@@ -31,7 +31,8 @@ import org.apache.kafka.streams.processor.TimestampExtractor;
  * writes it: keep like events, sum their {@code count} per record key (the stream id) in 60 s
  * tumbling windows on event time (the event's {@code ts}), in the default RocksDB window
  * store, and emit each window once when it closes (suppress until window closes, no grace)
- * to {@code BENCH_GROUP.out}. One stream thread, commits every second, at-least-once.
+ * to {@code BENCH_GROUP.out}. One stream thread, commits every BENCH_COMMIT_SECONDS (5),
+ * at-least-once.
  *
  * <p>Run by bench/run.py with BENCH_BROKER, BENCH_TOPIC, BENCH_GROUP (the application id)
  * and BENCH_STATE_DIR in the environment; SIGTERM closes it.
@@ -71,7 +72,10 @@ public final class TumblingLikes {
     props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, env("BENCH_BROKER", "127.0.0.1:39092"));
     props.put(StreamsConfig.STATE_DIR_CONFIG, env("BENCH_STATE_DIR", ".local/bench/kstreams-state"));
     props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
-    props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 1000); // as livepulse's and Quix's
+    // as livepulse's default commit interval, and Quix's (bench.run passes it)
+    props.put(
+        StreamsConfig.COMMIT_INTERVAL_MS_CONFIG,
+        Math.round(Double.parseDouble(env("BENCH_COMMIT_SECONDS", "5")) * 1000));
     props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
 
     Serde<JsonNode> json =
