@@ -17,14 +17,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The core compiled by mypyc beside its sources (setup.py's COMPILED_MODULES), rebuilt when
-# one of them changes, so nothing runs a stale extension. LIVEPULSE_PURE_PYTHON=1 ignores it.
+# one of them changes, so nothing runs a stale extension. Without a C compiler the pure
+# modules run, and this says why. LIVEPULSE_PURE_PYTHON=1 ignores the compiled ones.
 COMPILED := $(VENV)/.compiled
 COMPILED_SOURCES := $(shell sed -n 's/^    "\(processor\/.*\.py\)",$$/\1/p' setup.py)
 $(COMPILED): $(STAMP) setup.py $(COMPILED_SOURCES)
 	@echo "compiling the core with mypyc (about 30 s)"
 	@mkdir -p .local
-	LIVEPULSE_COMPILE=1 $(BIN)/python setup.py --quiet build_ext --inplace --force > .local/compile.log 2>&1 \
+	LIVEPULSE_COMPILE=auto $(BIN)/python setup.py --quiet build_ext --inplace --force > .local/compile.log 2>&1 \
 		|| { tail -30 .local/compile.log; exit 1; }
+	@grep -h "^livepulse: not compiling" .local/compile.log | cut -c1-300 || true
 	touch $(COMPILED)
 
 install: $(COMPILED)  ## create .venv and install livepulse with its dev tools, the core compiled

@@ -56,8 +56,10 @@ class OptionalBuildExt(build_ext):  # type: ignore[misc]
         except Exception as exc:  # no compiler, no headers: the pure modules still work
             if MODE == "1":
                 raise
-            for ext in self.extensions:
+            for ext in self.extensions:  # built ones, and in place ones from an earlier build
                 Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
+                in_place = self.get_ext_filename(self.get_ext_fullname(ext.name))
+                (Path(__file__).parent / in_place).unlink(missing_ok=True)
             _warn(exc)
 
 

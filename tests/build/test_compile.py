@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,9 @@ def extensions(where: Path) -> list[str]:
 def test_without_a_c_compiler_the_build_installs_the_pure_core_and_says_so(
     source_copy: Path,
 ) -> None:
+    # what an earlier build left in place must not outlive a failed one: it would be stale
+    stale = source_copy / "processor" / "core" / f"engine{sysconfig.get_config_var('EXT_SUFFIX')}"
+    stale.write_bytes(b"an extension from an earlier build")
     done = build(source_copy, CC="false", LIVEPULSE_COMPILE="auto")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "livepulse: not compiling the core" in done.stderr
