@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -226,6 +227,10 @@ async def _consume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    # Ctrl-C stops it even when it was started with SIGINT ignored (a non-interactive
+    # shell's background job, as `make run` started from a script is): Python keeps an
+    # inherited "ignore" instead of installing its own handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_consume(args, settings))
     return 130
