@@ -58,7 +58,8 @@ class Summary:
 
     def __repr__(self) -> str:
         return (
-            f"Summary(exact={self.exact}, likers={self.liker_map()}, gifters={self.gifter_map()})"
+            f"Summary(start={self.start}, exact={self.exact}, likers={self.liker_map()}, "
+            f"gifters={self.gifter_map()})"
         )
 
     def __eq__(self, other: object) -> bool:

@@ -11,6 +11,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from operator import itemgetter
 
+import msgspec
+
 from processor.contract import Event, Gift, Like, LiveEnd, LiveStart, Reason, Viewers
 from processor.core import contributors
 from processor.core.alerts import (
@@ -334,7 +336,11 @@ class Engine:
         last = panes[-1]
         if last.start == minute:
             return last
-        for i in range(len(panes) - 1, -1, -1):  # newest first: a late event, or a new minute
+        if last.start < minute:  # a new minute
+            pane = Summary(minute)
+            panes.append(pane)
+            return pane
+        for i in range(len(panes) - 2, -1, -1):  # a late event: newest first
             found = panes[i]
             if found.start == minute:
                 return found
@@ -364,16 +370,15 @@ class Engine:
         oldest = state.window.start_ms - self.config.tumbling_ms  # up to here: gone
         if not closing and (state.sealed is None or state.sealed_from > oldest):
             return
-        minutes = [bytes(raw) for raw in minutes_of(state.sealed)]
+        minutes: list[bytes | msgspec.Raw] = list(minutes_of(state.sealed))
         if panes and closing:
             minutes += [seal(pane.start, pane) for pane in closing]
             del panes[: len(closing)]  # the oldest: panes are in order of their start
             if not panes:
                 state.panes = None
-        starts = [start_of(data) for data in minutes]
-        kept = [data for data, start in zip(minutes, starts, strict=True) if start > oldest]
-        state.sealed = pack(kept)
-        state.sealed_from = min((start for start in starts if start > oldest), default=0)
+        kept = [(start, data) for data in minutes if (start := start_of(data)) > oldest]
+        state.sealed = pack([data for _, data in kept])  # oldest first, as they were
+        state.sealed_from = kept[0][0] if kept else 0
 
     def _top(self, summaries: list[Summary], start: int, end: int) -> TopUsers:
         exact, gifters, likers = contributors.top(summaries, self.config.top_users)

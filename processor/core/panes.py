@@ -14,6 +14,8 @@ A stream's sealed minutes are held together, as the MessagePack array of their r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 from processor.core.contributors import Summary
@@ -45,19 +47,19 @@ def seal(start: int, summary: Summary) -> bytes:
     return _encoder.encode(record)
 
 
-def start_of(sealed: bytes) -> int:
+def start_of(sealed: bytes | msgspec.Raw) -> int:
     """The start of a sealed minute, reading nothing else."""
     return _start_decoder.decode(sealed).start
 
 
-def unseal(sealed: bytes) -> tuple[int, Summary]:
+def unseal(sealed: bytes | msgspec.Raw) -> tuple[int, Summary]:
     """The start and the summary of a sealed minute (raises ``msgspec.DecodeError`` or
     ``msgspec.ValidationError`` on bytes that are not one)."""
     record = _decoder.decode(sealed)
     return record.start, Summary.restore(record.exact, record.likers, record.gifters, record.start)
 
 
-def pack(minutes: list[bytes] | list[msgspec.Raw]) -> bytes | None:
+def pack(minutes: Sequence[bytes | msgspec.Raw]) -> bytes | None:
     """Sealed minutes (oldest first) held together; None for none."""
     if not minutes:
         return None

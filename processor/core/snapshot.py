@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 import msgspec
 
@@ -181,23 +181,22 @@ _v4_pane = msgspec.msgpack.Decoder(SummarySnapshot)
 
 def _restore_panes(
     rows: list[msgspec.Raw], format: int, sealed_until: int
-) -> tuple[list[Summary] | None, list[bytes]]:
+) -> tuple[list[Summary] | None, list[tuple[int, msgspec.Raw]]]:
     """The open minutes, and the sealed ones (those starting at ``sealed_until`` or
     before) as they were written, without decoding them."""
     panes: list[Summary] = []
-    sealed: list[bytes] = []
+    sealed: list[tuple[int, msgspec.Raw]] = []  # (start, the minute's record)
     for raw in rows:
         if format == 4:
             row = _v4_pane.decode(raw)
             panes.append(_restore_summary(row, row.start))
             continue
-        data = bytes(raw)
-        start = start_of(data)
+        start = start_of(raw)
         if start <= sealed_until:
-            sealed.append(data)
+            sealed.append((start, raw))  # packed again as it is
         else:
-            panes.append(unseal(data)[1])
-    sealed.sort(key=start_of)
+            panes.append(unseal(raw)[1])
+    sealed.sort(key=itemgetter(0))
     panes.sort(key=attrgetter("start"))
     return panes or None, sealed
 
@@ -236,8 +235,8 @@ def _restore_stream(
         session=Totals(*row.session),
         top=None if row.top is None else _restore_summary(row.top),
         panes=panes,
-        sealed=pack(sealed),
-        sealed_from=start_of(sealed[0]) if sealed else 0,
+        sealed=pack([data for _, data in sealed]),
+        sealed_from=sealed[0][0] if sealed else 0,
         viewers_ts=row.viewers[0],
         viewers_current=row.viewers[1],
         viewers_peak=row.viewers[2],
