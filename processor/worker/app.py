@@ -214,6 +214,9 @@ class LivepulseWorker:
         self.producers: dict[int, PartitionProducer] = {}
         self.takes = 0  # counts partitions taken back after a failed transaction
         self.since: dict[int, int] = {}  # partition -> ``takes`` when it was last taken
+        # partitions of the fetch in hand: getmany has moved the consumer's positions past
+        # its records before they are applied, so those positions alone do not say caught up
+        self.unapplied: frozenset[int] = frozenset()
         self.committed: dict[int, int] = {}  # next offset to read, as committed by us
         self.retaking: set[asyncio.Future[None]] = set()  # lost partitions to take back
         self.sent: list[Awaitable[Any]] = []  # producer futures since the last checkpoint
@@ -281,6 +284,7 @@ class LivepulseWorker:
             fetched = await consumer.getmany(
                 timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_BATCH_RECORDS
             )
+            self.unapplied = frozenset(tp.partition for tp in fetched)  # before any await
             epoch = self.epoch
             async with self.lock:
                 if self.fatal is not None:
@@ -293,6 +297,7 @@ class LivepulseWorker:
                         done: asyncio.Future[None] = loop.create_future()
                         await self.batches.put(Batch(state, records, done))  # type: ignore[arg-type]
                         await done
+                self.unapplied = frozenset()
                 if self.checkpointing is not None:
                     self.encode_checkpoint(CHECKPOINT_SLICE)
                 elif time.monotonic() >= next_commit:
@@ -663,7 +668,7 @@ class LivepulseWorker:
         """Whether every record of the partition that can be read has been applied. Call
         with ``lock`` held: the fetch loop applies each fetch before it lets go of it."""
         consumer = self.consumer
-        if consumer is None:
+        if consumer is None or partition in self.unapplied:
             return False
         tp = TopicPartition(self.settings.events_topic, partition)
         highwater = consumer.highwater(tp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from dataclasses import replace
 from typing import Any
@@ -288,3 +289,59 @@ def test_a_partition_whose_commit_failed_is_taken_back_from_what_was_committed(
         "livepulse_partitions_lost_total", {"cause": "failed"}
     )
     assert lost == 1
+
+
+class DrainedConsumer:
+    """What ``caught_up`` reads of aiokafka's consumer once a ``getmany`` has drained the
+    partition's last record (offset 9): its position is past it, applied or not."""
+
+    def __init__(self) -> None:
+        self.fetched = asyncio.Event()
+
+    async def getmany(self, **_: Any) -> dict[TopicPartition, list[Any]]:
+        if self.fetched.is_set():
+            await asyncio.Event().wait()  # nothing more
+        self.fetched.set()
+        return {TopicPartition("ev", 0): [object()]}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 10
+
+    def last_stable_offset(self, tp: TopicPartition) -> int:
+        return 10
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 10
+
+
+def test_a_fetched_record_not_yet_applied_keeps_its_partition_from_counting_as_caught_up() -> None:
+    """The idle tick can take the lock between a ``getmany`` and the application of what
+    it drained. It once counted such a partition caught up (the consumer's position was at
+    the last stable offset) and advanced its silent streams' time past the records in hand:
+    two fault tests found tier changes at later events than an uninterrupted run's."""
+    _, worker = new_worker()
+    worker.store = FakeStore({})  # type: ignore[assignment]
+    asyncio.run(worker.on_assigned({TopicPartition("ev", 0)}))
+    state = worker.partitions[0]
+    assert state.applied == -1
+
+    class Running:
+        should_stop = False
+
+    async def scenario() -> tuple[bool, bool]:
+        consumer = DrainedConsumer()
+        worker.consumer = consumer  # type: ignore[assignment]
+        async with worker.lock:  # as the tick holds it
+            fetching = asyncio.create_task(worker.consume(Running()))  # type: ignore[arg-type]
+            await consumer.fetched.wait()
+            await asyncio.sleep(0)  # the loop now waits for the lock, records in hand
+            in_hand = await worker.caught_up(0, state)
+            fetching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fetching
+        worker.unapplied = frozenset()
+        # with nothing in hand, a position at the last stable offset is caught up (the
+        # offsets past the last applied record are transaction markers)
+        return in_hand, await worker.caught_up(0, state)
+
+    assert asyncio.run(scenario()) == (False, True)
