@@ -1,0 +1,231 @@
+"""Creator days: what a creator's streams earned on one calendar day, and how long she was
+live. Pure.
+
+A creator goes live several times a day, on streams that may be on any partition. Each
+partition reports its streams' parts of each day as :class:`StreamDay` records (the
+stream's running figures for that day, re-keyed by creator through an internal topic);
+:class:`CreatorDays` keeps the latest part of each stream and adds them up into one
+:class:`CreatorDay` per creator and day. A part carries running figures, not increments,
+so a part applied twice (a replay after a crash) changes nothing.
+
+Top gifters of the day are the stream parts' tracked gifters added up per user: exact
+while each stream tracked every gifter it had that day; beyond, Space-Saving estimates
+whose error is at most the day's coins divided by the number of users a stream tracks.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import msgspec
+
+from processor.core.tiers import Tier
+
+CREATOR_DAY_VERSION = 1
+
+GifterRow = tuple[str, int, int]  # user, coins, gifts
+
+_RANK = {tier: rank for rank, tier in enumerate((Tier.LOW, Tier.MODERATE, Tier.HIGH))}
+
+
+class StreamDay(msgspec.Struct, frozen=True, array_like=True):
+    """One stream's part of one calendar day, as its partition last saw it.
+
+    ``live_from_ms``/``live_to_ms`` is the part of the session inside the day (its start
+    or midnight, up to its stream time, its end, or the next midnight). ``gifters`` are
+    every gifter the stream tracked that day (not only the top): what a merge needs.
+    """
+
+    creator_id: str
+    day: str
+    stream_id: str
+    started_ms: int
+    live_from_ms: int
+    live_to_ms: int
+    likes: int
+    gifts: int
+    coins: int
+    peak_tier: Tier
+    peak_viewers: int
+    gifters: tuple[GifterRow, ...]
+    exact: bool
+    ended: bool
+    stream_time_ms: int
+
+    def newer_than(self, other: StreamDay) -> bool:
+        """Whether this part supersedes ``other`` (the same stream and day): it went
+        further in stream time, or as far and says more (the end, more counted)."""
+        return (self.stream_time_ms, self.ended, self.likes + self.gifts) >= (
+            other.stream_time_ms,
+            other.ended,
+            other.likes + other.gifts,
+        )
+
+
+class TopGifter(msgspec.Struct, frozen=True):
+    user_id: str
+    coins: int
+    gifts: int
+
+
+class CreatorDay(msgspec.Struct, frozen=True, kw_only=True):
+    """A creator's day (topic ``live.creators``, key ``creator_id/day``): the record a
+    compacted topic keeps the latest of."""
+
+    v: int = CREATOR_DAY_VERSION
+    creator_id: str
+    day: str
+    time_zone: str
+    likes: int
+    gifts: int
+    coins: int
+    creator_usd: float
+    sessions: int  # sessions started that day
+    streams: tuple[str, ...]  # every stream live that day, by id
+    live_ms: int  # time live that day, overlapping sessions counted once
+    minutes_live: int
+    peak_tier: Tier
+    peak_viewers: int
+    top_gifters: tuple[TopGifter, ...]
+    top_gifters_exact: bool
+    final: bool  # the day is over for her: no stream of hers can add to it any more
+    stream_time_ms: int  # how far her streams' time got
+
+    @property
+    def key(self) -> str:
+        return creator_day_key(self.creator_id, self.day)
+
+
+def creator_day_key(creator_id: str, day: str) -> str:
+    return f"{creator_id}/{day}"
+
+
+def live_ms(parts: list[StreamDay]) -> int:
+    """Time covered by the parts' spans, overlaps counted once."""
+    total = 0
+    reach = None
+    for start, end in sorted((p.live_from_ms, p.live_to_ms) for p in parts):
+        if reach is None or start >= reach:
+            total += end - start
+            reach = end
+        elif end > reach:
+            total += end - reach
+            reach = end
+    return total
+
+
+def merged_gifters(parts: list[StreamDay], n: int) -> tuple[bool, tuple[TopGifter, ...]]:
+    """The ``n`` top gifters of the parts added up per user, most coins first and ties by
+    user id; and whether every part was exact."""
+    exact = True
+    totals: dict[str, list[int]] = {}
+    for part in parts:
+        exact = exact and part.exact
+        for user, coins, gifts in part.gifters:
+            held = totals.get(user)
+            if held is None:
+                totals[user] = [coins, gifts]
+            else:
+                held[0] += coins
+                held[1] += gifts
+    rows = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))[:n]
+    return exact, tuple(TopGifter(user, coins, gifts) for user, (coins, gifts) in rows)
+
+
+class CreatorDays:
+    """The latest part of every stream of every creator's open days, added up on demand.
+
+    A day is final for a creator once every stream of hers that touched it has ended or
+    gone past the day's end plus the grace period; its record is then written once more,
+    marked final, and the day forgotten (remembered in ``finished``, so a straggling part
+    cannot reopen it with partial figures).
+    """
+
+    def __init__(
+        self,
+        time_zone: str = "UTC",
+        grace_ms: int = 10_000,
+        usd_per_coin: float = 0.005,
+        top_gifters: int = 5,
+        finished_memory: int = 100_000,
+    ) -> None:
+        self.time_zone = time_zone
+        self.grace_ms = grace_ms
+        self.usd_per_coin = usd_per_coin
+        self.top_gifters = top_gifters
+        self.finished_memory = finished_memory
+        # (creator, day) -> stream id -> its latest part
+        self.days: dict[tuple[str, str], dict[str, StreamDay]] = {}
+        # the next midnight of each open day (the part's own, so no calendar is needed)
+        self.ends: dict[tuple[str, str], int] = {}
+        self.finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.changed: set[tuple[str, str]] = set()
+
+    def apply(self, part: StreamDay, day_end_ms: int) -> bool:
+        """Take a stream's part of a day whose next midnight is ``day_end_ms``; whether it
+        changed anything (False for a replayed or older part, or a finished day)."""
+        key = (part.creator_id, part.day)
+        if key in self.finished:
+            return False
+        streams = self.days.get(key)
+        if streams is None:
+            streams = self.days[key] = {}
+            self.ends[key] = day_end_ms
+        held = streams.get(part.stream_id)
+        if held is not None and (held == part or not part.newer_than(held)):
+            return False
+        streams[part.stream_id] = part
+        self.changed.add(key)
+        return True
+
+    def is_final(self, key: tuple[str, str]) -> bool:
+        """Whether every stream of the creator that touched the day is done with it."""
+        closes = self.ends[key] + self.grace_ms
+        return all(p.ended or p.stream_time_ms >= closes for p in self.days[key].values())
+
+    def record(self, key: tuple[str, str]) -> CreatorDay:
+        """The creator's day as the parts held now say."""
+        parts = sorted(self.days[key].values(), key=lambda p: (p.started_ms, p.stream_id))
+        creator_id, day = key
+        coins = sum(p.coins for p in parts)
+        exact, top = merged_gifters(parts, self.top_gifters)
+        time_live = live_ms(parts)
+        return CreatorDay(
+            creator_id=creator_id,
+            day=day,
+            time_zone=self.time_zone,
+            likes=sum(p.likes for p in parts),
+            gifts=sum(p.gifts for p in parts),
+            coins=coins,
+            creator_usd=round(coins * self.usd_per_coin, 4),
+            # a session started that day is live from its start, not from midnight
+            sessions=sum(1 for p in parts if p.started_ms >= p.live_from_ms),
+            streams=tuple(p.stream_id for p in parts),
+            live_ms=time_live,
+            minutes_live=time_live // 60_000,
+            peak_tier=max((p.peak_tier for p in parts), key=_RANK.__getitem__),
+            peak_viewers=max(p.peak_viewers for p in parts),
+            top_gifters=top,
+            top_gifters_exact=exact,
+            final=self.is_final(key),
+            stream_time_ms=max(p.stream_time_ms for p in parts),
+        )
+
+    def flush(self) -> list[CreatorDay]:
+        """The records of every day that changed since the last flush, and of every day
+        that became final (then forgotten), by key."""
+        out: list[CreatorDay] = []
+        for key in sorted(self.changed | {k for k in self.days if self.is_final(k)}):
+            record = self.record(key)
+            out.append(record)
+            if record.final:
+                self._finish(key)
+        self.changed.clear()
+        return out
+
+    def _finish(self, key: tuple[str, str]) -> None:
+        del self.days[key]
+        del self.ends[key]
+        self.finished[key] = None
+        while len(self.finished) > self.finished_memory:
+            self.finished.popitem(last=False)
