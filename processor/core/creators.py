@@ -16,6 +16,7 @@ whose error is at most the day's coins divided by the number of users a stream t
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 
 import msgspec
 
@@ -25,7 +26,9 @@ CREATOR_DAY_VERSION = 1
 
 GifterRow = tuple[str, int, int]  # user, coins, gifts
 
-_RANK = {tier: rank for rank, tier in enumerate((Tier.LOW, Tier.MODERATE, Tier.HIGH))}
+
+def _highest(tiers: Iterable[Tier]) -> Tier:
+    return max(tiers, key=lambda tier: tier.rank)
 
 
 class StreamDay(msgspec.Struct, frozen=True, array_like=True):
@@ -203,7 +206,7 @@ class CreatorDays:
             streams=tuple(p.stream_id for p in parts),
             live_ms=time_live,
             minutes_live=time_live // 60_000,
-            peak_tier=max((p.peak_tier for p in parts), key=_RANK.__getitem__),
+            peak_tier=_highest(p.peak_tier for p in parts),
             peak_viewers=max(p.peak_viewers for p in parts),
             top_gifters=top,
             top_gifters_exact=exact,
@@ -229,3 +232,142 @@ class CreatorDays:
         self.finished[key] = None
         while len(self.finished) > self.finished_memory:
             self.finished.popitem(last=False)
+
+
+Gifters = dict[str, tuple[int, int]]  # user -> (coins, gifts)
+
+
+def _minus(a: Gifters, b: Gifters) -> Gifters:
+    """Per user, ``a`` less ``b``; users left with nothing dropped."""
+    out: Gifters = {}
+    for user, (coins, gifts) in a.items():
+        less = b.get(user)
+        if less is not None:
+            coins, gifts = coins - less[0], gifts - less[1]
+        if coins > 0 or gifts > 0:
+            out[user] = (coins, gifts)
+    return out
+
+
+class DayLedger:
+    """One stream's account of the calendar day its time is in.
+
+    The stream's session figures keep running across midnight; the ledger holds what they
+    were when the current day began (``base_*``), so the day's figures are the session's
+    less those. When the stream's time passes midnight plus the grace period (no event of
+    the old day can count any more), :meth:`close_day` hands the old day's part to
+    ``finished`` and moves the base to midnight. Peaks seen at a time past midnight before
+    then wait in ``next_*``.
+    """
+
+    __slots__ = (
+        "base_coins",
+        "base_gifters",
+        "base_gifts",
+        "base_likes",
+        "day",
+        "day_end_ms",
+        "day_start_ms",
+        "finished",
+        "next_peak_tier",
+        "next_peak_viewers",
+        "peak_tier",
+        "peak_viewers",
+    )
+
+    def __init__(self, day: str, day_start_ms: int, day_end_ms: int) -> None:
+        self.day = day
+        self.day_start_ms = day_start_ms
+        self.day_end_ms = day_end_ms
+        self.base_likes = self.base_gifts = self.base_coins = 0
+        self.base_gifters: Gifters = {}
+        self.peak_tier = Tier.LOW
+        self.peak_viewers = 0
+        self.next_peak_tier = Tier.LOW
+        self.next_peak_viewers = 0
+        self.finished: list[StreamDay] = []
+
+    def note_tier(self, from_tier: Tier, to_tier: Tier, at_ms: int) -> None:
+        """A tier change at stream time ``at_ms``. Past midnight, the tier it leaves
+        counts too: the first such change leaves the tier the stream had at midnight."""
+        if at_ms >= self.day_end_ms:
+            self.next_peak_tier = _highest((self.next_peak_tier, from_tier, to_tier))
+        else:
+            self.peak_tier = _highest((self.peak_tier, to_tier))
+
+    def note_viewers(self, count: int, ts_ms: int) -> None:
+        if ts_ms >= self.day_end_ms:
+            self.next_peak_viewers = max(self.next_peak_viewers, count)
+        else:
+            self.peak_viewers = max(self.peak_viewers, count)
+
+    def part(
+        self,
+        creator_id: str,
+        stream_id: str,
+        started_ms: int,
+        session: tuple[int, int, int],
+        gifters: Gifters,
+        exact: bool,
+        stream_time_ms: int,
+        ended: bool,
+    ) -> StreamDay:
+        """The current day's part, from the session's figures (likes, gifts, coins) and
+        gifters now."""
+        likes, gifts, coins = session
+        mine = _minus(gifters, self.base_gifters) if self.base_gifters else gifters
+        return StreamDay(
+            creator_id=creator_id,
+            day=self.day,
+            stream_id=stream_id,
+            started_ms=started_ms,
+            live_from_ms=max(started_ms, self.day_start_ms),
+            live_to_ms=max(min(stream_time_ms, self.day_end_ms), self.day_start_ms),
+            likes=likes - self.base_likes,
+            gifts=gifts - self.base_gifts,
+            coins=coins - self.base_coins,
+            peak_tier=self.peak_tier,
+            peak_viewers=self.peak_viewers,
+            gifters=tuple(sorted((u, c, g) for u, (c, g) in mine.items())),
+            exact=exact,
+            ended=ended,
+            stream_time_ms=stream_time_ms,
+        )
+
+    def close_day(
+        self,
+        creator_id: str,
+        stream_id: str,
+        started_ms: int,
+        session: tuple[int, int, int],
+        after: tuple[int, int, int],
+        gifters: Gifters,
+        gifters_after: Gifters,
+        exact: bool,
+        stream_time_ms: int,
+        tier: Tier,
+        next_day: tuple[str, int, int],
+    ) -> None:
+        """Finish the current day: ``after`` and ``gifters_after`` are what the session
+        counted at or after midnight (the stream's windows still hold it all); ``tier``
+        the stream's tier now, reached at or after midnight."""
+        before = (session[0] - after[0], session[1] - after[1], session[2] - after[2])
+        gifters_before = _minus(gifters, gifters_after) if gifters_after else gifters
+        self.finished.append(
+            self.part(
+                creator_id,
+                stream_id,
+                started_ms,
+                before,
+                gifters_before,
+                exact,
+                max(stream_time_ms, self.day_end_ms),
+                False,
+            )
+        )
+        self.base_likes, self.base_gifts, self.base_coins = before
+        self.base_gifters = gifters_before
+        self.day, self.day_start_ms, self.day_end_ms = next_day
+        self.peak_tier = _highest((self.next_peak_tier, tier))
+        self.peak_viewers = self.next_peak_viewers
+        self.next_peak_tier, self.next_peak_viewers = Tier.LOW, 0

@@ -190,3 +190,79 @@ def test_top_gifters_of_a_day_add_up_each_users_coins_over_her_streams(
     ]
     is_exact, top = merged_gifters(parts, n)
     assert (is_exact, [(t.user_id, t.coins, t.gifts) for t in top]) == expected
+
+
+def test_a_streams_ledger_splits_its_session_at_midnight() -> None:
+    """s-b goes live at 23:30: 300 likes, 1 gift of 500 coins (u-1) before midnight, 40
+    likes and u-2's 30 coins after it by the time its time passes midnight plus the grace;
+    then 60 more likes and u-2's second gift (30 coins) by 00:10."""
+    from processor.core.creators import DayLedger
+
+    ledger = DayLedger("2026-01-01", DAY1, DAY2)
+    ledger.note_viewers(90, DAY2 - 20 * MIN)
+    ledger.note_tier(Tier.LOW, Tier.MODERATE, DAY2 - 10 * MIN)
+    ledger.note_viewers(120, DAY2 + 2 * MIN)  # after midnight: the next day's
+    ledger.note_tier(Tier.MODERATE, Tier.HIGH, DAY2 + 3 * MIN)
+    identity = ("c-1", "s-b", DAY2 - 30 * MIN)
+    ledger.close_day(
+        *identity,
+        session=(340, 2, 530),
+        after=(40, 1, 30),
+        gifters={"u-1": (500, 1), "u-2": (30, 1)},
+        gifters_after={"u-2": (30, 1)},
+        exact=True,
+        stream_time_ms=DAY2 + 4 * MIN,
+        tier=Tier.HIGH,
+        next_day=("2026-01-02", DAY2, DAY2 + 86_400_000),
+    )
+    assert ledger.finished == [
+        part(
+            "s-b",
+            started_ms=DAY2 - 30 * MIN,
+            live_from_ms=DAY2 - 30 * MIN,
+            live_to_ms=DAY2,
+            likes=300,
+            gifts=1,
+            coins=500,
+            peak_tier=Tier.MODERATE,
+            peak_viewers=90,
+            gifters=(("u-1", 500, 1),),
+            stream_time_ms=DAY2 + 4 * MIN,
+        )
+    ]
+    today = ledger.part(
+        *identity,
+        session=(400, 3, 560),
+        gifters={"u-1": (500, 1), "u-2": (60, 2)},
+        exact=True,
+        stream_time_ms=DAY2 + 10 * MIN,
+        ended=True,
+    )
+    assert today == part(
+        "s-b",
+        day="2026-01-02",
+        started_ms=DAY2 - 30 * MIN,
+        live_from_ms=DAY2,
+        live_to_ms=DAY2 + 10 * MIN,
+        likes=100,
+        gifts=2,
+        coins=60,
+        peak_tier=Tier.HIGH,
+        peak_viewers=120,
+        gifters=(("u-2", 60, 2),),
+        ended=True,
+        stream_time_ms=DAY2 + 10 * MIN,
+    )
+    # added up by the creator's side, the two days are the session
+    days = CreatorDays()
+    days.apply(ledger.finished[0], DAY2)
+    days.apply(today, DAY2 + 86_400_000)
+    first, second = days.flush()
+    assert (first.likes + second.likes, first.coins + second.coins) == (400, 560)
+    assert (first.sessions, second.sessions, first.minutes_live, second.minutes_live) == (
+        1,
+        0,
+        30,
+        10,
+    )
+    assert first.final and second.final
