@@ -226,9 +226,16 @@ class CreatorDays:
         self.changed.clear()
         return out
 
+    def close(self, key: tuple[str, str]) -> None:
+        """Forget a day known to be final (its record was written as such before)."""
+        self.days.pop(key, None)
+        self.ends.pop(key, None)
+        self.changed.discard(key)
+        self._finish(key)
+
     def _finish(self, key: tuple[str, str]) -> None:
-        del self.days[key]
-        del self.ends[key]
+        self.days.pop(key, None)
+        self.ends.pop(key, None)
         self.finished[key] = None
         while len(self.finished) > self.finished_memory:
             self.finished.popitem(last=False)
