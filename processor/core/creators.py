@@ -294,6 +294,26 @@ class DayLedger:
         self.next_peak_viewers = 0
         self.finished: list[StreamDay] = []
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DayLedger):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def copy(self) -> DayLedger:
+        """A ledger with the same account (the finished parts not copied)."""
+        twin = DayLedger(self.day, self.day_start_ms, self.day_end_ms)
+        twin.base_likes, twin.base_gifts, twin.base_coins = (
+            self.base_likes,
+            self.base_gifts,
+            self.base_coins,
+        )
+        twin.base_gifters = self.base_gifters
+        twin.peak_tier, twin.peak_viewers = self.peak_tier, self.peak_viewers
+        twin.next_peak_tier, twin.next_peak_viewers = self.next_peak_tier, self.next_peak_viewers
+        return twin
+
     def note_tier(self, from_tier: Tier, to_tier: Tier, at_ms: int) -> None:
         """A tier change at stream time ``at_ms``. Past midnight, the tier it leaves
         counts too: the first such change leaves the tier the stream had at midnight."""

@@ -31,6 +31,8 @@ from processor.core.alerts import (
 )
 from processor.core.alerts import Viewers as ViewerFigures
 from processor.core.contributors import Summary
+from processor.core.creators import DayLedger, StreamDay
+from processor.core.days import Calendar
 from processor.core.panes import minutes_of, pack, seal, start_of, unseal
 from processor.core.rules import gift_value, like_growth
 from processor.core.tiers import Tier, TierPolicy
@@ -41,6 +43,7 @@ SESSION_LIKES_POLICY = "session_likes"
 LIKES = "likes"
 COINS = "coins"
 ARMED = -1  # a spike detector's state when armed; else the minute it last fired or checked in
+NO_END = 2**62  # a time past every event's
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class EngineConfig:
     spike_history_ms: int = 180_000
     like_goals: tuple[int, ...] = ()
     coin_goals: tuple[int, ...] = ()
+    time_zone: str = "UTC"  # of creators' calendar days
 
     @property
     def spikes_possible(self) -> bool:
@@ -123,6 +127,11 @@ class StreamState:
     # spike detectors: ARMED, or the minute start they last fired or checked in
     likes_spike: int = ARMED
     coins_spike: int = ARMED
+    # calendar days: the stream time at which the next midnight (or, once past one, the
+    # end of its grace period) needs the day ledger; the ledger exists from a stream's
+    # first midnight on (a session within one day is its own day's part)
+    day_turn_ms: int = 0
+    ledger: DayLedger | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +180,12 @@ class Engine:
         self.downtime_ms = 0
         # likes, gifts and coins counted since the caller last reset it (for metrics)
         self.counted = Totals()
+        self.calendar = Calendar(config.time_zone)
+        # streams that finished a calendar day by time alone (no event): their parts are
+        # handed out though a checkpoint does not rewrite them
+        self.closed_days: set[str] = set()
+        # the last day parts of streams that ended, until handed out
+        self.ended_parts: list[StreamDay] = []
         self._tracked = config.top_users_tracked
         self._step = config.tier_step_ms
         self._grace = config.grace_ms
@@ -195,6 +210,7 @@ class Engine:
             stream_time_ms=ts,
             max_event_ms=ts,
         )
+        state.day_turn_ms = self.calendar.bounds(self.calendar.day_of(ts))[1]
         state.window.advance(ts)
         self.streams[state.stream_id] = state
         return state
@@ -224,6 +240,7 @@ class Engine:
             if (
                 ts - ts % self._step > state.window.current_bucket
                 or state.tumbling.first_start <= ts - self._close_lag
+                or ts >= state.day_turn_ms
             ):
                 self._advance(state, ts, outputs)
             else:
@@ -270,6 +287,9 @@ class Engine:
                 state.viewers_current = count
             if count > state.viewers_peak:
                 state.viewers_peak = count
+            ledger = state.ledger
+            if ledger is not None:
+                ledger.note_viewers(count, ts)
             state.viewers_sum += count
             state.viewers_samples += 1
         elif kind is LiveStart:
@@ -531,6 +551,8 @@ class Engine:
 
         Not a change a checkpoint writes by itself: where only time moved a stream, a
         restore recomputes it (:meth:`tick` at the wall clock the checkpoint recorded)."""
+        if new_time >= state.day_turn_ms:  # before the window slides past midnight
+            self._turn_days(state, new_time)
         window = state.window
         if new_time - new_time % window.step_ms > window.current_bucket:  # a new bucket
             for boundary in window.slide_to(new_time):
@@ -542,6 +564,102 @@ class Engine:
                 outputs.append(self._closed(state, start, totals))
         if state.panes is not None or state.sealed is not None:
             self.age_panes(state)
+
+    def _turn_days(self, state: StreamState, new_time: int) -> None:
+        """Stream time reaches ``state.day_turn_ms``: a midnight (the ledger starts
+        telling the new day's peaks apart), or a midnight's grace period over (no event of
+        the old day can count any more: the old day's part is finished)."""
+        calendar = self.calendar
+        while new_time >= state.day_turn_ms:
+            ledger = state.ledger
+            if ledger is None:
+                unset = state.day_turn_ms == 0  # restored from a checkpoint without days
+                day = calendar.day_of(state.started_ms if unset else state.day_turn_ms - 1)
+                start, end = calendar.bounds(day)
+                if unset:
+                    state.day_turn_ms = end
+                    continue
+                # the session's first midnight
+                state.ledger = ledger = DayLedger(day, start, end)
+                ledger.peak_tier = state.peak_tier
+                ledger.peak_viewers = state.viewers_peak
+                state.day_turn_ms = end + self._grace
+            elif state.day_turn_ms == ledger.day_end_ms:  # a later midnight
+                state.day_turn_ms = ledger.day_end_ms + self._grace
+            else:  # the grace after midnight is over
+                self._close_day(state, ledger, new_time)
+                state.day_turn_ms = ledger.day_end_ms
+                self.closed_days.add(state.stream_id)
+
+    def _close_day(self, state: StreamState, ledger: DayLedger, new_time: int) -> None:
+        """Finish the ledger's day at midnight. The stream's window (and its open minutes)
+        still hold everything counted since: stream time is within midnight's grace, and
+        grace <= tier window - step."""
+        midnight = ledger.day_end_ms
+        after = state.window.between(midnight, NO_END)
+        gifters_after: dict[str, tuple[int, int]] = {}
+        for pane in state.panes or ():
+            if pane.start >= midnight:
+                for user, (coins, gifts) in pane.gifter_map().items():
+                    held = gifters_after.get(user, (0, 0))
+                    gifters_after[user] = (held[0] + coins, held[1] + gifts)
+        top = state.top
+        session = state.session
+        next_day = self.calendar.day_of(midnight)
+        ledger.close_day(
+            state.creator_id,
+            state.stream_id,
+            state.started_ms,
+            (session.likes, session.gifts, session.coins),
+            (after.likes, after.gifts, after.coins),
+            {} if top is None else dict(top.gifter_map()),
+            gifters_after,
+            True if top is None else top.exact,
+            new_time,
+            state.tier,
+            (next_day, *self.calendar.bounds(next_day)),
+        )
+
+    def day_parts(self, state: StreamState, ended: bool = False) -> list[StreamDay]:
+        """The stream's parts of calendar days not handed out yet (days it finished), then
+        its part of the current day as it stands; the finished ones are handed out.
+
+        Within a midnight's grace period, the old day's part is what it would be if it
+        closed now, and the new day's part is what came since midnight: both may still
+        change (a late event of the old day), and the close will say so."""
+        top = state.top
+        gifters = {} if top is None else top.gifter_map()
+        exact = True if top is None else top.exact
+        session = (state.session.likes, state.session.gifts, state.session.coins)
+        ledger = state.ledger
+        parts: list[StreamDay] = []
+        if ledger is None:
+            day = self.calendar.day_of(state.started_ms)
+            start, end = self.calendar.bounds(day)
+            ledger = DayLedger(day, start, end)
+            ledger.peak_tier = state.peak_tier
+            ledger.peak_viewers = state.viewers_peak
+        else:
+            parts, ledger.finished = ledger.finished, []
+        if state.stream_time_ms >= ledger.day_end_ms:  # within the grace of a midnight
+            ledger = ledger.copy()
+            self._close_day(state, ledger, state.stream_time_ms)
+            parts += ledger.finished
+        parts.append(
+            ledger.part(
+                state.creator_id,
+                state.stream_id,
+                state.started_ms,
+                session,
+                gifters,
+                exact,
+                state.stream_time_ms,
+                ended,
+            )
+        )
+        if ended:  # nothing can add to any of its days any more
+            parts = [msgspec.structs.replace(part, ended=True) for part in parts]
+        return parts
 
     def _closed(self, state: StreamState, start: int, totals: Totals) -> WindowClosed:
         return WindowClosed(
@@ -590,6 +708,8 @@ class Engine:
         old, state.tier = state.tier, new_tier
         if new_tier.rank > state.peak_tier.rank:
             state.peak_tier = new_tier
+        if state.ledger is not None:
+            state.ledger.note_tier(old, new_tier, at)
         state.transitions += 1
         outputs.append(
             self._tier_changed(state, self.policy, state.transitions, old, new_tier, value, at)
@@ -655,6 +775,7 @@ class Engine:
                 coins_per_viewer=round(s.coins * samples / viewers_sum, 4) if viewers_sum else None,
             )
         )
+        self.ended_parts.extend(self.day_parts(state, ended=True))
         del self.streams[state.stream_id]
         self.remember_end(state.stream_id, at, self.offset)
 

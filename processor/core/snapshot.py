@@ -25,15 +25,16 @@ from operator import attrgetter, itemgetter
 import msgspec
 
 from processor.core.contributors import Summary
+from processor.core.creators import DayLedger, StreamDay
 from processor.core.engine import Engine, EngineConfig, StreamState
 from processor.core.panes import minutes_of, pack, seal, start_of, unseal
 from processor.core.tiers import Tier
 from processor.core.windows import Row, SlidingTotals, Totals, TumblingTotals
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 # formats a restore reads: 4 wrote windows as rows, kept no idle clocks and no tick time;
-# 5 kept no downtime (it was 0: its idle clocks are wall clocks)
-READ_FORMATS = (4, 5, FORMAT_VERSION)
+# 5 kept no downtime (it was 0: its idle clocks are wall clocks); 6 kept no calendar days
+READ_FORMATS = (4, 5, 6, FORMAT_VERSION)
 PARTITION_KEY = b"p"
 STREAM_PREFIX = b"s:"
 ENDED_PREFIX = b"e:"
@@ -60,6 +61,18 @@ class PackedWindow(msgspec.Struct, forbid_unknown_fields=True):
     step_ms: int
     used: int
     counts: list[int]  # likes of each slot, then gifts, then coins
+
+
+class LedgerSnapshot(msgspec.Struct, forbid_unknown_fields=True):
+    """A stream's day ledger (format 7), from its first midnight on."""
+
+    day: str
+    day_start_ms: int
+    day_end_ms: int
+    base: tuple[int, int, int]  # likes, gifts, coins of the session when the day began
+    base_gifters: list[tuple[str, int, int]]
+    peaks: tuple[Tier, int, Tier, int]  # tier and viewers: the day's, then the next day's
+    finished: list[StreamDay]  # days it finished, not handed out yet
 
 
 class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
@@ -89,6 +102,9 @@ class StreamSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     packed: PackedWindow | None = None  # a dense window: its ring whole (format 5)
     # the wall clock when max_event_ms was seen: where idle decay counts from (-1: format 4)
     seen_wall_ms: int = -1
+    # calendar days (format 7; 0 and None before: recomputed from the session's start)
+    day_turn_ms: int = 0
+    ledger: LedgerSnapshot | None = None
 
 
 class StreamRecord(msgspec.Struct, forbid_unknown_fields=True):
@@ -152,7 +168,37 @@ def _stream(s: StreamState) -> StreamSnapshot:
         spikes=(s.likes_spike, s.coins_spike),
         packed=packed,
         seen_wall_ms=s.seen_wall_ms,
+        day_turn_ms=s.day_turn_ms,
+        ledger=None if s.ledger is None else _ledger(s.ledger),
     )
+
+
+def _ledger(ledger: DayLedger) -> LedgerSnapshot:
+    return LedgerSnapshot(
+        day=ledger.day,
+        day_start_ms=ledger.day_start_ms,
+        day_end_ms=ledger.day_end_ms,
+        base=(ledger.base_likes, ledger.base_gifts, ledger.base_coins),
+        base_gifters=[(u, c, g) for u, (c, g) in ledger.base_gifters.items()],
+        peaks=(
+            ledger.peak_tier,
+            ledger.peak_viewers,
+            ledger.next_peak_tier,
+            ledger.next_peak_viewers,
+        ),
+        finished=list(ledger.finished),
+    )
+
+
+def _restore_ledger(row: LedgerSnapshot) -> DayLedger:
+    ledger = DayLedger(row.day, row.day_start_ms, row.day_end_ms)
+    ledger.base_likes, ledger.base_gifts, ledger.base_coins = row.base
+    ledger.base_gifters = {u: (c, g) for u, c, g in row.base_gifters}
+    ledger.peak_tier, ledger.peak_viewers, ledger.next_peak_tier, ledger.next_peak_viewers = (
+        row.peaks
+    )
+    ledger.finished = list(row.finished)
+    return ledger
 
 
 def _summary(start: int, summary: Summary) -> SummarySnapshot:
@@ -244,6 +290,8 @@ def _restore_stream(
         viewers_samples=row.viewers[4],
         likes_spike=row.spikes[0],
         coins_spike=row.spikes[1],
+        day_turn_ms=row.day_turn_ms,
+        ledger=None if row.ledger is None else _restore_ledger(row.ledger),
     )
 
 
