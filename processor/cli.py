@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 
-from processor import alerts_cli
+from processor import alerts_cli, top
 from processor.kafka_client import ssl_context
 from processor.settings import ConfigError, load_settings, settings_table
 from processor.simulator import cli as simulator_cli
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker_cli.register(subparsers)
     simulator_cli.register(subparsers)
     alerts_cli.register(subparsers)
+    top.register(subparsers)
     return parser
 
 

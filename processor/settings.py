@@ -34,6 +34,8 @@ class Settings:
     alerts_topic: str = "live.alerts"
     dlq_topic: str = "live.events.dlq"
     windows_topic: str = "live.windows"
+    streams_topic: str = "live.streams"
+    creators_topic: str = "live.creators"
     app_id: str = "livepulse"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 6066
@@ -199,6 +201,8 @@ _RULES: dict[str, _Rule] = {
     "alerts_topic": _NON_EMPTY,
     "dlq_topic": _NON_EMPTY,
     "windows_topic": _NON_EMPTY,
+    "streams_topic": _NON_EMPTY,
+    "creators_topic": _NON_EMPTY,
     "app_id": _NON_EMPTY,
     "metrics_host": _NON_EMPTY,
     "metrics_port": _Rule(lambda v: isinstance(v, int) and 0 <= v <= 65535, "a port 0-65535"),

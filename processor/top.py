@@ -35,6 +35,7 @@ from processor.core.table import StreamRow
 REFRESH_S = 1.0
 ROWS = 10
 ALERT_LINES = 8
+ASSIGNMENT_WAIT_S = 3.0  # for the topics' partitions, before the first screen
 SORTS: dict[str, tuple[str, Callable[[StreamRow], tuple[int, ...]]]] = {
     "c": ("coins this minute", lambda r: (r.minute.coins, r.window.coins)),
     "l": ("window likes", lambda r: (r.window.likes, r.session.likes)),
@@ -208,30 +209,28 @@ async def watch(
     refresh_s: float = REFRESH_S,
 ) -> None:
     """Read the tables and alerts into ``board`` and redraw it until a quit key or stop."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
+    # without a group, a subscription is assigned every partition of the topics that
+    # exist, and those made later (the worker creates the tables when it starts)
     consumer = AIOKafkaConsumer(
+        *topics.values(),
         **client_options,
         group_id=None,
         enable_auto_commit=False,
+        auto_offset_reset="earliest",
         isolation_level="read_committed",
     )
     await consumer.start()
     quit_pressed = asyncio.Event()
     try:
-        partitions: list[TopicPartition] = []
-        for topic in topics.values():
-            found = consumer.partitions_for_topic(topic)
-            if found is None:
-                await consumer.topics()  # refresh the metadata once
-                found = consumer.partitions_for_topic(topic) or set()
-            partitions.extend(TopicPartition(topic, p) for p in sorted(found))
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*(tp for tp in partitions if tp.topic != topics["alerts"]))
-        alerts = [tp for tp in partitions if tp.topic == topics["alerts"]]
+        loop = asyncio.get_running_loop()
+        waited_until = loop.time() + ASSIGNMENT_WAIT_S
+        while not consumer.assignment() and loop.time() < waited_until:
+            await asyncio.sleep(0.05)
+        alerts = [tp for tp in consumer.assignment() if tp.topic == topics["alerts"]]
         if alerts:  # the last few alerts of each partition, not all of them
-            ends = await consumer.end_offsets(alerts)
-            for tp, end in ends.items():
+            for tp, end in (await consumer.end_offsets(alerts)).items():
                 consumer.seek(tp, max(0, end - ALERT_LINES))
 
         def on_key(key: str) -> None:
@@ -239,7 +238,6 @@ async def watch(
                 quit_pressed.set()
 
         with keys_pressed(on_key), Live(board.render(), auto_refresh=False, screen=True) as live:
-            loop = asyncio.get_running_loop()
             next_draw = loop.time()
             while not quit_pressed.is_set():
                 fetched = await consumer.getmany(timeout_ms=100, max_records=10_000)
