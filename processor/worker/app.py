@@ -31,8 +31,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError
 from faust.app.base import BootStrategy
 
+from processor.core.checkpoint import SnapshotError
 from processor.core.engine import EngineConfig
-from processor.core.snapshot import SnapshotError
 from processor.kafka_client import client_options, fast_lz4, faust_credentials
 from processor.metrics import LAG_INTERVAL_S, LAG_TIMEOUT_S, Metrics, consumer_lag
 from processor.records import InputRecord, OutputRecord
@@ -483,7 +483,7 @@ class LivepulseWorker:
                 # a fetch under way may hold its records from before: the loop drops it
                 self.takes += 1
                 self.since[partition] = self.takes
-                applied = self.partitions[partition].applied
+                applied = self.partitions[partition].applied_offset
                 if applied >= 0:
                     consumer.seek(tp, applied + 1)
                 else:
@@ -624,13 +624,13 @@ class LivepulseWorker:
             # the previous owner's checkpoint may be ahead of the group's committed offset
             # (its commit failed in the rebalance): commit it at the next commit, or the
             # committed offset of a partition with no new input would stay behind for good
-            state.dirty = state.applied >= 0
+            state.dirty = state.applied_offset >= 0
             self.partitions[partition] = state
             log.info(
                 "partition %d restored at offset %d: %d streams, %d ended, from %d records "
                 "(read in %.2f s, decoded after %.2f s)",
                 partition,
-                state.applied,
+                state.applied_offset,
                 len(state.engine.streams),
                 len(state.engine.ended),
                 len(records),
@@ -674,7 +674,7 @@ class LivepulseWorker:
         highwater = consumer.highwater(tp)
         if highwater is None:
             return False
-        if state.applied + 1 >= highwater:
+        if state.applied_offset + 1 >= highwater:
             return True
         # Past the last record there may be transaction markers (an exactly-once producer
         # upstream writes one per partition and commit) or an open transaction's records

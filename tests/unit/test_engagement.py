@@ -6,7 +6,7 @@ from typing import Any
 from jsonschema import Draft7Validator
 
 from processor.contract import ALERT_SCHEMA
-from processor.core import snapshot
+from processor.core import checkpoint
 from processor.core.alerts import GoalReached, Spike, StreamEnded, WindowClosed
 from processor.core.engine import ARMED, Engine, EngineConfig
 from tests.support.events import T0, StreamScript, typed
@@ -191,7 +191,7 @@ def test_everything_new_comes_back_from_a_checkpoint() -> None:
         gift(s, T0 + 41_000, "c", 10),  # a spike: the detector is disarmed
     ]
     assert len(alerts(engine, events)) == 1
-    restored = snapshot.restore(snapshot.changes(engine, 5), CONFIG, 0).engine
+    restored = checkpoint.restore(checkpoint.changes(engine, 5), CONFIG, 0).engine
     assert restored.streams == engine.streams
     rest = [gift(s, T0 + 45_000, "a", 99), s.viewers(T0 + 50_000, 3), s.end(T0 + 70_000)]
     assert [a.to_record(0) for a in alerts(restored, rest)] == [

@@ -35,7 +35,7 @@ PARAMS = Params(
     like_goals=(100, 120, 400, 1_500),  # 100 and 120 close: one count can cross both
     coin_goals=(50, 60, 150, 600),
 )
-CONFIG = engine_config(PARAMS)  # test_snapshot replays these scenarios too
+CONFIG = engine_config(PARAMS)  # test_checkpoint replays these scenarios too
 # The same with room for only three of the six users: Space-Saving evicts and inherits.
 EVICTING = replace(PARAMS, top_users=2, top_users_tracked=3)
 USERS = [f"u{i}" for i in range(6)]

@@ -104,7 +104,7 @@ def test_partitions_restore_from_their_snapshots_on_assignment() -> None:
     asyncio.run(worker.on_assigned({TopicPartition("ev", 1), TopicPartition("other", 0)}))
     assert worker.fatal is None
     assert list(worker.partitions) == [1]
-    assert worker.partitions[1].applied == -1
+    assert worker.partitions[1].applied_offset == -1
 
 
 def test_the_monitor_tracks_stream_inbound_time() -> None:
@@ -128,14 +128,14 @@ def test_a_restored_checkpoint_is_committed_even_with_no_new_input() -> None:
     commit failed in the rebalance). The next owner commits it at its next commit: with no
     new input, nothing else would, and the group's offset (and lag) stayed behind for good
     (the two-worker kill test once waited 120 s for it)."""
-    from processor.core import snapshot
+    from processor.core import checkpoint
     from processor.core.engine import Engine
 
     _, worker = new_worker()
     engine = Engine(worker.config)
-    worker.store = FakeStore({0: snapshot.full(engine, 41)})  # type: ignore[assignment]
+    worker.store = FakeStore({0: checkpoint.full(engine, 41)})  # type: ignore[assignment]
     asyncio.run(worker.on_assigned({TopicPartition("ev", 0), TopicPartition("ev", 1)}))
-    assert worker.partitions[0].applied == 41 and worker.partitions[0].dirty
+    assert worker.partitions[0].applied_offset == 41 and worker.partitions[0].dirty
     assert not worker.partitions[1].dirty  # nothing restored, nothing to commit
 
     async def commit() -> None:
@@ -223,7 +223,7 @@ def test_at_least_once_publishes_at_once_and_commits_only_checkpoints_in_transac
     async def run() -> None:
         await worker.on_assigned({TopicPartition("ev", 0)})
         state = worker.partitions[0]
-        state.applied = 9  # as if records 0-9 were applied
+        state.applied_offset = 9  # as if records 0-9 were applied
         state.dirty = True
         await worker.publish(0, Applied(records=[OutputRecord("alerts", b"s1", b"{}")]))
         assert published == [b"s1"]  # at once, before any commit
@@ -244,13 +244,13 @@ def test_a_partition_whose_commit_failed_is_taken_back_from_what_was_committed(
     the offset its last committed checkpoint covers."""
     from aiokafka.errors import KafkaTimeoutError
 
-    from processor.core import snapshot
+    from processor.core import checkpoint
     from processor.core.engine import Engine
     from processor.worker import app as app_module
 
     monkeypatch.setattr(app_module, "RETAKE_DELAY_S", 0.0)
     _, worker = new_worker()
-    worker.store = FakeStore({0: snapshot.full(Engine(worker.config), 41)})  # type: ignore[assignment]
+    worker.store = FakeStore({0: checkpoint.full(Engine(worker.config), 41)})  # type: ignore[assignment]
     tp = TopicPartition("ev", 0)
     moves: list[tuple[str, int | None]] = []
 
@@ -283,7 +283,7 @@ def test_a_partition_whose_commit_failed_is_taken_back_from_what_was_committed(
     failing = asyncio.run(run())
     assert moves == [("pause", None), ("seek", 42), ("resume", None)]
     assert failing.stopped and fakes[0] is not failing and fakes[0].started
-    assert worker.partitions[0].applied == 41
+    assert worker.partitions[0].applied_offset == 41
     assert worker.since[0] == worker.takes == 1  # a fetch from before it is dropped
     lost = worker.metrics.registry.get_sample_value(
         "livepulse_partitions_lost_total", {"cause": "failed"}
@@ -323,7 +323,7 @@ def test_a_fetched_record_not_yet_applied_keeps_its_partition_from_counting_as_c
     worker.store = FakeStore({})  # type: ignore[assignment]
     asyncio.run(worker.on_assigned({TopicPartition("ev", 0)}))
     state = worker.partitions[0]
-    assert state.applied == -1
+    assert state.applied_offset == -1
 
     class Running:
         should_stop = False
