@@ -154,15 +154,10 @@ class Engine:
         # recently ended streams (-> when), so a straggler event does not start a ghost
         # session; the oldest is forgotten first
         self.ended: OrderedDict[str, int] = OrderedDict()
-        # the input offset each of them ended at: where a replay puts it back in line
-        self.end_offsets: dict[str, int] = {}
-        # the input offset being applied, set by the caller: ends are recorded at it
-        self.offset = -1
         # streams whose state changed since a checkpoint last looked (ended ones included)
         self.changed: set[str] = set()
-        # ended streams dropped from ``ended`` since a checkpoint last looked, with when
-        # they ended and the input offset they ended at
-        self.forgotten: dict[str, tuple[int, int]] = {}
+        # ended streams dropped from ``ended`` since a checkpoint last looked (-> when)
+        self.forgotten: dict[str, int] = {}
         # the idle clock of the last :meth:`tick` (-1: none yet): what idle time did to the
         # streams by then, a restore recomputes from it
         self.ticked_ms = -1
@@ -656,13 +651,12 @@ class Engine:
             )
         )
         del self.streams[state.stream_id]
-        self.remember_end(state.stream_id, at, self.offset)
+        self.remember_end(state.stream_id, at)
 
-    def remember_end(self, stream_id: str, at: int, offset: int) -> None:
-        """Put an ended stream in the memory of ended streams (ended at ``at``, at input
-        ``offset``), forgetting the oldest beyond its size."""
+    def remember_end(self, stream_id: str, at: int) -> None:
+        """Put a stream that ended at ``at`` in the memory of ended streams, forgetting the
+        oldest beyond its size."""
         self.ended[stream_id] = at
-        self.end_offsets[stream_id] = offset
         if len(self.ended) > self.config.ended_memory:
             forgotten, ended_at = self.ended.popitem(last=False)
-            self.forgotten[forgotten] = (ended_at, self.end_offsets.pop(forgotten, -1))
+            self.forgotten[forgotten] = ended_at

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import orjson
 
 from processor.contract import InvalidRecord, Reason, decode_event
-from processor.core.alerts import Alert, Output, WindowClosed
-from processor.core.checkpoint import Record, SlicedCheckpoint
+from processor.core.alerts import Alert, Output, StreamEnded, WindowClosed
+from processor.core.checkpoint import EndOffsets, Record, SlicedCheckpoint
 from processor.core.checkpoint import restore as restore_checkpoint
 from processor.core.engine import Engine, EngineConfig
 from processor.records import InputRecord, OutputRecord, dead_letter
@@ -110,6 +110,10 @@ class PartitionState:
     # id, when), ascending; each rejoins the memory of ended streams once the input passes
     # that offset, in line as it did before the crash
     pending_ends: list[tuple[int, str, int]] = field(default_factory=list)
+    # the input offset each stream in the engine's memory of ended streams (or forgotten
+    # by it since the last checkpoint) ended at: the engine knows no offsets, so its
+    # stream_ended outputs are mapped to the offsets that caused them here
+    end_offsets: EndOffsets = field(default_factory=dict)
     dirty: bool = False  # applied or ticked since the last checkpoint
     taking: SlicedCheckpoint | None = None  # a checkpoint being encoded
 
@@ -138,7 +142,7 @@ class PartitionState:
             offset = record.offset
             if offset <= self.applied_offset:
                 continue
-            self.applied_offset = engine.offset = offset
+            self.applied_offset = offset
             if self.ahead and (offset > self.ahead_until or self.pending_ends):
                 self._catch_up(offset)
             decoded = decode_event(record.value, record.key, decode_limit)
@@ -169,7 +173,7 @@ class PartitionState:
             kind = decoded.type
             events[kind] = events.get(kind, 0) + 1
             if outputs:
-                self._route(result, outputs, wall_ms, record.timestamp)
+                self._route(result, outputs, wall_ms, record.timestamp, offset)
                 outputs.clear()
         if self.applied_offset > start:
             self.dirty = True
@@ -186,24 +190,30 @@ class PartitionState:
         pending = self.pending_ends
         while pending and pending[0][0] < offset:
             end_offset, stream_id, at = pending.pop(0)
-            self.engine.remember_end(stream_id, at, end_offset)
+            self.end_offsets[stream_id] = end_offset
+            self.engine.remember_end(stream_id, at)
         if offset > self.ahead_until:
             self.ahead.clear()
 
     def tick(self, wall_ms: int) -> Applied:
         """Idle decay: stream time follows the wall clock for streams that get nothing."""
         result = Applied()
-        self.engine.offset = self.applied_offset
         outputs = self.engine.tick(wall_ms)
         if outputs:
-            self._route(result, outputs, wall_ms, None)
+            self._route(result, outputs, wall_ms, None, self.applied_offset)
         if outputs or self.engine.streams:
             self.dirty = True  # the next checkpoint records the tick: one small record
         return result
 
     def _route(
-        self, result: Applied, outputs: list[Output], emitted_at: int, caused_at: int | None
+        self,
+        result: Applied,
+        outputs: list[Output],
+        emitted_at: int,
+        caused_at: int | None,
+        offset: int,
     ) -> None:
+        """Add what the engine returned at input ``offset`` to ``result``."""
         routes = self.routes
         for output in outputs:
             result.records.append(routes.output(output, emitted_at))
@@ -211,6 +221,8 @@ class PartitionState:
                 result.windows += 1
             else:
                 result.alerts.append((output, caused_at))
+                if isinstance(output, StreamEnded):
+                    self.end_offsets[output.stream_id] = offset
 
     def _dead_letter(
         self, result: Applied, invalid: InvalidRecord, record: InputRecord
@@ -230,7 +242,7 @@ class PartitionState:
     def begin_checkpoint(self) -> None:
         """Start a checkpoint of what changed so far, covering the input up to ``applied_offset``
         now; :meth:`encode_some` and :meth:`finish_checkpoint` complete it."""
-        self.taking = SlicedCheckpoint(self.engine, self.applied_offset)
+        self.taking = SlicedCheckpoint(self.engine, self.applied_offset, self.end_offsets)
         self.dirty = False
 
     def encode_some(self, budget: int) -> int:
@@ -267,7 +279,6 @@ class PartitionState:
         """The partition as its checkpoint records (in log order; none: a fresh start) left
         it. Raises :class:`~processor.core.checkpoint.SnapshotError` on a record that cannot be read."""
         cp = restore_checkpoint(records, config, wall_ms)
-        cp.engine.offset = cp.offset
         return cls(
             partition,
             cp.engine,
@@ -276,4 +287,5 @@ class PartitionState:
             ahead=cp.ahead,
             ahead_until=max(cp.ahead.values(), default=-1),
             pending_ends=cp.pending_ends,
+            end_offsets=cp.end_offsets,
         )

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 
@@ -281,6 +282,23 @@ def test_a_stream_that_ends_and_is_forgotten_while_a_checkpoint_is_encoded() -> 
     whole.apply(records, wall_ms=T0)
     assert {sid: st.session.gifts for sid, st in restored.engine.streams.items()} == {"a": 1}
     assert dict(restored.engine.ended) == dict(whole.engine.ended) == {"b": T0 + 3_000}
+
+
+def test_the_partition_maps_stream_ends_to_the_offsets_that_caused_them() -> None:
+    """The engine knows no offsets: the partition records where each stream ended, its
+    marker carries that offset, and the offset is dropped once the stream is forgotten."""
+    config = dataclasses.replace(CONFIG, ended_memory=1)
+    a, b = StreamScript("a"), StreamScript("b")
+    events = [a.start(T0), a.end(T0 + 1_000), b.start(T0), b.end(T0 + 2_000)]
+    state = PartitionState(0, Engine(config), ROUTES)
+    state.apply(recs(events), wall_ms=T0)
+    assert not hasattr(state.engine, "offset") and not hasattr(state.engine, "end_offsets")
+    assert state.end_offsets == {"a": 1, "b": 3}  # a is forgotten, its marker not yet written
+    written = state.checkpoint()
+    markers = {r.key: msgspec.msgpack.decode(r.value) for r in written if r.value is not None}
+    assert (markers[b"e:a"]["end_offset"], markers[b"e:b"]["end_offset"]) == (1, 3)
+    state.checkpoint()  # a's marker goes: where it ended is needed no more
+    assert state.end_offsets == {"b": 3}
 
 
 def crash_scenario() -> tuple[list[Rec], int]:
