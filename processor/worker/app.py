@@ -33,11 +33,13 @@ from faust.app.base import BootStrategy
 
 from processor.core.checkpoint import SnapshotError
 from processor.core.engine import EngineConfig
+from processor.core.standings import standings
 from processor.kafka_client import client_options, fast_lz4, faust_credentials
-from processor.metrics import LAG_INTERVAL_S, LAG_TIMEOUT_S, Metrics, consumer_lag
+from processor.metrics import Metrics
 from processor.records import InputRecord, OutputRecord
 from processor.settings import Settings
 from processor.worker.http import Probes, Status
+from processor.worker.lag import LAG_INTERVAL_S, read_consumer_lag
 from processor.worker.partitions import Applied, PartitionState, Routes
 from processor.worker.state_store import StateStore
 from processor.worker.transactions import (
@@ -694,23 +696,9 @@ class LivepulseWorker:
         consumer = self.consumer
         if consumer is None:
             return
-        tps = [tp for tp in consumer.assignment() if tp.topic == self.settings.events_topic]
-        if not tps:
-            self.metrics.set_consumer_lag({})
-            return
-        try:
-            ends = await asyncio.wait_for(consumer.end_offsets(tps), LAG_TIMEOUT_S)
-            earliest = await asyncio.wait_for(consumer.beginning_offsets(tps), LAG_TIMEOUT_S)
-        except Exception as exc:  # around start-up, rebalances, broker restarts
-            log.debug("consumer lag not read: %s: %s", type(exc).__name__, exc)
-            return
-        self.metrics.set_consumer_lag(
-            consumer_lag(
-                {tp.partition: end for tp, end in ends.items()},
-                {tp.partition: self.committed.get(tp.partition) for tp in tps},
-                {tp.partition: first for tp, first in earliest.items()},
-            )
-        )
+        lag = await read_consumer_lag(consumer, self.settings.events_topic, self.committed)
+        if lag is not None:
+            self.metrics.set_consumer_lag(lag)
 
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -850,7 +838,8 @@ def create_app(settings: Settings, metrics: Metrics, probes: Probes | None = Non
 
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def refresh_gauges() -> None:
-        metrics.refresh([state.engine for state in worker.partitions.values()])
+        engines = [state.engine for state in worker.partitions.values()]
+        metrics.refresh(standings(engines, metrics.top_k))
 
     @app.timer(interval=LAG_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def refresh_consumer_lag() -> None:

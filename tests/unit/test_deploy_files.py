@@ -25,6 +25,7 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
 from processor.core.engine import Engine, EngineConfig
+from processor.core.standings import standings
 from processor.metrics import Metrics
 from processor.worker.partitions import Applied
 from tests.support.events import T0, StreamScript, typed
@@ -125,7 +126,7 @@ def test_promtool_check_metrics_accepts_the_exposition() -> None:
     for event in (s.start(T0), s.likes(T0 + 1, 5), s.gift(T0 + 2, 30, 1, False, True)):
         engine.process(typed(event))
     metrics.record_applied(Applied(events={"like": 1}, likes=5, invalid={"late": 1}), now=0.0)
-    metrics.refresh(engine, now=T0 / 1000 + 3)
+    metrics.refresh(standings(engine, metrics.top_k), now=T0 / 1000 + 3)
     metrics.set_consumer_lag({0: 2, 1: 0})
     result = promtool("check", "metrics", stdin=generate_latest(registry).decode())
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")

@@ -14,6 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from processor.contract import Reason
 from processor.core.alerts import GoalReached, Spike, TierChanged, TopUsers, Viewers, WindowSnapshot
 from processor.core.engine import Engine, EngineConfig
+from processor.core.standings import (
+    minute_coins,
+    standings,
+    top_minute_coins,
+    top_streams,
+    top_values,
+)
 from processor.core.tiers import Tier
 from processor.metrics import (
     ALERT_LATENCY_BUCKETS,
@@ -21,13 +28,9 @@ from processor.metrics import (
     DEAD_LETTER_REASONS,
     EVENT_TYPES,
     Metrics,
-    consumer_lag,
-    minute_coins,
-    top_minute_coins,
-    top_streams,
-    top_values,
 )
 from processor.settings import ConfigError, load_settings
+from processor.worker.lag import consumer_lag
 from processor.worker.partitions import Applied
 from tests.support.events import T0, StreamScript, typed
 
@@ -255,7 +258,7 @@ def test_refresh_sets_stream_gauges_lag_and_the_top_k_by_value_then_stream_id() 
         b.gift(T0 + 4_000, 1, 1, streakable=False, end=True),  # 1 coin
     ]
     engine = engine_with(events)  # e has no likes and no coins: in neither top list
-    m.refresh(engine, now=T0 / 1000 + 12.5)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 12.5)
 
     assert r.get_sample_value("livepulse_active_streams") == 5
     assert r.get_sample_value("livepulse_streams", {"tier": "low"}) == 4
@@ -277,7 +280,7 @@ def test_refresh_sets_stream_gauges_lag_and_the_top_k_by_value_then_stream_id() 
     # streams that end vanish from every gauge at the next refresh
     engine.process(typed(a.end(T0 + 5_000)))
     engine.process(typed(d.end(T0 + 5_000)))
-    m.refresh(engine, now=T0 / 1000 + 20)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 20)
     assert r.get_sample_value("livepulse_active_streams") == 3
     assert sample_map(r, "livepulse_top_stream_likes") == {("1", "b"): 500, ("2", "c"): 500}
     assert sample_map(r, "livepulse_top_stream_coins") == {("1", "c"): 60, ("2", "b"): 1}
@@ -286,7 +289,7 @@ def test_refresh_sets_stream_gauges_lag_and_the_top_k_by_value_then_stream_id() 
     # with no stream at all the lag is undefined: no series rather than a made-up number
     for s in (b, c, e):
         engine.process(typed(s.end(T0 + 6_000)))
-    m.refresh(engine, now=T0 / 1000 + 30)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 30)
     assert r.get_sample_value("livepulse_stream_time_lag_seconds") is None
     assert sample_map(r, "livepulse_top_stream_likes") == {}
     assert r.get_sample_value("livepulse_active_streams") == 0
@@ -304,7 +307,7 @@ def test_refresh_over_several_engines_ranks_their_streams_together() -> None:
             c.likes(T0 + 3_000, 5, dropped=195),  # 200
         ]
     )
-    m.refresh([one, two], now=T0 / 1000 + 10)
+    m.refresh(standings([one, two], m.top_k), now=T0 / 1000 + 10)
     assert r.get_sample_value("livepulse_active_streams") == 3
     assert r.get_sample_value("livepulse_streams", {"tier": "moderate"}) == 1
     assert r.get_sample_value("livepulse_streams", {"tier": "low"}) == 2
@@ -333,7 +336,7 @@ def test_top_streams_by_coins_in_the_trailing_minute_of_stream_time() -> None:
     states = engine.streams
     assert [minute_coins(states[x], 60_000) for x in "abcdef"] == [67, 100, 67, 67, 0, 0]
     assert (states["a"].window.coins, states["e"].window.coins) == (567, 200)
-    m.refresh(engine, now=T0 / 1000 + 80)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 80)
     assert sample_map(r, "livepulse_top_stream_coins_per_minute") == {
         ("1", "b"): 100,
         ("2", "a"): 67,
@@ -348,7 +351,7 @@ def test_top_streams_by_coins_in_the_trailing_minute_of_stream_time() -> None:
 
     # stream time moves on: b's coins leave its minute (still in its tier window)
     engine.process(typed(b.likes(T0 + 70_000, 1)))
-    m.refresh(engine, now=T0 / 1000 + 81)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 81)
     assert minute_coins(states["b"], 60_000) == 0
     assert sample_map(r, "livepulse_top_stream_coins_per_minute") == {
         ("1", "a"): 67,
@@ -372,7 +375,7 @@ def test_the_minute_of_coins_per_minute_is_the_engines_tumbling_window() -> None
     # minute = 20 s: buckets T0+10 s .. T0+20 s
     assert minute_coins(engine.streams["s"], config.tumbling_ms) == 60
     m, r = new_metrics()
-    m.refresh(engine, now=T0 / 1000 + 30)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 30)
     assert sample_map(r, "livepulse_top_stream_coins_per_minute") == {("1", "s"): 60}
 
 
@@ -381,7 +384,7 @@ def test_coins_per_minute_sums_buckets_only_for_streams_with_windowed_coins(
 ) -> None:
     """The refresh runs every 2 s over up to 100k streams: a stream without coins in its
     tier window has none in its minute, and costs no walk over its buckets."""
-    import processor.metrics as module
+    import processor.core.standings as module
 
     summed: list[str] = []
     real = module.minute_coins
@@ -395,7 +398,7 @@ def test_coins_per_minute_sums_buckets_only_for_streams_with_windowed_coins(
     events = [s.likes(T0 + 1_000, 3) for s in scripts]
     events += [s.gift(T0 + 2_000, 5, 1, False, True) for s in scripts[::10]]
     m, r = new_metrics()
-    m.refresh(engine_with(events), now=T0 / 1000 + 3)
+    m.refresh(standings(engine_with(events), m.top_k), now=T0 / 1000 + 3)
     assert sorted(summed) == ["s00", "s10", "s20", "s30"]
     assert len(sample_map(r, "livepulse_top_stream_coins_per_minute")) == 4
 
@@ -460,7 +463,7 @@ def populated() -> tuple[Metrics, CollectorRegistry]:
         Applied(events={"like": 1, "gift": 1}, likes=5, gifts=1, coins=5, windows=1), now=0.0
     )
     m.record_alert(alert(), 0.1)
-    m.refresh(engine, now=T0 / 1000 + 1)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 1)
     m.set_consumer_lag({0: 0})
     return m, r
 
@@ -494,7 +497,7 @@ def test_names_follow_prometheus_conventions_and_stream_ids_stay_bounded() -> No
     engine = engine_with(
         [StreamScript(f"s{i}").likes(T0 + i, 1 + i % 15, dropped=i) for i in range(1_000)]
     )
-    m.refresh(engine, now=T0 / 1000)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000)
     assert len(sample_map(r2, "livepulse_top_stream_likes")) == 5  # 1,000 streams, 5 series
 
 
@@ -586,3 +589,20 @@ def test_transactions_and_lost_partitions_count_by_result_and_cause() -> None:
     assert sample("livepulse_transactions_total", {"result": "failed"}) == 1
     assert sample("livepulse_partitions_lost_total", {"cause": "fenced"}) == 2
     assert sample("livepulse_partitions_lost_total", {"cause": "failed"}) == 1
+
+
+def test_the_metrics_module_only_records_and_imports_nothing_above_it() -> None:
+    """What the gauges show is measured by the domain (standings) and the worker (lag);
+    the metrics module imports neither the worker nor any command."""
+    import ast
+
+    tree = ast.parse((ROOT / "processor" / "metrics.py").read_text())
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {
+        a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
+    }
+    inside = {name for name in imported if name.startswith("processor")}
+    assert inside <= {"processor.contract", "processor.core.alerts", "processor.core.engine"} | {
+        "processor.core.standings",
+        "processor.core.tiers",
+    }
