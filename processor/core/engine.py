@@ -35,6 +35,7 @@ from processor.core.panes import minutes_of, pack, seal, start_of, unseal
 from processor.core.rules import gift_value, like_growth
 from processor.core.tiers import Tier, TierPolicy
 from processor.core.windows import SlidingTotals, Totals, TumblingTotals
+from processor.settings import Settings, engine_values
 
 WINDOW_LIKES_POLICY = "window_likes"
 SESSION_LIKES_POLICY = "session_likes"
@@ -43,49 +44,49 @@ COINS = "coins"
 ARMED = -1  # a spike detector's state when armed; else the minute it last fired or checked in
 
 
+# the settings' defaults, in the engine's units: each setting is declared (with its
+# default and the rule its value follows) once, in processor/settings.py
+_DEFAULT = engine_values(Settings())
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    """What the engine needs from the settings (times in milliseconds)."""
+    """What the engine needs from the settings (times in milliseconds):
+    :meth:`from_settings` builds it from validated settings; the engine checks nothing
+    again. Each field's default is its setting's."""
 
-    tier_window_ms: int = 600_000
-    tier_step_ms: int = 10_000
-    tumbling_ms: int = 60_000
-    grace_ms: int = 10_000
-    moderate: int = 1_000
-    high: int = 10_000
-    hysteresis: float = 0.10
-    session_moderate: int = 1_000
-    session_high: int = 10_000
-    inactivity_ms: int = 1_800_000
-    usd_per_coin: float = 0.005
-    ended_memory: int = 10_000
-    top_users: int = 5
-    top_users_tracked: int = 32
-    spike_ratio: float = 2.0
-    spike_rearm_ratio: float = 1.5
-    spike_min_likes: int = 500
-    spike_min_coins: int = 1_000
-    spike_history_ms: int = 180_000
-    like_goals: tuple[int, ...] = ()
-    coin_goals: tuple[int, ...] = ()
+    tier_window_ms: int = _DEFAULT["tier_window_ms"]
+    tier_step_ms: int = _DEFAULT["tier_step_ms"]
+    tumbling_ms: int = _DEFAULT["tumbling_ms"]
+    grace_ms: int = _DEFAULT["grace_ms"]
+    moderate: int = _DEFAULT["moderate"]
+    high: int = _DEFAULT["high"]
+    hysteresis: float = _DEFAULT["hysteresis"]
+    session_moderate: int = _DEFAULT["session_moderate"]
+    session_high: int = _DEFAULT["session_high"]
+    inactivity_ms: int = _DEFAULT["inactivity_ms"]
+    usd_per_coin: float = _DEFAULT["usd_per_coin"]
+    ended_memory: int = 10_000  # ended streams remembered (not a setting)
+    top_users: int = _DEFAULT["top_users"]
+    top_users_tracked: int = _DEFAULT["top_users_tracked"]
+    spike_ratio: float = _DEFAULT["spike_ratio"]
+    spike_rearm_ratio: float = _DEFAULT["spike_rearm_ratio"]
+    spike_min_likes: int = _DEFAULT["spike_min_likes"]
+    spike_min_coins: int = _DEFAULT["spike_min_coins"]
+    spike_history_ms: int = _DEFAULT["spike_history_ms"]
+    like_goals: tuple[int, ...] = _DEFAULT["like_goals"]
+    coin_goals: tuple[int, ...] = _DEFAULT["coin_goals"]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineConfig:
+        """The engine's configuration from the settings (each setting says which field it
+        sets, in which unit)."""
+        return cls(**engine_values(settings))
 
     @property
     def spikes_possible(self) -> bool:
         """Whether the tier window leaves room for the baseline history a spike needs."""
         return self.spike_history_ms <= self.tier_window_ms - self.tumbling_ms
-
-    def __post_init__(self) -> None:
-        if self.grace_ms > self.tier_window_ms - self.tier_step_ms:
-            raise ValueError("grace must be at most the tier window minus one step")
-        if self.tumbling_ms % self.tier_step_ms:
-            raise ValueError("the tumbling window must be a multiple of the tier step")
-        if not 1 <= self.top_users <= self.top_users_tracked:
-            raise ValueError("need 1 <= top_users <= top_users_tracked")
-        if not 0 <= self.spike_rearm_ratio < self.spike_ratio:
-            raise ValueError("need 0 <= spike_rearm_ratio < spike_ratio")
-        for goals in (self.like_goals, self.coin_goals):
-            if list(goals) != sorted(set(goals)) or any(g <= 0 for g in goals):
-                raise ValueError("goals must be positive and ascending")
 
 
 @dataclass(slots=True)

@@ -41,7 +41,7 @@ from processor.settings import Settings
 from processor.worker.http import Probes, Status
 from processor.worker.lag import LAG_INTERVAL_S, read_consumer_lag
 from processor.worker.partitions import Applied, PartitionState, Routes
-from processor.worker.state_store import StateStore
+from processor.worker.state_store import DEFAULT_PARTITIONS, StateStore
 from processor.worker.transactions import (
     PartitionProducer,
     TransactionFailed,
@@ -72,31 +72,6 @@ BATCH_BYTES = 1024 * 1024
 LINGER_MS = 5
 # dead letters carry whole input records (up to LIVEPULSE_MAX_RECORD_BYTES)
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
-
-
-def engine_config(settings: Settings) -> EngineConfig:
-    return EngineConfig(
-        tier_window_ms=settings.tier_window_seconds * 1000,
-        tier_step_ms=settings.tier_step_seconds * 1000,
-        tumbling_ms=settings.tumbling_window_seconds * 1000,
-        grace_ms=settings.grace_seconds * 1000,
-        moderate=settings.tier_moderate,
-        high=settings.tier_high,
-        hysteresis=settings.hysteresis,
-        session_moderate=settings.session_tier_moderate,
-        session_high=settings.session_tier_high,
-        inactivity_ms=settings.inactivity_timeout_seconds * 1000,
-        usd_per_coin=settings.usd_per_coin,
-        top_users=settings.top_users,
-        top_users_tracked=settings.top_users_tracked,
-        spike_ratio=settings.spike_ratio,
-        spike_rearm_ratio=settings.spike_rearm_ratio,
-        spike_min_likes=settings.spike_min_likes,
-        spike_min_coins=settings.spike_min_coins,
-        spike_history_ms=settings.spike_history_seconds * 1000,
-        like_goals=settings.like_goal_values,
-        coin_goals=settings.coin_goal_values,
-    )
 
 
 def group_options(settings: Settings) -> dict[str, Any]:
@@ -200,7 +175,7 @@ class LivepulseWorker:
         self.settings = settings
         self.metrics = metrics
         self.app = app
-        self.config = engine_config(settings)
+        self.config = EngineConfig.from_settings(settings)
         if not self.config.spikes_possible:
             log.warning(
                 "no spike alerts: LIVEPULSE_SPIKE_HISTORY_SECONDS (%d) is more than "
@@ -801,8 +776,8 @@ def create_app(settings: Settings, metrics: Metrics, probes: Probes | None = Non
         producer_linger=LINGER_MS / 1000,
         producer_compression_type=compression_type(settings),
         producer_max_request_size=MAX_REQUEST_BYTES,
-        topic_partitions=4,
-        topic_replication_factor=1,
+        topic_partitions=DEFAULT_PARTITIONS,
+        topic_replication_factor=settings.replication_factor,
     )
     worker = LivepulseWorker(settings, metrics, app)
 

@@ -64,7 +64,7 @@ class Routes:
             settings.alerts_topic,
             settings.windows_topic,
             settings.dlq_topic,
-            f"{settings.app_id}.state",
+            settings.state_topic,
             settings.max_record_bytes,
             settings.max_future_skew_seconds * 1_000,
         )
