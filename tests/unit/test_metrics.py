@@ -17,9 +17,6 @@ from processor.core.engine import Engine, EngineConfig
 from processor.core.standings import (
     minute_coins,
     standings,
-    top_minute_coins,
-    top_streams,
-    top_values,
 )
 from processor.core.tiers import Tier
 from processor.metrics import (
@@ -30,7 +27,6 @@ from processor.metrics import (
     Metrics,
 )
 from processor.settings import ConfigError, load_settings
-from processor.worker.lag import consumer_lag
 from processor.worker.partitions import Applied
 from tests.support.events import T0, StreamScript, typed
 
@@ -403,41 +399,6 @@ def test_coins_per_minute_sums_buckets_only_for_streams_with_windowed_coins(
     assert len(sample_map(r, "livepulse_top_stream_coins_per_minute")) == 4
 
 
-class State(NamedTuple):
-    stream_id: str
-    likes: int
-
-
-def test_top_streams_is_bounded_ordered_and_skips_zeros() -> None:
-    streams = [State(f"s{i:03d}", (i * 7) % 13) for i in range(200)]
-    top = top_streams(streams, 10, lambda s: s.likes)
-    want = sorted(((s.stream_id, s.likes) for s in streams if s.likes), key=lambda x: (-x[1], x[0]))
-    assert top == want[:10]
-    assert top[:3] == [("s011", 12), ("s024", 12), ("s037", 12)]
-    assert top_streams(streams[:1], 10, lambda s: s.likes) == []
-
-
-@pytest.mark.parametrize(
-    ("ends", "committed", "earliest", "lag"),
-    [
-        ({0: 100}, {0: 90}, {0: 0}, {0: 10}),
-        ({0: 50}, {0: 50}, {0: 0}, {0: 0}),
-        ({0: 7}, {0: None}, {0: 2}, {0: 5}),  # never committed: from the earliest offset
-        ({0: 0}, {}, {0: 0}, {0: 0}),
-        ({0: 5}, {0: 9}, {0: 0}, {0: 0}),  # never negative
-        ({0: 5}, {0: None}, {}, {}),  # nothing known to count from: left out
-        ({0: 100, 1: 50, 2: 7}, {0: 90, 1: 50, 2: None}, {2: 2}, {0: 10, 1: 0, 2: 5}),
-    ],
-)
-def test_consumer_lag_is_end_minus_committed(
-    ends: dict[int, int],
-    committed: dict[int, int | None],
-    earliest: dict[int, int],
-    lag: dict[int, int],
-) -> None:
-    assert consumer_lag(ends, committed, earliest) == lag
-
-
 def test_consumer_lag_series_follow_the_assignment() -> None:
     m, r = new_metrics()
     m.set_consumer_lag({0: 10, 1: 0, 2: 5, 3: 0})
@@ -547,31 +508,6 @@ def test_the_text_exposition_parses_back_to_the_same_finite_samples() -> None:
     }
     assert parsed == direct
     assert all(math.isfinite(v) for v in direct.values())
-
-
-@pytest.mark.parametrize("k", [1, 3, 10])
-@pytest.mark.parametrize("seed", range(5))
-def test_top_minute_coins_equals_summing_every_stream(k: int, seed: int) -> None:
-    """The pruned scan gives what summing every stream's minute gives, ties included."""
-    import random
-
-    rng = random.Random(seed)
-    engines = []
-    for part in range(3):
-        events = []
-        for i in range(30):
-            s = StreamScript(f"p{part}s{i:02d}")
-            for step in range(rng.randrange(4)):  # some gifts an old minute, some this one
-                ts = T0 + rng.choice([1_000, 30_000, 100_000, 130_000]) + step
-                events.append(s.gift(ts, rng.choice([1, 5, 5, 30]), 1, False, True))
-            events.append(s.likes(T0 + 131_000, 1))
-        engines.append(engine_with(events))
-    every = (
-        (state.stream_id, minute_coins(state, engine.config.tumbling_ms))
-        for engine in engines
-        for state in engine.streams.values()
-    )
-    assert top_minute_coins(engines, k) == top_values(every, k)
 
 
 def test_transactions_and_lost_partitions_count_by_result_and_cause() -> None:
