@@ -1,5 +1,8 @@
 """The like and gift rules (docs/domain.md), one named row per case."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from processor.core.rules import gift_value, like_growth
@@ -39,3 +42,42 @@ def test_like_growth(
     previous: int | None, count: int, total: int, expected: tuple[int, int]
 ) -> None:
     assert like_growth(previous, count, total) == expected
+
+
+DOMAIN = Path(__file__).resolve().parents[2] / "docs" / "domain.md"
+
+
+def domain_table(section: str) -> list[list[str]]:
+    """The body rows of the first table under ``## <section>`` of docs/domain.md."""
+    text = DOMAIN.read_text()
+    match = re.search(rf"^## {re.escape(section)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"docs/domain.md has no '## {section}' section"
+    rows = [line for line in match.group(1).splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+
+
+def number(cell: str) -> int:
+    """The number a cell starts with: ``12 (7 were in dropped events)`` is 12."""
+    found = re.match(r"[\d,]+", cell)
+    assert found, cell
+    return int(found.group().replace(",", ""))
+
+
+def test_the_domain_pages_like_table_is_what_like_growth_does() -> None:
+    rows = domain_table("Likes: running totals, not sums")
+    assert len(rows) == 4
+    for previous, count, total, likes, high_water in rows:
+        known = None if previous.startswith("none") else number(previous)
+        assert like_growth(known, number(count), number(total)) == (
+            number(likes),
+            number(high_water),
+        ), (previous, count, total)
+
+
+def test_the_domain_pages_gift_table_is_what_gift_value_does() -> None:
+    rows = domain_table("Gifts: combos count once")
+    assert len(rows) == 5
+    flags = {"yes": True, "no": False}
+    for coins, repeat, streakable, repeat_end, gifts, value in rows:
+        counted = gift_value(number(coins), number(repeat), flags[streakable], flags[repeat_end])
+        assert counted == (number(gifts), number(value)), (coins, repeat, streakable, repeat_end)
