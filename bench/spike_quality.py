@@ -276,7 +276,7 @@ def _spikes(outputs: Iterable[Output], event: Event) -> Iterator[Detected]:
             yield Detected(
                 out.stream_id,
                 out.metric,
-                out.minute_start,
+                out.minute.start,
                 out.event_time,
                 out.value,
                 out.threshold,
