@@ -28,7 +28,9 @@ def _definitions(classes: tuple[type, ...]) -> dict[str, Any]:
     """JSON Schema of ``classes`` and what they refer to, by name; objects require all fields."""
     _, definitions = msgspec.json.schema_components(classes, ref_template=REF)
     for definition in definitions.values():
-        if "description" in definition:  # a docstring: one line, without indentation
+        if "enum" in definition:  # a compiled enum (Tier under mypyc) has no docstring
+            definition.pop("description", None)
+        elif "description" in definition:  # a docstring: one line, without indentation
             definition["description"] = " ".join(definition["description"].split())
         properties = definition.get("properties")
         if properties is not None:
