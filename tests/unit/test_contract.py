@@ -734,4 +734,4 @@ def test_the_alert_schema_lists_every_alert_type_of_the_union() -> None:
     schema = schemas.alert_schema()
     assert schema["properties"]["type"]["enum"] == list(ALERT_TYPES)
     assert [type_of(cls) for cls in ALERT_CLASSES] == list(ALERT_TYPES)
-    assert list(ALERT_TYPES) == ["tier_changed", "stream_ended", "spike", "goal_reached"]
+    assert {"tier_changed", "stream_ended", "spike", "goal_reached"} <= set(ALERT_TYPES)
