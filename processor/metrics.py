@@ -30,7 +30,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from processor.contract import EVENT_TYPES, Reason
-from processor.core.alerts import GoalReached, Spike, StreamEnded, TierChanged
+from processor.core.alerts import ALERT_TYPES, GoalReached, Spike, TierChanged
 from processor.core.engine import WINDOW_LIKES_POLICY
 from processor.core.standings import Ranked, Standings
 from processor.core.tiers import TIERS
@@ -289,7 +289,7 @@ class Metrics:
         self._events_by_type = {t: self.events.labels(type=t) for t in EVENT_TYPES}
         for reason in DEAD_LETTER_REASONS:
             self.invalid_events.labels(reason=reason)
-        for alert_type in (TierChanged.type, StreamEnded.type, Spike.type, GoalReached.type):
+        for alert_type in ALERT_TYPES:
             self.alerts.labels(type=alert_type)
         for metric in ALERT_METRICS:
             self.spikes.labels(metric=metric)

@@ -16,20 +16,24 @@ import msgspec
 from processor.contract import Event, Gift, Like, LiveEnd, LiveStart, Reason, Viewers
 from processor.core import contributors
 from processor.core.alerts import (
+    Gifter,
     GoalReached,
+    Liker,
+    Minute,
     Output,
+    Session,
     Spike,
     StreamEnded,
     TierChanged,
     TopUsers,
+    ViewerFigures,
     WindowClosed,
     WindowSnapshot,
-    alert_id,
     goal_id,
     spike_id,
     stream_ended_id,
+    tier_change_id,
 )
-from processor.core.alerts import Viewers as ViewerFigures
 from processor.core.contributors import Summary
 from processor.core.panes import minutes_of, pack, seal, start_of, unseal
 from processor.core.rules import gift_value, like_growth
@@ -378,7 +382,13 @@ class Engine:
 
     def _top(self, summaries: list[Summary], start: int, end: int) -> TopUsers:
         exact, gifters, likers = contributors.top(summaries, self.config.top_users)
-        return TopUsers(start, end, exact, tuple(gifters), tuple(likers))
+        return TopUsers(
+            start,
+            end,
+            exact,
+            tuple(Gifter(user, coins, gifts) for user, coins, gifts in gifters),
+            tuple(Liker(user, likes) for user, likes in likers),
+        )
 
     def _window_top(self, state: StreamState) -> TopUsers:
         """Who sent what in the tumbling windows that overlap the tier window."""
@@ -442,8 +452,7 @@ class Engine:
                         baseline_minutes=round(span / 60_000, 2),
                         ratio=round(value / baseline, 2) if baseline else None,
                         threshold=round(float(threshold), 2),
-                        minute_start=minute,
-                        minute_end=minute + size,
+                        minute=Minute(minute, minute + size),
                         event_time=now,
                         top=self._top(
                             [pane] if (pane := self._open_pane(state, minute)) else [],
@@ -541,9 +550,10 @@ class Engine:
 
     def _closed(self, state: StreamState, start: int, totals: Totals) -> WindowClosed:
         return WindowClosed(
-            state.stream_id,
-            state.creator_id,
-            WindowSnapshot(
+            window_id=f"{state.stream_id}@{start}",
+            stream_id=state.stream_id,
+            creator_id=state.creator_id,
+            window=WindowSnapshot(
                 start,
                 start + self.config.tumbling_ms,
                 totals.likes,
@@ -604,18 +614,19 @@ class Engine:
         window = state.window
         entered = new if new.rank > old.rank else old
         return TierChanged(
-            alert_id=alert_id(state.stream_id, policy.name, sequence, new, at),
+            alert_id=tier_change_id(state.stream_id, policy.name, sequence, new, at),
             stream_id=state.stream_id,
             creator_id=state.creator_id,
             policy=policy.name,
             from_tier=old,
             to_tier=new,
+            direction="up" if new.rank > old.rank else "down",
             value=value,
             threshold=policy.threshold(entered),
             event_time=at,
             window=WindowSnapshot(
-                start_ms=window.start_ms,
-                end_ms=window.end_ms,
+                start=window.start_ms,
+                end=window.end_ms,
                 likes=window.likes,
                 gifts=window.gifts,
                 coins=window.coins,
@@ -639,10 +650,8 @@ class Engine:
                 reason=reason,
                 started_at=state.started_ms,
                 event_time=at,
-                likes=s.likes,
-                gifts=s.gifts,
-                coins=s.coins,
-                creator_usd=self._usd(s.coins),
+                duration_ms=at - state.started_ms,
+                session=Session(s.likes, s.gifts, s.coins, self._usd(s.coins)),
                 peak_tier=state.peak_tier,
                 final_tier=state.tier,
                 top=self._top([state.top] if state.top else [], state.started_ms, at),

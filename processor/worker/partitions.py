@@ -12,10 +12,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
 from processor.contract import InvalidRecord, Reason, decode_event
-from processor.core.alerts import Alert, Output, StreamEnded, WindowClosed
+from processor.core.alerts import Alert, Output, StreamEnded, WindowClosed, encode_output
 from processor.core.checkpoint import EndOffsets, Record, SlicedCheckpoint
 from processor.core.checkpoint import restore as restore_checkpoint
 from processor.core.engine import Engine, EngineConfig
@@ -71,9 +69,7 @@ class Routes:
 
     def output(self, output: Output, emitted_at: int) -> OutputRecord:
         topic = self.windows_topic if isinstance(output, WindowClosed) else self.alerts_topic
-        return OutputRecord(
-            topic, output.stream_id.encode(), orjson.dumps(output.to_record(emitted_at))
-        )
+        return OutputRecord(topic, output.stream_id.encode(), encode_output(output, emitted_at))
 
 
 @dataclass(slots=True)

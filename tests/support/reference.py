@@ -2,12 +2,12 @@
 
 It keeps every counted contribution of a stream in a plain list and recomputes each
 window's sums from it at every point where the engine keeps running sums; tiers, growth,
-streak rules, grace, sessions and ids are re-derived from design.md and the README, so a
+streak rules, grace, sessions and ids are re-derived from docs/domain.md and the README, so a
 bug in the engine's incremental bookkeeping cannot hide in both. Idle decay (wall-clock
 driven) is not modelled: scenarios that use this model end their streams or stay inside
 their windows.
 
-Issue 10 (top users, viewers, spikes, goals) is re-derived from the issue's spec the same
+Top users, viewers, spikes and goals are re-derived from the README's engagement section the same
 way: top users are recomputed by replaying a scope's contributions, in arrival order,
 through a naive Space-Saving summary (a dict and a min() over it); spike baselines and the
 re-arm test are recomputed from the contribution list at every evaluation.

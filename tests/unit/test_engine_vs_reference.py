@@ -100,7 +100,7 @@ def run_engine(events: list[dict[str, Any]], params: Params) -> Expected:
 
 
 def features(expected: Expected) -> set[str]:
-    """Which of issue 10's outputs a scenario exercises (to show the test is not vacuous)."""
+    """Which engagement outputs a scenario exercises (to show the test is not vacuous)."""
     found = {a["type"] for a in expected.alerts}
     fired = Counter((a["stream_id"], a["metric"]) for a in expected.alerts if a["type"] == "spike")
     if fired and max(fired.values()) > 1:

@@ -12,7 +12,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor.contract import Reason
-from processor.core.alerts import GoalReached, Spike, TierChanged, TopUsers, Viewers, WindowSnapshot
+from processor.core.alerts import (
+    Gifter,
+    GoalReached,
+    Liker,
+    Minute,
+    Spike,
+    TierChanged,
+    TopUsers,
+    ViewerFigures,
+    WindowSnapshot,
+)
 from processor.core.engine import Engine, EngineConfig
 from processor.core.standings import (
     minute_coins,
@@ -47,11 +57,12 @@ def alert(from_tier: Tier = Tier.LOW, to_tier: Tier = Tier.MODERATE) -> TierChan
         policy="window_likes",
         from_tier=from_tier,
         to_tier=to_tier,
+        direction="up" if to_tier.rank > from_tier.rank else "down",
         value=1_000,
         threshold=1_000,
         event_time=T0,
         window=WindowSnapshot(T0 - 600_000, T0, 1_000, 0, 0, 0.0),
-        top=TopUsers(T0 - 600_000, T0, True, (), (("u1", 1_000),)),
+        top=TopUsers(T0 - 600_000, T0, True, (), (Liker("u1", 1_000),)),
         viewers=None,
     )
 
@@ -67,16 +78,24 @@ def spike(metric: str = "coins", minute_start: int = T0) -> Spike:
         baseline_minutes=9.17,
         ratio=16.15,
         threshold=631.5,
-        minute_start=minute_start,
-        minute_end=minute_start + 60_000,
+        minute=Minute(minute_start, minute_start + 60_000),
         event_time=minute_start + 1_000,
-        top=TopUsers(minute_start, minute_start + 60_000, True, (("u1", 3_400, 2),), ()),
-        viewers=Viewers(40, 55, 41.5),
+        top=TopUsers(minute_start, minute_start + 60_000, True, (Gifter("u1", 3_400, 2),), ()),
+        viewers=ViewerFigures(40, 55, 41.5),
     )
 
 
 def goal(metric: str = "likes", value: int = 5_000) -> GoalReached:
-    return GoalReached("g" + metric, "s1", "c1", metric, value, value, T0, None)
+    return GoalReached(
+        alert_id="g" + metric,
+        stream_id="s1",
+        creator_id="c1",
+        metric=metric,
+        goal=value,
+        value=value,
+        event_time=T0,
+        viewers=None,
+    )
 
 
 def test_alert_latency_is_observed_only_for_alerts_an_event_caused() -> None:

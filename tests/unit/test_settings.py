@@ -5,7 +5,7 @@ import pytest
 from processor.settings import ConfigError, Settings, load_settings
 
 
-def test_defaults_match_the_design_brief() -> None:
+def test_defaults_are_a_local_broker_the_live_topics_and_the_readme_tiers() -> None:
     s = load_settings(env={})
     assert (s.broker, s.events_topic, s.alerts_topic, s.dlq_topic) == (
         "127.0.0.1:9092",
