@@ -25,7 +25,7 @@ from itertools import accumulate
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z, as the simulator's bench workload
 
-# (gift_id, name, coins, streakable): the catalogue of design.md, weighted toward the cheap
+# (gift_id, name, coins, streakable): the catalogue of docs/domain.md, weighted toward the cheap
 GIFTS: tuple[tuple[int, str, int, bool], ...] = (
     (5655, "Rose", 1, True),
     (5487, "Finger Heart", 5, True),

@@ -26,8 +26,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from processor.core.engine import EngineConfig
 from processor.settings import Settings
-from processor.worker.app import engine_config
 from processor.worker.partitions import PartitionState, Routes
 
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     parts = split(raw, args.partitions)
     del raw
     settings = Settings()
-    config = engine_config(settings)
+    config = EngineConfig.from_settings(settings)
     routes = Routes.from_settings(settings)
     states = [PartitionState(p, _engine(config), routes) for p in range(args.partitions)]
     cursors = [0] * args.partitions

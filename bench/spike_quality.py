@@ -49,14 +49,21 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from processor.contract import Event, Gift, InvalidRecord, Like, LiveStart, decode_event
+from processor.contract import (
+    Event,
+    Gift,
+    InvalidRecord,
+    Like,
+    LiveStart,
+    decode_event,
+    encode_event,
+)
 from processor.core.alerts import Output, Spike
 from processor.core.engine import Engine, EngineConfig
 from processor.core.rules import gift_value, like_growth
 from processor.simulator.generator import (
     Burst,
     SimulationConfig,
-    encode_event,
     generate,
 )
 
@@ -201,7 +208,7 @@ def prepare(
     like_totals: dict[str, int | None] = {}
     minutes = truth.minutes
     for obj in generate(run.simulation(), bursts.append):
-        event = decode_event(encode_event(obj), obj["stream_id"].encode())
+        event = decode_event(encode_event(obj), obj.stream_id.encode())
         if isinstance(event, InvalidRecord):  # pragma: no cover - the simulator is valid
             raise ValueError(f"simulator produced an invalid event: {event}")
         events.append(event)
@@ -276,7 +283,7 @@ def _spikes(outputs: Iterable[Output], event: Event) -> Iterator[Detected]:
             yield Detected(
                 out.stream_id,
                 out.metric,
-                out.minute_start,
+                out.minute.start,
                 out.event_time,
                 out.value,
                 out.threshold,

@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from processor.contract import Event, Gift, Like, LiveStart, Viewers
-from processor.core import snapshot
+from processor.core import checkpoint
 from processor.core.engine import Engine, EngineConfig
 
 TARGET_BYTES = 2_048  # memory per active stream: full tier window, a liker and a gifter a minute
@@ -131,7 +131,7 @@ def _crowded_minutes(streams: int, config: EngineConfig) -> Iterator[Event]:
                 )
 
 
-def _held(engine: Engine, events: Iterator[Event]) -> tuple[int, int, list[snapshot.Record]]:
+def _held(engine: Engine, events: Iterator[Event]) -> tuple[int, int, list[checkpoint.Record]]:
     """Bytes the engine holds after ``events``, how many of them are top users (dropped
     from the engine to measure them), and the engine's full checkpoint before the drop."""
     outputs: list[Any] = []
@@ -146,7 +146,7 @@ def _held(engine: Engine, events: Iterator[Event]) -> tuple[int, int, list[snaps
         engine.counted.likes = engine.counted.gifts = engine.counted.coins = 0
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
-        records = snapshot.full(engine, 0)
+        records = checkpoint.full(engine, 0)
         gc.collect()
         before = tracemalloc.get_traced_memory()[0]
         for state in engine.streams.values():

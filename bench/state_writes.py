@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka.codec import lz4_encode
 
 from processor.contract import Like, LiveStart
-from processor.core import snapshot
+from processor.core import checkpoint
 from processor.core.engine import Engine, EngineConfig
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -62,7 +62,7 @@ def measure(streams: int = 50_000, active: int = 100, seconds: int = 20) -> dict
         for k in range(streams):
             engine.apply(like(k, ts, f"u{k}-{ts // 60_000}"), ts, outputs)
     outputs.clear()
-    snapshot.changes(engine, offset=n)  # the warm-up's checkpoint is not counted
+    checkpoint.changes(engine, offset=n)  # the warm-up's checkpoint is not counted
     wall = T0 + size
     written = records = compressed = 0
     for second in range(1, seconds + 1):
@@ -71,7 +71,7 @@ def measure(streams: int = 50_000, active: int = 100, seconds: int = 20) -> dict
             engine.apply(like(k, wall, f"u{k}"), wall, outputs)
         engine.tick(wall)
         outputs.clear()
-        batch = snapshot.changes(engine, offset=n)
+        batch = checkpoint.changes(engine, offset=n)
         records += len(batch)
         raw = b"".join(key + (value or b"") for key, value in batch)
         written += len(raw)

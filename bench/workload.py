@@ -91,10 +91,11 @@ class Workload:
 
 def records(config: Any) -> Iterator[tuple[bytes, bytes]]:
     """``(key, value)`` per event: key is the stream id, value the compact JSON."""
-    from processor.simulator.generator import encode_event, generate
+    from processor.contract import encode_event
+    from processor.simulator.generator import generate
 
     for event in generate(config):
-        yield event["stream_id"].encode(), encode_event(event)
+        yield event.stream_id.encode(), encode_event(event)
 
 
 def _generate_into(conn: Connection, workload: Workload) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from processor.core import snapshot
+from processor.core import checkpoint
 from processor.core.creators import StreamDay
 from processor.core.engine import Engine
 from processor.core.tiers import Tier
@@ -147,6 +147,6 @@ def test_the_day_ledger_comes_back_from_a_checkpoint() -> None:
     engine = Engine(CONFIG)
     s, events = before_and_after_midnight()
     run(engine, [*events, s.comment(M + 12 * S)])
-    restored = snapshot.restore(snapshot.changes(engine, 9), CONFIG, 0).engine
+    restored = checkpoint.restore(checkpoint.changes(engine, 9), CONFIG, 0).engine
     assert restored.streams == engine.streams
     assert restored.day_parts(restored.streams["s-1"]) == engine.day_parts(engine.streams["s-1"])
