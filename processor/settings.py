@@ -463,6 +463,12 @@ class Settings:
         return f"{self.app_id}.state"
 
     @property
+    def creator_parts_topic(self) -> str:
+        """The compacted internal topic of the streams' parts of creator days, partitioned
+        by creator (the creator-days agent's input and state)."""
+        return f"{self.app_id}.creator-parts"
+
+    @property
     def uses_tls(self) -> bool:
         return self.security_protocol in ("SSL", "SASL_SSL")
 

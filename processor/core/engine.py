@@ -181,9 +181,10 @@ class Engine:
         # likes, gifts and coins counted since the caller last reset it (for metrics)
         self.counted = Totals()
         self.calendar = Calendar(config.time_zone)
-        # streams that finished a calendar day by time alone (no event): their parts are
-        # handed out though a checkpoint does not rewrite them
-        self.closed_days: set[str] = set()
+        # streams whose tables' view changed by time alone (a tier change on the idle
+        # clock, a calendar day finished): their table records are written again though
+        # a checkpoint does not rewrite their state
+        self.moved: set[str] = set()
         # the last day parts of streams that ended, until handed out
         self.ended_parts: list[StreamDay] = []
         self._tracked = config.top_users_tracked
@@ -594,7 +595,7 @@ class Engine:
             else:  # the grace after midnight is over
                 self._close_day(state, ledger, new_time)
                 state.day_turn_ms = ledger.day_end_ms
-                self.closed_days.add(state.stream_id)
+                self.moved.add(state.stream_id)
 
     def _close_day(self, state: StreamState, ledger: DayLedger, new_time: int) -> None:
         """Finish the ledger's day at midnight. The stream's window (and its open minutes)
@@ -716,6 +717,7 @@ class Engine:
             state.peak_tier = new_tier
         if state.ledger is not None:
             state.ledger.note_tier(old, new_tier, at)
+        self.moved.add(state.stream_id)
         state.transitions += 1
         outputs.append(
             self._tier_changed(state, self.policy, state.transitions, old, new_tier, value, at)

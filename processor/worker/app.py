@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, replace
+from typing import Any
 
 import faust
 from faust.app.base import BootStrategy
 
+from processor.core.creators import CreatorDays
+from processor.core.days import Calendar
 from processor.core.standings import standings
-from processor.kafka_client import fast_lz4, faust_credentials
+from processor.kafka_client import client_options, fast_lz4, faust_credentials
 from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.worker.assignment import Assignment, Batch, BatchConsumer
@@ -36,6 +40,7 @@ from processor.worker.clients import (
     compression_type,
 )
 from processor.worker.commits import Commits
+from processor.worker.creators import CreatorDaysKeeper
 from processor.worker.http import Probes
 from processor.worker.lag import LAG_INTERVAL_S
 from processor.worker.ownership import Ownership
@@ -58,6 +63,33 @@ class LivepulseApp(faust.App):
     BootStrategy = BatchBoot
 
 
+@dataclass
+class CreatorParts:
+    """One fetch of stream parts of one partition, for the creator-days agent."""
+
+    partition: int
+    records: list[Any]
+    done: asyncio.Future[None]
+
+
+def creator_days_keeper(settings: Settings) -> CreatorDaysKeeper:
+    """The creator-days agent's consumer and state, from the settings."""
+    return CreatorDaysKeeper(
+        client_options(settings),
+        settings.creator_parts_topic,
+        settings.creators_topic,
+        f"{settings.app_id}.creators",
+        Calendar(settings.time_zone),
+        lambda: CreatorDays(
+            settings.time_zone,
+            settings.grace_seconds * 1000,
+            settings.usd_per_coin,
+            settings.top_users,
+        ),
+        settings.commit_interval,
+    )
+
+
 class LivepulseWorker:
     """The worker, in parts that each do one thing:
 
@@ -70,8 +102,12 @@ class LivepulseWorker:
       partitions, consumer lag.
     """
 
-    def __init__(self, settings: Settings, metrics: Metrics, app: faust.App) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, app: faust.App, parts_partitions: int = 0
+    ) -> None:
         self.owned = Ownership(settings, metrics)
+        # the creator-parts topic has the events topic's partitions (StateStore makes it so)
+        self.owned.routes = replace(self.owned.routes, parts_partitions=parts_partitions)
         self.commits = Commits(self.owned, app)
         batches: faust.ChannelT[Batch] = app.channel(maxsize=1)
         self.assignment = Assignment(self.owned, self.commits, StateStore(settings), batches)
@@ -83,9 +119,15 @@ class LivepulseWorker:
         await self.commits.publish(batch.state.partition, applied)
 
 
-def create_app(settings: Settings, metrics: Metrics, probes: Probes | None = None) -> faust.App:
-    """Build the Faust app with its agent; nothing connects until the worker starts.
-    ``probes``, if given, learn the worker's event loop and readiness."""
+def create_app(
+    settings: Settings,
+    metrics: Metrics,
+    probes: Probes | None = None,
+    partitions: int = 0,
+) -> faust.App:
+    """Build the Faust app with its agents; nothing connects until the worker starts.
+    ``probes``, if given, learn the worker's event loop and readiness; ``partitions`` is
+    the events topic's partition count (0: unknown, creator parts partitioned by key)."""
     if settings.compression == "lz4":
         fast_lz4()
     app = LivepulseApp(
@@ -102,7 +144,7 @@ def create_app(settings: Settings, metrics: Metrics, probes: Probes | None = Non
         topic_partitions=DEFAULT_PARTITIONS,
         topic_replication_factor=settings.replication_factor,
     )
-    worker = LivepulseWorker(settings, metrics, app)
+    worker = LivepulseWorker(settings, metrics, app, partitions)
 
     @app.agent(worker.assignment.batches)
     async def keep_counts(stream: faust.StreamT[Batch]) -> None:
@@ -130,6 +172,27 @@ def create_app(settings: Settings, metrics: Metrics, probes: Probes | None = Non
         async def answer_probes() -> None:
             probes.loop = asyncio.get_running_loop()
 
+    keeper = creator_days_keeper(settings)
+    parts: faust.ChannelT[CreatorParts] = app.channel(maxsize=1)
+
+    @app.agent(parts)
+    async def keep_creator_days(stream: faust.StreamT[CreatorParts]) -> None:
+        """Keeps the creator days: applies each fetch of stream parts it is handed."""
+        async for handed in stream:
+            keeper.take_all(handed.partition, handed.records)
+            handed.done.set_result(None)
+
+    async def hand(partition: int, records: list[Any]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await parts.put(CreatorParts(partition, records, done))  # type: ignore[arg-type]
+        await done
+
+    keeper.hand = hand
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def fetch_creator_parts() -> None:
+        await keeper.run(asyncio.Event())  # until the app stops (cancelled)
+
     @app.timer(interval=IDLE_TICK_S)  # type: ignore[untyped-decorator]
     async def idle_tick() -> None:
         await worker.progress.tick()
@@ -144,4 +207,5 @@ def create_app(settings: Settings, metrics: Metrics, probes: Probes | None = Non
         await worker.progress.refresh_consumer_lag()
 
     app.livepulse_worker = worker  # type: ignore[attr-defined]
+    app.creator_days = keeper  # type: ignore[attr-defined]
     return app

@@ -103,7 +103,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     loop = asyncio.new_event_loop()  # not the default loop: Faust sets up its own
     try:
         loop.run_until_complete(check_broker(settings))
-        loop.run_until_complete(StateStore(settings).ensure_topics())
+        partitions = loop.run_until_complete(StateStore(settings).ensure_topics())
     except BrokerUnavailable as exc:
         print(f"livepulse worker: cannot connect to Kafka broker at {exc}", file=sys.stderr)
         return 2
@@ -112,7 +112,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     finally:
         loop.close()
-    app = create_app(settings, metrics, probes)
+    app = create_app(settings, metrics, probes, partitions)
     worker = _BoundedShutdownWorker(
         app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False
     )

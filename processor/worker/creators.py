@@ -87,6 +87,17 @@ class CreatorDaysKeeper:
         self.written = 0  # creator-day records written, for metrics and tests
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        # how a fetch's records of one partition reach :meth:`take_all`: at once, or
+        # through the app's agent (create_app sets it)
+        self.hand: Callable[[int, list[Any]], Awaitable[None]] = self._take_now
+
+    async def _take_now(self, partition: int, records: list[Any]) -> None:
+        self.take_all(partition, records)
+
+    def take_all(self, partition: int, records: list[Any]) -> None:
+        """Apply one fetch's records (aiokafka ConsumerRecords) of one partition."""
+        for record in records:
+            self.take(partition, record.key, record.value)
 
     def take(self, partition: int, key: bytes | None, value: bytes | None) -> None:
         """Apply one record of the parts topic. A tombstone is only ever written for a
@@ -169,8 +180,7 @@ class CreatorDaysKeeper:
             while not stopping.is_set():
                 fetched = await self.consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS)
                 for tp, records in fetched.items():
-                    for record in records:
-                        self.take(tp.partition, record.key, record.value)
+                    await self.hand(tp.partition, records)
                 if loop.time() >= next_flush:
                     await self.flush()
                     next_flush = loop.time() + self.interval_s

@@ -19,6 +19,7 @@ from processor.core.checkpoint import restore as restore_checkpoint
 from processor.core.engine import Engine, EngineConfig
 from processor.records import InputRecord, OutputRecord, dead_letter
 from processor.settings import Settings
+from processor.worker.tables import TableUpdate
 
 log = logging.getLogger("livepulse.worker")
 
@@ -54,6 +55,11 @@ class Routes:
     max_record_bytes: int = 65_536
     # how far an event's ``ts`` may be ahead of its record's Kafka timestamp (0: no limit)
     max_future_skew_ms: int = 300_000
+    # the tables (empty: not written): the stream table, and the creator-days agent's
+    # input, whose partition count (0: unknown, by key) the assignment learns
+    streams_topic: str = ""
+    parts_topic: str = ""
+    parts_partitions: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Routes:
@@ -65,6 +71,8 @@ class Routes:
             settings.state_topic,
             settings.max_record_bytes,
             settings.max_future_skew_seconds * 1_000,
+            settings.streams_topic,
+            settings.creator_parts_topic,
         )
 
     def output(self, output: Output, emitted_at: int) -> OutputRecord:
@@ -112,6 +120,7 @@ class PartitionState:
     end_offsets: EndOffsets = field(default_factory=dict)
     dirty: bool = False  # applied or ticked since the last checkpoint
     taking: SlicedCheckpoint | None = None  # a checkpoint being encoded
+    tables: TableUpdate | None = None  # its table records
 
     def apply(self, records: Sequence[InputRecord], wall_ms: int) -> Applied:
         """Apply one fetch of this partition's records, in offset order.
@@ -238,20 +247,31 @@ class PartitionState:
     def begin_checkpoint(self) -> None:
         """Start a checkpoint of what changed so far, covering the input up to ``applied_offset``
         now; :meth:`encode_some` and :meth:`finish_checkpoint` complete it."""
+        routes = self.routes
+        self.tables = TableUpdate(
+            self.engine, routes.streams_topic, routes.parts_topic, routes.parts_partitions
+        )
         self.taking = SlicedCheckpoint(self.engine, self.applied_offset, self.end_offsets)
         self.dirty = False
 
     def encode_some(self, budget: int) -> int:
         """Encode up to ``budget`` streams of the checkpoint under way; how many it did."""
-        return 0 if self.taking is None else self.taking.encode(budget, self.applied_offset)
+        if self.taking is None:
+            return 0
+        if self.tables is not None:
+            self.tables.encode(budget)
+        return self.taking.encode(budget, self.applied_offset)
 
     def finish_checkpoint(self) -> tuple[list[OutputRecord], int]:
-        """The state-topic records of the checkpoint under way, the partition record last,
-        and the input offset it covers."""
+        """The records of the checkpoint under way and the input offset it covers: the
+        table records of the streams it holds, then its state-topic records, the partition
+        record last."""
         taking, self.taking = self.taking, None
         assert taking is not None, "no checkpoint under way"
+        tables, self.tables = self.tables, None
+        records = [] if tables is None else tables.finish()
         topic, partition = self.routes.state_topic, self.partition
-        records = [
+        records += [
             OutputRecord(topic, key, value, (), partition)
             for key, value in taking.finish(self.applied_offset)
         ]

@@ -56,7 +56,11 @@ class StateStore:
                 self.settings.dlq_topic,
                 self.settings.windows_topic,
             )
-            described = {t["topic"]: t for t in await admin.describe_topics([*plain, self.topic])}
+            tables = (self.settings.streams_topic, self.settings.creators_topic)
+            internal = (self.topic, self.settings.creator_parts_topic)
+            described = {
+                t["topic"]: t for t in await admin.describe_topics([*plain, *tables, *internal])
+            }
             denied = sorted(
                 name
                 for name, t in described.items()
@@ -76,26 +80,29 @@ class StateStore:
                 if events and events["error_code"] == 0
                 else DEFAULT_PARTITIONS
             )
-            state = described.get(self.topic)
-            if state and state["error_code"] == 0 and len(state["partitions"]) != partitions:
-                raise StartupError(
-                    f"state topic {self.topic!r} has {len(state['partitions'])} partitions but "
-                    f"{self.settings.events_topic!r} has {partitions}; delete it (the state is "
-                    f"rebuilt from the events) or change LIVEPULSE_APP_ID"
-                )
+            for name in internal:
+                found = described.get(name)
+                if found and found["error_code"] == 0 and len(found["partitions"]) != partitions:
+                    raise StartupError(
+                        f"topic {name!r} has {len(found['partitions'])} partitions but "
+                        f"{self.settings.events_topic!r} has {partitions}; delete it (it is "
+                        f"rebuilt from the events) or change LIVEPULSE_APP_ID"
+                    )
             replicas = self.settings.replication_factor
             wanted = [
                 NewTopic(name, num_partitions=partitions, replication_factor=replicas)
                 for name in plain
             ]
-            wanted.append(
+            # compacted: the latest record of each key is the table (or the state)
+            wanted += [
                 NewTopic(
-                    self.topic,
+                    name,
                     num_partitions=partitions,
                     replication_factor=replicas,
                     topic_configs=STATE_TOPIC_CONFIG,
                 )
-            )
+                for name in (*tables, *internal)
+            ]
             # only what is missing: creating an existing topic needs the Create permission
             for topic in (t for t in wanted if t.name not in existing):
                 try:

@@ -89,7 +89,7 @@ def test_a_late_like_of_the_old_day_counts_there_and_the_grace_over_closes_it() 
     s, events = before_and_after_midnight()
     late = s.likes(M - 2 * S, 5)  # 5 likes at 23:59:58, within the grace
     run(engine, [*events, late, s.comment(M + 12 * S)])
-    assert engine.closed_days == {"s-1"}
+    assert engine.moved == {"s-1"}
     parts = engine.day_parts(engine.streams["s-1"])
     assert parts == [
         part(
