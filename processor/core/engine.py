@@ -592,13 +592,14 @@ class Engine:
                 state.day_turn_ms = end + self._grace
             elif state.day_turn_ms == ledger.day_end_ms:  # a later midnight
                 state.day_turn_ms = ledger.day_end_ms + self._grace
-            else:  # the grace after midnight is over
-                self._close_day(state, ledger, new_time)
+            else:  # the grace after midnight is over: the day's part is final as of then
+                self._close_day(state, ledger, ledger.day_end_ms + self._grace)
                 state.day_turn_ms = ledger.day_end_ms
                 self.moved.add(state.stream_id)
 
-    def _close_day(self, state: StreamState, ledger: DayLedger, new_time: int) -> None:
-        """Finish the ledger's day at midnight. The stream's window (and its open minutes)
+    def _close_day(self, state: StreamState, ledger: DayLedger, as_of_ms: int) -> None:
+        """Finish the ledger's day at midnight, its part stamped with stream time
+        ``as_of_ms``. The stream's window (and its open minutes)
         still hold everything counted since: stream time is within midnight's grace, and
         grace <= tier window - step."""
         midnight = ledger.day_end_ms
@@ -621,7 +622,7 @@ class Engine:
             {} if top is None else dict(top.gifter_map()),
             gifters_after,
             True if top is None else top.exact,
-            new_time,
+            as_of_ms,
             state.tier,
             (next_day, *self.calendar.bounds(next_day)),
         )

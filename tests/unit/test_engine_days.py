@@ -102,7 +102,7 @@ def test_a_late_like_of_the_old_day_counts_there_and_the_grace_over_closes_it() 
             peak_tier=Tier.LOW,
             peak_viewers=50,
             gifters=(("u-1", 500, 1),),
-            stream_time_ms=M + 12 * S,
+            stream_time_ms=M + 10 * S,  # as of the end of midnight's grace
         ),
         part(
             "2026-01-02",
