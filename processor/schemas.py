@@ -1,7 +1,8 @@
 """The published JSON Schemas of the outputs, generated from their Structs (``core/alerts.py``).
 
-``python -m processor.schemas`` writes ``schemas/alert.v1.schema.json`` and
-``schemas/window.v1.schema.json``; ``python -m processor.schemas --check`` exits 1 if the
+``python -m processor.schemas`` writes ``schemas/alert.v1.schema.json``,
+``schemas/window.v1.schema.json``, ``schemas/stream.v1.schema.json`` and
+``schemas/creator-day.v1.schema.json``; ``python -m processor.schemas --check`` exits 1 if the
 checked-in files differ (a unit test does the same). Draft 7, as subscribers' validators
 read it: one ``if type is X then <X's object>`` per alert type. Every field is required,
 since every field is always written (a Struct default only spares the engine passing it).
@@ -18,6 +19,11 @@ import msgspec
 
 from processor.contract import ALERT_SCHEMA, WINDOW_SCHEMA
 from processor.core.alerts import ALERT_CLASSES, ALERT_TYPES, WindowClosed
+from processor.core.creators import CreatorDay
+from processor.core.table import StreamRow
+
+STREAM_SCHEMA = ALERT_SCHEMA.with_name("stream.v1.schema.json")
+CREATOR_DAY_SCHEMA = ALERT_SCHEMA.with_name("creator-day.v1.schema.json")
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 BASE_ID = "https://livepulse.dev/schemas/"
@@ -77,11 +83,47 @@ def window_schema() -> dict[str, Any]:
     }
 
 
+def stream_schema() -> dict[str, Any]:
+    """The stream table v1 (topic live.streams, compacted)."""
+    return {
+        "$schema": DRAFT,
+        "$id": BASE_ID + STREAM_SCHEMA.name,
+        "title": "livepulse stream table v1 (topic live.streams, key = stream_id, compacted)",
+        "description": (
+            "The latest record of a key is the stream's current state; a record without a "
+            "value (a tombstone) says the stream ended. Read it like a table: from the "
+            "start, keeping the last value per key."
+        ),
+        "allOf": [{"$ref": REF.format(name=StreamRow.__name__)}],
+        "definitions": _definitions((StreamRow,)),
+    }
+
+
+def creator_day_schema() -> dict[str, Any]:
+    """Creator days v1 (topic live.creators, compacted)."""
+    return {
+        "$schema": DRAFT,
+        "$id": BASE_ID + CREATOR_DAY_SCHEMA.name,
+        "title": "livepulse creator day v1 (topic live.creators, key = creator_id/day, compacted)",
+        "description": (
+            "A creator's figures for one calendar day, rewritten as they change; final once "
+            "the day is over for her. Read it like a table: the last value per key."
+        ),
+        "allOf": [{"$ref": REF.format(name=CreatorDay.__name__)}],
+        "definitions": _definitions((CreatorDay,)),
+    }
+
+
 def rendered() -> dict[Path, str]:
     """Each generated schema file and its text."""
     return {
         path: json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-        for path, schema in ((ALERT_SCHEMA, alert_schema()), (WINDOW_SCHEMA, window_schema()))
+        for path, schema in (
+            (ALERT_SCHEMA, alert_schema()),
+            (WINDOW_SCHEMA, window_schema()),
+            (STREAM_SCHEMA, stream_schema()),
+            (CREATOR_DAY_SCHEMA, creator_day_schema()),
+        )
     }
 
 

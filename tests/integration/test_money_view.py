@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft7Validator
+
+from processor.schemas import CREATOR_DAY_SCHEMA, STREAM_SCHEMA
 from tests.integration.conftest import Topics, WorkerProcess, free_port
 from tests.integration.kafka import kcat, read_all, wait_until_committed
 from tests.support.events import T0, StreamScript
@@ -240,6 +243,13 @@ def test_creator_days_and_the_stream_table_are_exact_across_a_kill_9(
     records = asyncio.run(read_all(broker, streams_topic, "read_committed"))
     assert {r.key.decode() for r in records if r.value is None} == {"a1", "b1", "a2"}
     assert {"a2", "c1"} <= {r.key.decode() for r in records if r.value is not None}
+    # every record is what the published schemas say
+    for topic, schema in ((streams_topic, STREAM_SCHEMA), (creators_topic, CREATOR_DAY_SCHEMA)):
+        validator = Draft7Validator(json.loads(schema.read_text()))
+        for record in asyncio.run(read_all(broker, topic, "read_committed")):
+            if record.value is not None:
+                errors = [e.message for e in validator.iter_errors(json.loads(record.value))]
+                assert errors == [], (topic, record.key, errors)
 
 
 def wait_for_days(
