@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: local broker + topics + worker + simulator, alerts streamed to the terminal.
+# `make run`: local broker + topics + worker + simulator, and the live view (`livepulse top`)
+# in a terminal, or alert lines where stdout is not one.
 # Ctrl-C stops everything this script started (and only that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,5 +58,11 @@ say "starting the simulator: $STREAMS streams at $RATE events/s (log: $RUN_DIR/s
 sim_pid=$!
 
 say "metrics: $METRICS_URL"
-say "alerts from live.alerts (also: kcat -b $LIVEPULSE_BROKER -C -t live.alerts); Ctrl-C to stop"
-"$BIN/livepulse" alerts --since-ms "$SINCE_MS"
+if [ -t 0 ] && [ -t 1 ] && [ -z "${LIVEPULSE_RUN_ALERT_LINES:-}" ]; then
+  # a terminal: the live view (q or Ctrl-C stops it, and everything with it)
+  say "opening the live view (livepulse top): q or Ctrl-C to stop; alert lines: LIVEPULSE_RUN_ALERT_LINES=1 make run"
+  "$BIN/livepulse" top
+else
+  say "alerts from live.alerts (also: kcat -b $LIVEPULSE_BROKER -C -t live.alerts); Ctrl-C to stop"
+  "$BIN/livepulse" alerts --since-ms "$SINCE_MS"
+fi
