@@ -28,9 +28,7 @@ from processor.worker.partitions import PartitionState, Routes
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
-    """What ``apply`` reads of a consumer record."""
-
+class Record:  # what ``apply`` reads of a consumer record
     offset: int
     key: bytes | None
     value: bytes | None

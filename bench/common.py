@@ -214,8 +214,7 @@ class Child:
 
 
 def worker_env(bootstrap: str, app_id: str, topic: str, port: int, data: Path) -> dict[str, str]:
-    """The environment of a `livepulse worker` of ``app_id`` reading ``topic``, with its
-    metrics on ``port`` and its data in ``data``."""
+    """The environment of a `livepulse worker` of ``app_id`` reading ``topic``."""
     data.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the data dir itself
     env = {"BROKER": bootstrap, "EVENTS_TOPIC": topic, "APP_ID": app_id, "DATA_DIR": str(data)}
     env |= {f"{t.upper()}_TOPIC": f"{app_id}.{t}" for t in ("alerts", "dlq", "windows")}
@@ -223,8 +222,7 @@ def worker_env(bootstrap: str, app_id: str, topic: str, port: int, data: Path) -
 
 
 def clean_env(prefix: str, settings: dict[str, str]) -> dict[str, str]:
-    """This process's environment without any bench or livepulse setting, and ``settings``
-    with ``prefix``."""
+    """Our environment without bench or livepulse settings, and ``settings`` (``prefix``ed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEPULSE_", "BENCH_"))}
     return env | {"PYTHONUNBUFFERED": "1"} | {prefix + k: v for k, v in settings.items()}
 

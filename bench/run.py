@@ -16,6 +16,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import platform
 import shutil
@@ -357,8 +358,7 @@ class Run:
 
 
 async def settle() -> float:
-    """Wait until the machine is quiet: two seconds in a row under a quarter of its cores
-    busy (the broker deleting the last contender's topics, a JVM exiting), at most 30 s."""
+    """Wait (at most 30 s) until under a quarter of the cores are busy two seconds in a row."""
     start, quiet = time.monotonic(), 0
     while quiet < 2 and time.monotonic() - start < 30:
         quiet = quiet + 1 if await asyncio.to_thread(psutil.cpu_percent, 1.0) < 25 else 0
@@ -425,8 +425,9 @@ async def bench(args: argparse.Namespace, results: dict[str, Any]) -> int:
         results["memory"] = memory | {"top_users_at_capacity": top}
         results["state_writes"] = in_process("state writes", state.writes)
         results["micro"] = {kind: micro(kind, args.quick) for kind in args.workloads}
-        results["targets"] = report.targets(results)
         results["durations"] = durations
+        report.write(results, ROOT / "bench-results")  # every figure, before judging them
+        results["targets"] = report.targets(results)
         path = report.write(results, ROOT / "bench-results")
         print(f"\n{report.table(results)}\n")
         say(f"results: {path}; logs: {LOCAL / 'logs'}/{run_id}-*")
@@ -444,6 +445,7 @@ async def bench(args: argparse.Namespace, results: dict[str, Any]) -> int:
 
 def main() -> int:
     args = parse_args()
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # not its retries and rebalances
     cpu = [c for c in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in c]
     machine = {"nproc": os.cpu_count(), "cpu_model": cpu[0].split(":")[1].strip() if cpu else ""}
     machine |= {"python": platform.python_version(), "platform": platform.platform()}

@@ -33,13 +33,12 @@ def _header(k: int, n: int, ts: int) -> dict[str, Any]:
     return {"v": 1, "event_id": f"e{n}", "ts": ts} | ids
 
 
-def _like_and_gift(
-    k: int, n: int, ts: int, users: tuple[str, str], total: int, repeat: int
-) -> Iterator[Event]:
-    yield Like(**_header(k, n + 1, ts), user_id=users[0], count=15, total=total)
+def _pair(k: int, n: int, ts: int, who: tuple[str, str], total: int, gifts: int) -> Iterator[Event]:
+    """A like (event ``n + 1``) and a gift (``n + 2``) of stream ``k``."""
+    yield Like(**_header(k, n + 1, ts), user_id=who[0], count=15, total=total)
     gift = {"gift_id": 5655, "gift_name": "Finger Heart", "coins": 5, "streak_id": ""}
-    gift |= {"repeat_count": repeat, "streakable": False, "repeat_end": True}
-    yield Gift(**_header(k, n + 2, ts), user_id=users[1], **gift)
+    gift |= {"repeat_count": gifts, "streakable": False, "repeat_end": True}
+    yield Gift(**_header(k, n + 2, ts), user_id=who[1], **gift)
 
 
 def _events(streams: int, config: EngineConfig) -> Iterator[Event]:
@@ -50,7 +49,7 @@ def _events(streams: int, config: EngineConfig) -> Iterator[Event]:
         for k in range(streams):
             # count 15: the like events in between were lost, ``total`` tells
             ts, total = T0 + b * step + k % step, LIKES * (b + 1)
-            yield from _like_and_gift(k, n, ts, ("u1", "u2"), total, GIFTS + b % 5)
+            yield from _pair(k, n, ts, ("u1", "u2"), total, GIFTS + b % 5)
             n += 2
 
 
@@ -66,7 +65,7 @@ def _crowded_minutes(streams: int, config: EngineConfig) -> Iterator[Event]:
             for j in range(config.top_users_tracked):
                 total += 15
                 users = (f"liker-{k}-{m}-{j}", f"gifter-{k}-{m}-{j}")
-                yield from _like_and_gift(k, n, T0 + m * size + j, users, total, GIFTS)
+                yield from _pair(k, n, T0 + m * size + j, users, total, GIFTS)
                 n += 2
 
 

@@ -71,14 +71,13 @@ class Workload:
 
     def simulation(self, start_ms: int = START_MS, events: int | None = None) -> SimulationConfig:
         # end_streams=False: a slice of a continuous feed, every stream still live at the end
-        return SimulationConfig(
-            start_ms=start_ms,
-            streams=self.streams,
-            rate=self.rate,
-            seed=self.seed,
-            max_events=self.events if events is None else events,
-            end_streams=False,
-        )
+        config = {
+            "streams": self.streams,
+            "rate": self.rate,
+            "seed": self.seed,
+            "end_streams": False,
+        }
+        return SimulationConfig(start_ms=start_ms, max_events=events or self.events, **config)
 
 
 def records(config: SimulationConfig) -> Iterator[tuple[bytes, bytes]]:

@@ -16,11 +16,8 @@ import org.apache.kafka.streams.*;
 import org.apache.kafka.streams.kstream.*;
 
 /**
- * What the Quix contender (bench/quix.py) computes, as Kafka Streams' documentation writes it:
- * like events' count summed per record key (the stream id) in 60 s tumbling windows on event
- * time (the event's ts) in the default RocksDB window store, each window emitted once when it
- * closes (suppressed, no grace) to BENCH_GROUP.out. One stream thread, at-least-once, commits
- * every BENCH_COMMIT_SECONDS. Run by bench/run.py with its settings in BENCH_* variables.
+ * What bench/quix.py counts, as Kafka Streams' documentation writes it: likes per key in 60 s
+ * tumbling windows on event time, RocksDB, each window emitted once it closes; one thread.
  */
 public final class TumblingLikes {
   private static final ObjectMapper JSON = new ObjectMapper();
