@@ -44,7 +44,7 @@ DETAILS = {
     "worker_histogram.p50_ms worker_histogram.p99_ms ts_to_create_time.p99_ms "
     "checkpoints.records_per_commit checkpoints.bytes_per_s",
     "latency_committed_p99_ms": "end_to_end.p50_ms end_to_end.p99_ms "
-    "end_to_end_committed.p50_ms commit_interval_s",
+    "end_to_end_committed.p50_ms checkpoints.commit_interval_s",
     "state_bytes_per_stream": "stream_bytes streams records bytes",
     "memory_bytes_per_stream": "bytes_per_stream top_users_bytes_per_stream snapshot_bytes_per_stream",
     "checkpoint_bytes_per_commit": "checkpoints.records_per_commit checkpoints.commits "
