@@ -21,9 +21,8 @@ from typing import Any
 
 from bench.workload import Workload
 from processor import core_is_compiled
-from processor.core.engine import Engine
+from processor.core.engine import Engine, EngineConfig
 from processor.settings import Settings
-from processor.worker.app import engine_config
 from processor.worker.partitions import PartitionState, Routes
 
 
@@ -50,7 +49,7 @@ def partitioned(workload: str, events: int, streams: int | None, n: int) -> list
 def run(args: argparse.Namespace) -> dict[str, Any]:
     parts = partitioned(args.workload, args.events, args.streams, args.partitions)
     settings = Settings()
-    config, routes = engine_config(settings), Routes.from_settings(settings)
+    config, routes = EngineConfig.from_settings(settings), Routes.from_settings(settings)
     states = [PartitionState(p, Engine(config), routes) for p in range(len(parts))]
     cursors = [0] * len(parts)
     apply_s = checkpoint_s = 0.0

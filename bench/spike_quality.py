@@ -21,11 +21,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from processor.contract import Event, Gift, InvalidRecord, Like, LiveStart, decode_event
+from processor import contract
+from processor.contract import Event, Gift, InvalidRecord, Like, LiveStart
 from processor.core.alerts import Output, Spike
 from processor.core.engine import Engine, EngineConfig
 from processor.core.rules import gift_value, like_growth
-from processor.simulator.generator import Burst, SimulationConfig, encode_event, generate
+from processor.simulator.generator import Burst, SimulationConfig, generate
 
 METRICS = ("likes", "coins")
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: minutes and tier steps align
@@ -111,7 +112,7 @@ def prepare(
     events: list[Event] = []
     like_totals: dict[str, int | None] = {}
     for obj in generate(run.simulation(), truth.bursts.append):
-        event = decode_event(encode_event(obj), obj["stream_id"].encode())
+        event = contract.decode_event(contract.encode_event(obj), obj.stream_id.encode())
         if isinstance(event, InvalidRecord):  # pragma: no cover - the simulator is valid
             raise ValueError(f"simulator produced an invalid event: {event}")
         events.append(event)
@@ -159,7 +160,7 @@ def detect(
         for s in outputs:
             if isinstance(s, Spike):
                 one_gift = s.metric == "coins" and coins >= s.threshold
-                fields = (s.minute_start, s.event_time, s.value, s.threshold, one_gift)
+                fields = (s.minute.start, s.event_time, s.value, s.threshold, one_gift)
                 spikes.append(Detected(s.stream_id, s.metric, *fields))
         outputs.clear()
     return spikes

@@ -21,7 +21,7 @@ import msgspec
 from aiokafka.codec import lz4_encode
 
 from processor.contract import Event, Gift, Like, LiveStart, Viewers
-from processor.core import snapshot
+from processor.core import checkpoint
 from processor.core.engine import Engine, EngineConfig
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a multiple of every step
@@ -69,7 +69,7 @@ def _crowded_minutes(streams: int, config: EngineConfig) -> Iterator[Event]:
                 n += 2
 
 
-def _held(engine: Engine, events: Iterator[Event]) -> tuple[int, int, list[snapshot.Record]]:
+def _held(engine: Engine, events: Iterator[Event]) -> tuple[int, int, list[checkpoint.Record]]:
     """Bytes the engine holds after ``events``, how many of them are top users (dropped from
     the engine to measure them), and the engine's full checkpoint before the drop."""
     outputs: list[Any] = []
@@ -84,7 +84,7 @@ def _held(engine: Engine, events: Iterator[Event]) -> tuple[int, int, list[snaps
         engine.counted.likes = engine.counted.gifts = engine.counted.coins = 0
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
-        records = snapshot.full(engine, 0)
+        records = checkpoint.full(engine, 0)
         gc.collect()
         before = tracemalloc.get_traced_memory()[0]
         for state in engine.streams.values():
@@ -150,7 +150,7 @@ def writes(streams: int = 50_000, active: int = 100, seconds: int = 20) -> dict[
         for k in range(streams):
             engine.apply(event(k, ts, f"u{k}-{ts // 60_000}"), ts, outputs)
     outputs.clear()
-    snapshot.changes(engine, offset=n)  # the warm-up's checkpoint is not counted
+    checkpoint.changes(engine, offset=n)  # the warm-up's checkpoint is not counted
     written = records = compressed = 0
     for second in range(1, seconds + 1):
         wall = T0 + size + second * 1_000
@@ -158,7 +158,7 @@ def writes(streams: int = 50_000, active: int = 100, seconds: int = 20) -> dict[
             engine.apply(event(k, wall, f"u{k}"), wall, outputs)
         engine.tick(wall)
         outputs.clear()
-        batch = snapshot.changes(engine, offset=n)
+        batch = checkpoint.changes(engine, offset=n)
         records += len(batch)
         raw = b"".join(key + (value or b"") for key, value in batch)
         written += len(raw)

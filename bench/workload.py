@@ -20,12 +20,13 @@ from itertools import accumulate
 from typing import Any
 
 from bench.common import ROOT, create_topics, delete_topics, end_offsets, produce, say
-from processor.simulator.generator import SimulationConfig, encode_event, generate
+from processor.contract import encode_event
+from processor.simulator.generator import SimulationConfig, generate
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: the same events on every run
 GENERATORS = {"simulator": ROOT / "processor" / "simulator" / "generator.py"}
 USERS, SIGMA = 100_000, 1.6  # the heavy workload's
-# (gift_id, name, coins, streakable): the catalogue of design.md, weighted toward the cheap
+# (gift_id, name, coins, streakable): docs/domain.md's catalogue, weighted toward the cheap
 GIFTS: tuple[tuple[int, str, int, bool], ...] = (
     (5655, "Rose", 1, True),
     (5487, "Finger Heart", 5, True),
@@ -82,7 +83,7 @@ class Workload:
 
 def records(config: SimulationConfig) -> Iterator[tuple[bytes, bytes]]:
     for event in generate(config):
-        yield event["stream_id"].encode(), encode_event(event)
+        yield event.stream_id.encode(), encode_event(event)
 
 
 def heavy(w: Workload) -> Iterator[tuple[bytes, bytes]]:

@@ -8,22 +8,19 @@ import sys
 
 from processor import alerts_cli
 from processor.kafka_client import ssl_context
-from processor.settings import ConfigError, load_settings, settings_table
+from processor.settings import ConfigError, help_text, load_settings
 from processor.simulator import cli as simulator_cli
 from processor.worker import cli as worker_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    settings_help = "\n".join(
-        f"  {env:34} default {default}" for env, _, default in settings_table()
-    )
     parser = argparse.ArgumentParser(
         prog="livepulse",
         description="Real-time engagement tiers for live streams, on Kafka.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "settings (environment variables; the same names in lower case, without the\n"
-            "LIVEPULSE_ prefix, in a TOML config file):\n" + settings_help
+            "LIVEPULSE_ prefix, in a TOML config file):\n" + help_text()
         ),
     )
     parser.add_argument(

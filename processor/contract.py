@@ -25,7 +25,10 @@ from msgspec import Meta, Struct
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 EVENT_SCHEMA = SCHEMA_DIR / "event.v1.schema.json"
-ALERT_SCHEMA = SCHEMA_DIR / "alert.v1.schema.json"
+ALERT_SCHEMA = (
+    SCHEMA_DIR / "alert.v1.schema.json"
+)  # written from core/alerts.py by processor.schemas
+WINDOW_SCHEMA = SCHEMA_DIR / "window.v1.schema.json"  # likewise
 
 
 class Reason(StrEnum):
@@ -152,7 +155,7 @@ EVENT_TYPES: tuple[str, ...] = tuple(cls.type for cls in EVENT_CLASSES)
 
 _DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 _ANY_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
-_ENCODER = msgspec.json.Encoder()
+_ENCODER = msgspec.json.Encoder()  # the one encoder of every record livepulse writes
 # the fields whose msgspec message alone does not say what is expected
 _HINTS = {
     "`$.type`": f" (the types are {', '.join(EVENT_TYPES)})",
@@ -300,6 +303,12 @@ def _utf8_problem(value: bytes) -> str:
 def encode_event(event: Event) -> bytes:
     """The JSON of ``event``, ``type`` first; optional fields that are None are left out."""
     return _ENCODER.encode(event)
+
+
+def encode(record: object) -> bytes:
+    """The JSON of any record livepulse writes (an event, an alert, a closed window): one
+    encoder for every output, so they all write numbers and strings the same way."""
+    return _ENCODER.encode(record)
 
 
 def to_event(obj: dict[str, Any]) -> Event:

@@ -7,17 +7,17 @@ bounded label values. The one place a stream id appears is the top-K gauges, bou
 with this module.
 
 The worker calls methods on :class:`Metrics`, never metric objects: ``record_applied`` once
-per fetched batch (and idle tick), ``refresh`` and ``set_consumer_lag`` on timers.
+per fetched batch (and idle tick), ``refresh`` and ``set_consumer_lag`` on timers. This
+module only records: what it is given, the domain (:mod:`processor.core.standings`) and the
+worker (:mod:`processor.worker.lag`) measure.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from operator import itemgetter
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -30,12 +30,10 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from processor.contract import EVENT_TYPES, Reason
-from processor.core.alerts import GoalReached, Spike, StreamEnded, TierChanged
-from processor.core.engine import WINDOW_LIKES_POLICY, Engine, StreamState
+from processor.core.alerts import ALERT_TYPES, GoalReached, Spike, TierChanged
+from processor.core.engine import WINDOW_LIKES_POLICY
+from processor.core.standings import Ranked, Standings
 from processor.core.tiers import TIERS
-
-if TYPE_CHECKING:
-    from processor.worker.partitions import Applied
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -61,10 +59,6 @@ ALERT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
 ALERT_METRICS = ("likes", "coins")
 
 DEFAULT_TOP_K = 10
-
-# Consumer lag is read every LAG_INTERVAL_S, each read given up after LAG_TIMEOUT_S.
-LAG_INTERVAL_S = 5.0
-LAG_TIMEOUT_S = 4.5
 
 
 class SnapshotGauge(Collector):
@@ -103,95 +97,40 @@ class SnapshotGauge(Collector):
         yield family
 
 
-def top_streams(
-    streams: Iterable[StreamState], k: int, value: Callable[[StreamState], int]
-) -> list[tuple[str, int]]:
-    """The ``k`` streams with the largest positive ``value``, as (stream_id, value).
-
-    Order: value descending, then stream_id ascending (so ties rank the same way on every
-    refresh and every worker). Streams whose value is 0 are left out: an idle stream is not
-    one of the hottest. O(n log k), one pass over the streams.
-    """
-    return top_values(((s.stream_id, value(s)) for s in streams), k)
-
-
-def top_values(values: Iterable[tuple[str, int]], k: int) -> list[tuple[str, int]]:
-    """:func:`top_streams` over (stream_id, value) pairs already computed."""
-    ranked = heapq.nsmallest(k, ((-v, stream_id) for stream_id, v in values if v > 0))
-    return [(stream_id, -negated) for negated, stream_id in ranked]
-
-
-def _window_likes(state: StreamState) -> int:
-    return state.window.likes
-
-
-def _window_coins(state: StreamState) -> int:
-    return state.window.coins
-
-
-def minute_coins(state: StreamState, minute_ms: int) -> int:
-    """Coins in the stream's trailing ``minute_ms`` of stream time: the window's buckets from
-    the current one back over one tumbling window (the spike detector's "minute")."""
-    window = state.window
-    end = window.current_bucket + window.step_ms
-    return window.between(end - minute_ms, end).coins
-
-
-def top_minute_coins(engines: Iterable[Engine], k: int) -> list[tuple[str, int]]:
-    """:func:`top_values` of every stream's :func:`minute_coins`, summing buckets for as few
-    streams as it can: a stream's minute lies inside its tier window, so its minute's coins
-    are at most its window's. Streams are tried in order of window coins, and once the
-    ``k`` best minutes beat the next stream's whole window, none after it can enter (the
-    refresh runs every 2 s over up to 100k streams; summing all of them cost more than
-    the rest of the refresh)."""
-    candidates = sorted(
-        (
-            (state.window.coins, state, engine.config.tumbling_ms)
-            for engine in engines
-            for state in engine.streams.values()
-            if state.window.coins
-        ),
-        key=itemgetter(0),
-        reverse=True,
-    )
-    best: list[int] = []  # a min-heap of the k best minute values found so far
-    found: list[tuple[str, int]] = []
-    for window_coins, state, minute_ms in candidates:
-        if len(best) == k and window_coins < best[0]:
-            break  # its minute, and every later stream's, is below the k-th best
-        value = minute_coins(state, minute_ms)
-        if value:
-            found.append((state.stream_id, value))
-            if len(best) < k:
-                heapq.heappush(best, value)
-            elif value > best[0]:
-                heapq.heapreplace(best, value)
-    return top_values(found, k)
-
-
-def consumer_lag(
-    ends: Mapping[int, int], committed: Mapping[int, int | None], earliest: Mapping[int, int]
-) -> dict[int, int]:
-    """Records not yet committed, per partition: log end offset - committed offset.
-
-    A partition the group has never committed counts from its earliest available offset.
-    Never negative; a partition without a known end is left out.
-    """
-    lag: dict[int, int] = {}
-    for partition, end in ends.items():
-        done = committed.get(partition)
-        if done is None:
-            done = earliest.get(partition)
-        if done is not None:
-            lag[partition] = max(0, end - done)
-    return lag
-
-
 class Published(Protocol):
     """An alert the worker published (``TierChanged`` and the other alert types)."""
 
     @property
     def type(self) -> str: ...
+
+
+class BatchOutcome(Protocol):
+    """What one batch (or idle tick) did, as the worker's partition layer reports it
+    (``processor.worker.partitions.Applied`` is one)."""
+
+    @property
+    def events(self) -> Mapping[str, int]: ...  # valid, counted events by type
+
+    @property
+    def invalid(self) -> Mapping[Reason, int]: ...  # dead letters by reason
+
+    @property
+    def likes(self) -> int: ...
+
+    @property
+    def gifts(self) -> int: ...
+
+    @property
+    def coins(self) -> int: ...
+
+    @property
+    def windows(self) -> int: ...  # closed tumbling windows published
+
+    @property
+    def alerts(self) -> Sequence[tuple[Published, int | None]]:
+        """Each alert with the Kafka timestamp (ms) of the record that caused it (None:
+        idle decay caused it)."""
+        ...
 
 
 class Metrics:
@@ -350,7 +289,7 @@ class Metrics:
         self._events_by_type = {t: self.events.labels(type=t) for t in EVENT_TYPES}
         for reason in DEAD_LETTER_REASONS:
             self.invalid_events.labels(reason=reason)
-        for alert_type in (TierChanged.type, StreamEnded.type, Spike.type, GoalReached.type):
+        for alert_type in ALERT_TYPES:
             self.alerts.labels(type=alert_type)
         for metric in ALERT_METRICS:
             self.spikes.labels(metric=metric)
@@ -364,7 +303,7 @@ class Metrics:
         for tier in TIERS:
             self.streams_by_tier.labels(tier=str(tier))
 
-    def record_applied(self, applied: Applied, now: float) -> None:
+    def record_applied(self, applied: BatchOutcome, now: float) -> None:
         """What one batch (or idle tick) did: events by type, counts, dead letters, windows,
         alerts. ``now`` (epoch seconds) is when its outputs were handed to the producer."""
         for event_type, n in applied.events.items():
@@ -423,29 +362,24 @@ class Metrics:
         if latency_seconds is not None:
             self.alert_latency.observe(max(0.0, latency_seconds))
 
-    def refresh(self, engines: Engine | Iterable[Engine], now: float | None = None) -> None:
-        """Gauges read from the engines' state, on a timer rather than per event.
-
-        ``engines``: the worker's engine, or its engines (one per partition). ``now`` is the
-        wall clock in epoch seconds (default: ``time.time()``).
-        """
+    def refresh(self, standings: Standings, now: float | None = None) -> None:
+        """The stream gauges, from the engines' standings (taken with ``k`` = ``top_k``) on
+        a timer rather than per event. ``now`` is the wall clock in epoch seconds (default:
+        ``time.time()``)."""
         now = time.time() if now is None else now
-        group = [engines] if isinstance(engines, Engine) else list(engines)
-        streams = [state for engine in group for state in engine.streams.values()]
-        self.active_streams.set(len(streams))
-        counts = [engine.tier_counts() for engine in group]
+        self.active_streams.set(standings.active)
         for tier in TIERS:
-            self.streams_by_tier.labels(tier=str(tier)).set(sum(c[tier] for c in counts))
-        newest = max((state.stream_time_ms for state in streams), default=None)
+            self.streams_by_tier.labels(tier=str(tier)).set(standings.by_tier.get(tier, 0))
+        newest = standings.newest_stream_time_ms
         self.stream_time_lag.set([] if newest is None else [((), now - newest / 1000)])
-        self.top_likes.set(_ranked(top_streams(streams, self.top_k, _window_likes)))
-        self.top_coins.set(_ranked(top_streams(streams, self.top_k, _window_coins)))
-        self.top_coins_per_minute.set(_ranked(top_minute_coins(group, self.top_k)))
+        self.top_likes.set(_ranked(standings.top_likes))
+        self.top_coins.set(_ranked(standings.top_coins))
+        self.top_coins_per_minute.set(_ranked(standings.top_coins_per_minute))
 
     def set_consumer_lag(self, lag: Mapping[int, int]) -> None:
         """Lag per assigned partition; partitions not in ``lag`` (revoked) vanish."""
         self.consumer_lag.set(((str(p),), n) for p, n in sorted(lag.items()))
 
 
-def _ranked(top: list[tuple[str, int]]) -> list[tuple[tuple[str, str], int]]:
+def _ranked(top: Ranked) -> list[tuple[tuple[str, str], int]]:
     return [((str(rank), stream_id), value) for rank, (stream_id, value) in enumerate(top, 1)]

@@ -1,22 +1,41 @@
-"""What the engine publishes: alerts (alert contract v1) and closed tumbling windows."""
+"""What the engine publishes: alerts (alert contract v1) and closed tumbling windows.
+
+Each output is a frozen msgspec Struct whose fields, in declaration order, are the JSON
+object subscribers get: :func:`encode_output` writes it with the contract's one encoder, and
+``python -m processor.schemas`` writes ``schemas/alert.v1.schema.json`` and
+``schemas/window.v1.schema.json`` from these classes (a unit test fails when the checked-in
+files differ), so the published contract cannot drift from the code. Every field is always
+written: defaults only fill in what the engine need not pass (``v``, ``type``, and
+``emitted_at``, set at publication) and what an alert published before a field was added
+lacks when ``livepulse alerts`` reads it back.
+
+An alert type is one Struct in :data:`Alert`, with a ``line()`` for ``livepulse alerts``;
+the registry :data:`ALERT_TYPES`, the metrics' labels and the schema follow from the union.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, get_args
 
+import msgspec
+from msgspec import Meta, Struct
+
+from processor.contract import encode
 from processor.core.tiers import Tier
 
-ALERT_VERSION = 1
+ALERT_VERSION: Final = 1
 
 
 def _digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
-def alert_id(stream_id: str, policy: str, sequence: int, to_tier: str, event_time: int) -> str:
-    """Deterministic id of a transition: the n-th transition of a stream under a policy.
+def tier_change_id(
+    stream_id: str, policy: str, sequence: int, to_tier: str, event_time: int
+) -> str:
+    """Deterministic id of a tier change: the n-th transition of a stream under a policy.
 
     The same input replayed (after a restart, or by a second deployment) gives the same
     id, so subscribers can de-duplicate on it.
@@ -39,258 +58,354 @@ def goal_id(stream_id: str, metric: str, goal: int) -> str:
     return _digest(stream_id, "goal", metric, goal)
 
 
-@dataclass(frozen=True, slots=True)
-class Viewers:
-    """A stream's viewer figures: the latest count, the peak and the mean of the counts."""
+# --- field types: the JSON Schema constraints travel with them ------------------------------
 
-    current: int
-    peak: int
-    average: float
+Version = Literal[1]
+AlertId = Annotated[str, Meta(pattern="^[0-9a-f]{32}$")]
+Id = Annotated[str, Meta(min_length=1)]
+Count = Annotated[int, Meta(ge=0)]
+Positive = Annotated[int, Meta(ge=1)]
+Amount = Annotated[float, Meta(ge=0)]
+EventTime = Annotated[int, Meta(description="stream time (ms) at which it happened")]
+EmittedAt = Annotated[int, Meta(description="wall clock (ms) when the worker published it")]
+# Plain str in Python (the engine passes its own constants); the schema lists the values.
+Metric = Annotated[str, Meta(extra_json_schema={"enum": ["likes", "coins"]})]
+Policy = Annotated[
+    str,
+    Meta(
+        extra_json_schema={"enum": ["window_likes", "session_likes"]},
+        description="window_likes: likes in the trailing tier window; session_likes: likes "
+        "since the stream started (milestones, up only)",
+    ),
+]
+EndReason = Annotated[str, Meta(extra_json_schema={"enum": ["ended", "suspended", "inactive"]})]
+PerViewer = Annotated[float, Meta(ge=0)] | None
 
-    def to_record(self) -> dict[str, Any]:
-        return {"current": self.current, "peak": self.peak, "average": self.average}
+
+class ViewerFigures(Struct, frozen=True):
+    """From viewers events: the latest count, the peak, the mean of the counts."""
+
+    current: Count
+    peak: Count
+    average: Amount
 
 
-def _viewers_record(viewers: Viewers | None) -> dict[str, Any] | None:
-    return None if viewers is None else viewers.to_record()
+MaybeViewers = Annotated[
+    ViewerFigures | None,
+    Meta(description="the stream's viewer figures; null when no viewers event was seen"),
+]
 
 
-@dataclass(frozen=True, slots=True)
-class TopUsers:
-    """The top gifters (user, coins, gifts) and likers (user, likes) of a span of event time.
+class Gifter(Struct, frozen=True):
+    """A top gifter: coins and gifts sent in the span."""
 
-    ``exact`` is False once a summary behind it had to evict a user (more distinct users than
-    it tracks): the values are then Space-Saving estimates (README, "Top gifters and likers").
+    user_id: Id
+    coins: Positive
+    gifts: Positive
+
+
+class Liker(Struct, frozen=True):
+    """A top liker: likes sent in the span."""
+
+    user_id: Id
+    likes: Positive
+
+
+class TopUsers(Struct, frozen=True):
+    """The top gifters (by coins) and likers (by likes sent) of a span of event time.
+
+    ``exact`` is false once a summary behind it had to evict a user (more distinct users
+    than it tracks): the values are then Space-Saving estimates (README, "Top gifters and
+    likers").
     """
 
     start: int
     end: int
     exact: bool
-    gifters: tuple[tuple[str, int, int], ...]
-    likers: tuple[tuple[str, int], ...]
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "start": self.start,
-            "end": self.end,
-            "exact": self.exact,
-            "gifters": [{"user_id": u, "coins": c, "gifts": g} for u, c, g in self.gifters],
-            "likers": [{"user_id": u, "likes": n} for u, n in self.likers],
-        }
+    gifters: tuple[Gifter, ...]
+    likers: tuple[Liker, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class WindowSnapshot:
+# what an alert published before ``top`` existed reads back as (nobody named)
+NO_TOP_USERS = TopUsers(0, 0, True, (), ())
+
+
+class WindowSnapshot(Struct, frozen=True):
     """A window's content: the trailing tier window at an alert, or a closed tumbling one."""
 
-    start_ms: int
-    end_ms: int
-    likes: int
-    gifts: int
-    coins: int
-    creator_usd: float
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "start": self.start_ms,
-            "end": self.end_ms,
-            "likes": self.likes,
-            "gifts": self.gifts,
-            "coins": self.coins,
-            "creator_usd": self.creator_usd,
-        }
+    start: Annotated[int, Meta(description="window start, ms, inclusive")]
+    end: Annotated[int, Meta(description="window end, ms, exclusive")]
+    likes: Count
+    gifts: Count
+    coins: Count
+    creator_usd: Amount
 
 
-@dataclass(frozen=True, slots=True)
-class TierChanged:
+class Session(Struct, frozen=True):
+    """A session's totals."""
+
+    likes: Count
+    gifts: Count
+    coins: Count
+    creator_usd: Amount
+
+
+class Minute(Struct, frozen=True):
+    """A tumbling window's span: [start, end) in ms."""
+
+    start: int
+    end: int
+
+
+class AlertBase(Struct, frozen=True, kw_only=True):
+    """The fields every alert starts with. ``type`` is a plain field (not a msgspec tag, which
+    would be written first) so the JSON keeps its order: ``v``, ``alert_id``, ``type``..."""
+
+    v: Version = ALERT_VERSION
+    alert_id: AlertId
+    type: str
+    stream_id: Id
+    creator_id: Id
+
+    def line(self) -> str:
+        """One readable line for ``livepulse alerts``; a type without its own prints JSON."""
+        return encode(self).decode()
+
+    def to_record(self, emitted_at: int) -> dict[str, Any]:
+        """The published JSON object as Python values (what tests and models compare)."""
+        return _to_record(self, emitted_at)
+
+
+class TierChanged(AlertBase, frozen=True, kw_only=True):
     """A stream moved from one tier to another under a policy."""
 
-    alert_id: str
-    stream_id: str
-    creator_id: str
-    policy: str
+    type: Literal["tier_changed"] = "tier_changed"
+    policy: Policy
     from_tier: Tier
     to_tier: Tier
-    value: int
-    threshold: int
-    event_time: int
+    direction: Literal["up", "down"]
+    value: Annotated[int, Meta(ge=0, description="the policy's metric at the transition")]
+    threshold: Annotated[
+        int, Meta(ge=0, description="entry threshold of the higher of the two tiers")
+    ]
+    event_time: EventTime
+    emitted_at: EmittedAt = 0
     window: WindowSnapshot
-    top: TopUsers
-    viewers: Viewers | None
+    top: Annotated[
+        TopUsers,
+        Meta(
+            description="top senders of the tumbling windows (minutes) overlapping the tier window"
+        ),
+    ] = NO_TOP_USERS
+    viewers: MaybeViewers = None
 
-    type: ClassVar[str] = "tier_changed"
-
-    @property
-    def direction(self) -> str:
-        return "up" if self.to_tier.rank > self.from_tier.rank else "down"
-
-    def to_record(self, emitted_at: int) -> dict[str, Any]:
-        """The alert as the JSON object published on the alerts topic."""
-        return {
-            "v": ALERT_VERSION,
-            "alert_id": self.alert_id,
-            "type": self.type,
-            "stream_id": self.stream_id,
-            "creator_id": self.creator_id,
-            "policy": self.policy,
-            "from_tier": str(self.from_tier),
-            "to_tier": str(self.to_tier),
-            "direction": self.direction,
-            "value": self.value,
-            "threshold": self.threshold,
-            "event_time": self.event_time,
-            "emitted_at": emitted_at,
-            "window": self.window.to_record(),
-            "top": self.top.to_record(),
-            "viewers": _viewers_record(self.viewers),
-        }
+    def line(self) -> str:
+        extra = _top_brief(self.top) + _current_viewers(self.viewers)
+        head = f"{_when(self.event_time)} {{}} {self.stream_id} ({self.creator_id})"
+        if self.policy == "session_likes":
+            return (
+                f"{head.format('★')} reached {self.to_tier}: {self.value:,} likes this session"
+                + extra
+            )
+        w = self.window
+        return (
+            f"{head.format('▲' if self.direction == 'up' else '▼')} {self.from_tier} -> "
+            f"{self.to_tier}: {self.value:,} likes in the last {(w.end - w.start) // 1000}s, "
+            f"{w.gifts:,} gifts, {w.coins:,} coins (~${w.creator_usd:,.2f} to the creator)" + extra
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class StreamEnded:
+class StreamEnded(AlertBase, frozen=True, kw_only=True):
     """A stream's session is over: by ``live_end`` or by inactivity."""
 
-    alert_id: str
-    stream_id: str
-    creator_id: str
-    reason: str  # ended | suspended | inactive
-    started_at: int
-    event_time: int
-    likes: int
-    gifts: int
-    coins: int
-    creator_usd: float
+    type: Literal["stream_ended"] = "stream_ended"
+    reason: EndReason
+    started_at: Annotated[int, Meta(description="ts of live_start, or of the first event seen")]
+    event_time: EventTime
+    duration_ms: Count  # event_time - started_at
+    emitted_at: EmittedAt = 0
+    session: Session
     peak_tier: Tier
     final_tier: Tier
-    top: TopUsers
-    viewers: Viewers | None
-    likes_per_viewer: float | None
-    coins_per_viewer: float | None
+    top: Annotated[TopUsers, Meta(description="top senders of the session")] = NO_TOP_USERS
+    viewers: MaybeViewers = None
+    likes_per_viewer: Annotated[
+        PerViewer, Meta(description="session likes / average viewers; null without viewers data")
+    ] = None
+    coins_per_viewer: Annotated[
+        PerViewer, Meta(description="session coins / average viewers; null without viewers data")
+    ] = None
 
-    type: ClassVar[str] = "stream_ended"
-
-    def to_record(self, emitted_at: int) -> dict[str, Any]:
-        return {
-            "v": ALERT_VERSION,
-            "alert_id": self.alert_id,
-            "type": self.type,
-            "stream_id": self.stream_id,
-            "creator_id": self.creator_id,
-            "reason": self.reason,
-            "started_at": self.started_at,
-            "event_time": self.event_time,
-            "duration_ms": self.event_time - self.started_at,
-            "emitted_at": emitted_at,
-            "session": {
-                "likes": self.likes,
-                "gifts": self.gifts,
-                "coins": self.coins,
-                "creator_usd": self.creator_usd,
-            },
-            "peak_tier": str(self.peak_tier),
-            "final_tier": str(self.final_tier),
-            "top": self.top.to_record(),
-            "viewers": _viewers_record(self.viewers),
-            "likes_per_viewer": self.likes_per_viewer,
-            "coins_per_viewer": self.coins_per_viewer,
-        }
+    def line(self) -> str:
+        s = self.session
+        line = (
+            f"{_when(self.event_time)} ■ {self.stream_id} ({self.creator_id}) ended "
+            f"({self.reason}) after {self.duration_ms / 60_000:.1f} min: {s.likes:,} likes, "
+            f"{s.gifts:,} gifts, {s.coins:,} coins (~${s.creator_usd:,.2f} to the creator), "
+            f"peak tier {self.peak_tier}"
+        )
+        line += _top_brief(self.top)
+        if self.viewers:
+            line += f"; viewers peak {self.viewers.peak:,}, avg {_num(self.viewers.average)}"
+            likes, coins = self.likes_per_viewer, self.coins_per_viewer
+            if likes is not None and coins is not None:
+                line += f", {_num(likes)} likes and {_num(coins)} coins per viewer"
+        return line
 
 
-@dataclass(frozen=True, slots=True)
-class Spike:
+# How many of a spike's top contributors its line names.
+SPIKE_CONTRIBUTORS = 3
+
+
+class Spike(AlertBase, frozen=True, kw_only=True):
     """Likes or coins of a stream's current minute rose past ``ratio`` times its own baseline
     (and past an absolute floor)."""
 
-    alert_id: str
-    stream_id: str
-    creator_id: str
-    metric: str  # likes | coins
-    value: int  # in the minute so far
-    baseline: float  # per minute, over the tier window before the minute
-    baseline_minutes: float  # how much history the baseline covers
-    ratio: float | None  # value / baseline; None when the baseline is 0
-    threshold: float  # the value the minute had to reach
-    minute_start: int
-    minute_end: int
-    event_time: int
-    top: TopUsers
-    viewers: Viewers | None
+    type: Literal["spike"] = "spike"
+    metric: Metric
+    value: Annotated[int, Meta(ge=1, description="the metric in the minute so far")]
+    baseline: Annotated[
+        float,
+        Meta(ge=0, description="the metric per minute over the tier window before the minute"),
+    ]
+    baseline_minutes: Annotated[
+        float, Meta(ge=0, description="minutes of history the baseline covers")
+    ]
+    ratio: Annotated[
+        Annotated[float, Meta(ge=0)] | None,
+        Meta(description="value / baseline; null when the baseline is 0"),
+    ]
+    threshold: Annotated[
+        float,
+        Meta(ge=0, description="max(floor, spike_ratio x baseline): what the minute had to reach"),
+    ]
+    minute: Minute
+    event_time: EventTime
+    emitted_at: EmittedAt = 0
+    top: Annotated[TopUsers, Meta(description="top senders of the minute so far")] = NO_TOP_USERS
+    viewers: MaybeViewers = None
 
-    type: ClassVar[str] = "spike"
+    def line(self) -> str:
+        metric = self.metric
+        minute = datetime.fromtimestamp(self.minute.start / 1000, tz=UTC).strftime("%H:%M")
+        versus = (
+            f"{_num(self.ratio)}x the baseline of {_num(self.baseline)}/min"
+            if self.ratio is not None
+            else "from a baseline of 0/min"
+        )
+        line = (
+            f"{_when(self.event_time)} ⚡ {self.stream_id} ({self.creator_id}) {metric} spike: "
+            f"{self.value:,} {metric} in the minute from {minute}, {versus} over "
+            f"{_num(self.baseline_minutes)} min"
+        )
+        top = self.top
+        approx = "" if top.exact else "~"
+        if metric == "coins":
+            named = [f"{g.user_id} ({approx}{g.coins:,})" for g in top.gifters]
+            label = "top gifter"
+        else:
+            named = [f"{u.user_id} ({approx}{u.likes:,})" for u in top.likers]
+            label = "top liker"
+        named = named[:SPIKE_CONTRIBUTORS]
+        if named:
+            line += f"; {label}{'s' if len(named) > 1 else ''} " + ", ".join(named)
+        return line + _current_viewers(self.viewers)
 
-    def to_record(self, emitted_at: int) -> dict[str, Any]:
-        return {
-            "v": ALERT_VERSION,
-            "alert_id": self.alert_id,
-            "type": self.type,
-            "stream_id": self.stream_id,
-            "creator_id": self.creator_id,
-            "metric": self.metric,
-            "value": self.value,
-            "baseline": self.baseline,
-            "baseline_minutes": self.baseline_minutes,
-            "ratio": self.ratio,
-            "threshold": self.threshold,
-            "minute": {"start": self.minute_start, "end": self.minute_end},
-            "event_time": self.event_time,
-            "emitted_at": emitted_at,
-            "top": self.top.to_record(),
-            "viewers": _viewers_record(self.viewers),
-        }
 
-
-@dataclass(frozen=True, slots=True)
-class GoalReached:
+class GoalReached(AlertBase, frozen=True, kw_only=True):
     """A stream's session likes or coins reached one of the configured goals."""
 
-    alert_id: str
-    stream_id: str
-    creator_id: str
-    metric: str  # likes | coins
-    goal: int
-    value: int  # the session total just after it was reached
-    event_time: int
-    viewers: Viewers | None
+    type: Literal["goal_reached"] = "goal_reached"
+    metric: Metric
+    goal: Positive
+    value: Annotated[
+        int, Meta(ge=1, description="the session total just after the goal was reached")
+    ]
+    event_time: EventTime
+    emitted_at: EmittedAt = 0
+    viewers: MaybeViewers = None
 
-    type: ClassVar[str] = "goal_reached"
-
-    def to_record(self, emitted_at: int) -> dict[str, Any]:
-        return {
-            "v": ALERT_VERSION,
-            "alert_id": self.alert_id,
-            "type": self.type,
-            "stream_id": self.stream_id,
-            "creator_id": self.creator_id,
-            "metric": self.metric,
-            "goal": self.goal,
-            "value": self.value,
-            "event_time": self.event_time,
-            "emitted_at": emitted_at,
-            "viewers": _viewers_record(self.viewers),
-        }
+    def line(self) -> str:
+        return (
+            f"{_when(self.event_time)} ◎ {self.stream_id} ({self.creator_id}) reached its goal "
+            f"of {self.goal:,} {self.metric}: {self.value:,} {self.metric} this session"
+            + _current_viewers(self.viewers)
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class WindowClosed:
-    """A tumbling window of one stream that will not change any more."""
+class WindowClosed(Struct, frozen=True, kw_only=True):
+    """A closed tumbling window of one stream: published once per stream and non-empty
+    window, when stream time passes the window's end plus the grace period (or the stream
+    ends). ``window_id`` = ``stream_id@start`` is unique; de-duplicate on it."""
 
-    stream_id: str
-    creator_id: str
+    v: Version = ALERT_VERSION
+    type: Literal["window_closed"] = "window_closed"
+    window_id: str  # stream_id@start
+    stream_id: Id
+    creator_id: Id
+    emitted_at: int = 0
     window: WindowSnapshot
 
-    type: ClassVar[str] = "window_closed"
-
     def to_record(self, emitted_at: int) -> dict[str, Any]:
-        return {
-            "v": ALERT_VERSION,
-            "type": self.type,
-            "window_id": f"{self.stream_id}@{self.window.start_ms}",
-            "stream_id": self.stream_id,
-            "creator_id": self.creator_id,
-            "emitted_at": emitted_at,
-            "window": self.window.to_record(),
-        }
+        """The published JSON object as Python values (what tests and models compare)."""
+        return _to_record(self, emitted_at)
 
 
 Alert = TierChanged | StreamEnded | Spike | GoalReached
-Output = TierChanged | StreamEnded | Spike | GoalReached | WindowClosed
+Output = Alert | WindowClosed
+ALERT_CLASSES: tuple[type[AlertBase], ...] = get_args(Alert)
+
+
+def type_of(cls: type[AlertBase] | type[WindowClosed]) -> str:
+    """The ``type`` a class of output writes."""
+    (default,) = (f.default for f in msgspec.structs.fields(cls) if f.name == "type")
+    assert isinstance(default, str)
+    return default
+
+
+ALERT_TYPES: dict[str, type[AlertBase]] = {type_of(cls): cls for cls in ALERT_CLASSES}
+"""Each alert type's class, by its ``type``: the one list of alert types."""
+
+
+def encode_output(output: AlertBase | WindowClosed, emitted_at: int) -> bytes:
+    """The record value of ``output`` published at wall clock ``emitted_at`` (ms)."""
+    return encode(msgspec.structs.replace(output, emitted_at=emitted_at))
+
+
+def _to_record(output: AlertBase | WindowClosed, emitted_at: int) -> dict[str, Any]:
+    record: dict[str, Any] = msgspec.json.decode(encode_output(output, emitted_at))
+    return record
+
+
+# --- parts of the lines of livepulse alerts -------------------------------------------------
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S")
+
+
+def _num(x: float) -> str:
+    """A count or a rounded float as a reader wants it: 1,234 / 210.5 / 16.15 / 0.0042."""
+    if float(x).is_integer():
+        return f"{int(x):,}"
+    if abs(x) < 1:
+        return f"{x:.2g}"  # 0.0042, not 0.00
+    return f"{x:,.2f}".rstrip("0").rstrip(".")
+
+
+def _top_brief(top: TopUsers) -> str:
+    """'; top gifter u1 (500 coins), top liker u2 (120 likes)': the first of each, if any;
+    values marked ~ when the summaries behind them are estimates."""
+    approx = "" if top.exact else "~"
+    parts = []
+    if top.gifters:
+        g = top.gifters[0]
+        parts.append(f"top gifter {g.user_id} ({approx}{g.coins:,} coins)")
+    if top.likers:
+        u = top.likers[0]
+        parts.append(f"top liker {u.user_id} ({approx}{u.likes:,} likes)")
+    return "; " + ", ".join(parts) if parts else ""
+
+
+def _current_viewers(viewers: ViewerFigures | None) -> str:
+    return f"; {viewers.current:,} viewers" if viewers else ""

@@ -16,25 +16,30 @@ import msgspec
 from processor.contract import Event, Gift, Like, LiveEnd, LiveStart, Reason, Viewers
 from processor.core import contributors
 from processor.core.alerts import (
+    Gifter,
     GoalReached,
+    Liker,
+    Minute,
     Output,
+    Session,
     Spike,
     StreamEnded,
     TierChanged,
     TopUsers,
+    ViewerFigures,
     WindowClosed,
     WindowSnapshot,
-    alert_id,
     goal_id,
     spike_id,
     stream_ended_id,
+    tier_change_id,
 )
-from processor.core.alerts import Viewers as ViewerFigures
 from processor.core.contributors import Summary
 from processor.core.panes import minutes_of, pack, seal, start_of, unseal
 from processor.core.rules import gift_value, like_growth
 from processor.core.tiers import Tier, TierPolicy
 from processor.core.windows import SlidingTotals, Totals, TumblingTotals
+from processor.settings import Settings, engine_values
 
 WINDOW_LIKES_POLICY = "window_likes"
 SESSION_LIKES_POLICY = "session_likes"
@@ -43,49 +48,49 @@ COINS = "coins"
 ARMED = -1  # a spike detector's state when armed; else the minute it last fired or checked in
 
 
+# the settings' defaults, in the engine's units: each setting is declared (with its
+# default and the rule its value follows) once, in processor/settings.py
+_DEFAULT = engine_values(Settings())
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    """What the engine needs from the settings (times in milliseconds)."""
+    """What the engine needs from the settings (times in milliseconds):
+    :meth:`from_settings` builds it from validated settings; the engine checks nothing
+    again. Each field's default is its setting's."""
 
-    tier_window_ms: int = 600_000
-    tier_step_ms: int = 10_000
-    tumbling_ms: int = 60_000
-    grace_ms: int = 10_000
-    moderate: int = 1_000
-    high: int = 10_000
-    hysteresis: float = 0.10
-    session_moderate: int = 1_000
-    session_high: int = 10_000
-    inactivity_ms: int = 1_800_000
-    usd_per_coin: float = 0.005
-    ended_memory: int = 10_000
-    top_users: int = 5
-    top_users_tracked: int = 32
-    spike_ratio: float = 2.0
-    spike_rearm_ratio: float = 1.5
-    spike_min_likes: int = 500
-    spike_min_coins: int = 1_000
-    spike_history_ms: int = 180_000
-    like_goals: tuple[int, ...] = ()
-    coin_goals: tuple[int, ...] = ()
+    tier_window_ms: int = _DEFAULT["tier_window_ms"]
+    tier_step_ms: int = _DEFAULT["tier_step_ms"]
+    tumbling_ms: int = _DEFAULT["tumbling_ms"]
+    grace_ms: int = _DEFAULT["grace_ms"]
+    moderate: int = _DEFAULT["moderate"]
+    high: int = _DEFAULT["high"]
+    hysteresis: float = _DEFAULT["hysteresis"]
+    session_moderate: int = _DEFAULT["session_moderate"]
+    session_high: int = _DEFAULT["session_high"]
+    inactivity_ms: int = _DEFAULT["inactivity_ms"]
+    usd_per_coin: float = _DEFAULT["usd_per_coin"]
+    ended_memory: int = 10_000  # ended streams remembered (not a setting)
+    top_users: int = _DEFAULT["top_users"]
+    top_users_tracked: int = _DEFAULT["top_users_tracked"]
+    spike_ratio: float = _DEFAULT["spike_ratio"]
+    spike_rearm_ratio: float = _DEFAULT["spike_rearm_ratio"]
+    spike_min_likes: int = _DEFAULT["spike_min_likes"]
+    spike_min_coins: int = _DEFAULT["spike_min_coins"]
+    spike_history_ms: int = _DEFAULT["spike_history_ms"]
+    like_goals: tuple[int, ...] = _DEFAULT["like_goals"]
+    coin_goals: tuple[int, ...] = _DEFAULT["coin_goals"]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineConfig:
+        """The engine's configuration from the settings (each setting says which field it
+        sets, in which unit)."""
+        return cls(**engine_values(settings))
 
     @property
     def spikes_possible(self) -> bool:
         """Whether the tier window leaves room for the baseline history a spike needs."""
         return self.spike_history_ms <= self.tier_window_ms - self.tumbling_ms
-
-    def __post_init__(self) -> None:
-        if self.grace_ms > self.tier_window_ms - self.tier_step_ms:
-            raise ValueError("grace must be at most the tier window minus one step")
-        if self.tumbling_ms % self.tier_step_ms:
-            raise ValueError("the tumbling window must be a multiple of the tier step")
-        if not 1 <= self.top_users <= self.top_users_tracked:
-            raise ValueError("need 1 <= top_users <= top_users_tracked")
-        if not 0 <= self.spike_rearm_ratio < self.spike_ratio:
-            raise ValueError("need 0 <= spike_rearm_ratio < spike_ratio")
-        for goals in (self.like_goals, self.coin_goals):
-            if list(goals) != sorted(set(goals)) or any(g <= 0 for g in goals):
-                raise ValueError("goals must be positive and ascending")
 
 
 @dataclass(slots=True)
@@ -154,15 +159,10 @@ class Engine:
         # recently ended streams (-> when), so a straggler event does not start a ghost
         # session; the oldest is forgotten first
         self.ended: OrderedDict[str, int] = OrderedDict()
-        # the input offset each of them ended at: where a replay puts it back in line
-        self.end_offsets: dict[str, int] = {}
-        # the input offset being applied, set by the caller: ends are recorded at it
-        self.offset = -1
         # streams whose state changed since a checkpoint last looked (ended ones included)
         self.changed: set[str] = set()
-        # ended streams dropped from ``ended`` since a checkpoint last looked, with when
-        # they ended and the input offset they ended at
-        self.forgotten: dict[str, tuple[int, int]] = {}
+        # ended streams dropped from ``ended`` since a checkpoint last looked (-> when)
+        self.forgotten: dict[str, int] = {}
         # the idle clock of the last :meth:`tick` (-1: none yet): what idle time did to the
         # streams by then, a restore recomputes from it
         self.ticked_ms = -1
@@ -382,7 +382,13 @@ class Engine:
 
     def _top(self, summaries: list[Summary], start: int, end: int) -> TopUsers:
         exact, gifters, likers = contributors.top(summaries, self.config.top_users)
-        return TopUsers(start, end, exact, tuple(gifters), tuple(likers))
+        return TopUsers(
+            start,
+            end,
+            exact,
+            tuple(Gifter(user, coins, gifts) for user, coins, gifts in gifters),
+            tuple(Liker(user, likes) for user, likes in likers),
+        )
 
     def _window_top(self, state: StreamState) -> TopUsers:
         """Who sent what in the tumbling windows that overlap the tier window."""
@@ -446,8 +452,7 @@ class Engine:
                         baseline_minutes=round(span / 60_000, 2),
                         ratio=round(value / baseline, 2) if baseline else None,
                         threshold=round(float(threshold), 2),
-                        minute_start=minute,
-                        minute_end=minute + size,
+                        minute=Minute(minute, minute + size),
                         event_time=now,
                         top=self._top(
                             [pane] if (pane := self._open_pane(state, minute)) else [],
@@ -545,9 +550,10 @@ class Engine:
 
     def _closed(self, state: StreamState, start: int, totals: Totals) -> WindowClosed:
         return WindowClosed(
-            state.stream_id,
-            state.creator_id,
-            WindowSnapshot(
+            window_id=f"{state.stream_id}@{start}",
+            stream_id=state.stream_id,
+            creator_id=state.creator_id,
+            window=WindowSnapshot(
                 start,
                 start + self.config.tumbling_ms,
                 totals.likes,
@@ -608,18 +614,19 @@ class Engine:
         window = state.window
         entered = new if new.rank > old.rank else old
         return TierChanged(
-            alert_id=alert_id(state.stream_id, policy.name, sequence, new, at),
+            alert_id=tier_change_id(state.stream_id, policy.name, sequence, new, at),
             stream_id=state.stream_id,
             creator_id=state.creator_id,
             policy=policy.name,
             from_tier=old,
             to_tier=new,
+            direction="up" if new.rank > old.rank else "down",
             value=value,
             threshold=policy.threshold(entered),
             event_time=at,
             window=WindowSnapshot(
-                start_ms=window.start_ms,
-                end_ms=window.end_ms,
+                start=window.start_ms,
+                end=window.end_ms,
                 likes=window.likes,
                 gifts=window.gifts,
                 coins=window.coins,
@@ -643,10 +650,8 @@ class Engine:
                 reason=reason,
                 started_at=state.started_ms,
                 event_time=at,
-                likes=s.likes,
-                gifts=s.gifts,
-                coins=s.coins,
-                creator_usd=self._usd(s.coins),
+                duration_ms=at - state.started_ms,
+                session=Session(s.likes, s.gifts, s.coins, self._usd(s.coins)),
                 peak_tier=state.peak_tier,
                 final_tier=state.tier,
                 top=self._top([state.top] if state.top else [], state.started_ms, at),
@@ -656,13 +661,12 @@ class Engine:
             )
         )
         del self.streams[state.stream_id]
-        self.remember_end(state.stream_id, at, self.offset)
+        self.remember_end(state.stream_id, at)
 
-    def remember_end(self, stream_id: str, at: int, offset: int) -> None:
-        """Put an ended stream in the memory of ended streams (ended at ``at``, at input
-        ``offset``), forgetting the oldest beyond its size."""
+    def remember_end(self, stream_id: str, at: int) -> None:
+        """Put a stream that ended at ``at`` in the memory of ended streams, forgetting the
+        oldest beyond its size."""
         self.ended[stream_id] = at
-        self.end_offsets[stream_id] = offset
         if len(self.ended) > self.config.ended_memory:
             forgotten, ended_at = self.ended.popitem(last=False)
-            self.forgotten[forgotten] = (ended_at, self.end_offsets.pop(forgotten, -1))
+            self.forgotten[forgotten] = ended_at

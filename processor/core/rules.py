@@ -1,4 +1,4 @@
-"""The domain rules for likes and gifts (design.md)."""
+"""The domain rules for likes and gifts (docs/domain.md)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 
 class Tier(StrEnum):
-    """Engagement tiers, lowest first (design.md: low < 1,000 <= moderate < 10,000 <= high)."""
+    """Engagement tiers, lowest first (docs/domain.md: low < 1,000 <= moderate < 10,000 <= high)."""
 
     LOW = "low"
     MODERATE = "moderate"

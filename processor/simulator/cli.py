@@ -11,13 +11,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from processor.contract import Event, encode_event
 from processor.settings import Settings
 from processor.simulator.generator import (
     MAX_TS_MS,
     MIN_TS_MS,
-    Event,
     SimulationConfig,
-    encode_event,
     generate,
     read_ndjson,
     record_key_and_ts,
@@ -258,7 +257,7 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     def records() -> Iterator[Record]:
         # Built on first use, after the producer connected: realtime ts start at "now".
         for event in generate(_config(args, _start_ms(args))):
-            yield event["stream_id"].encode(), encode_event(event), event["ts"]
+            yield event.stream_id.encode(), encode_event(event), event.ts
 
     pace: Pace = "fast" if args.fast else "realtime"
     return _run_produce("simulate", settings, records(), pace, args.quiet)

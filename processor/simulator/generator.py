@@ -52,19 +52,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from random import Random
 from statistics import NormalDist
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
-Event = dict[str, Any]
+from processor.contract import (
+    Comment,
+    Event,
+    EventBase,
+    Follow,
+    Gift,
+    Join,
+    Like,
+    LiveEnd,
+    LiveStart,
+    Share,
+    Viewers,
+    encode_event,
+)
 
 MIN_TS_MS = 1_000_000_000_000
 MAX_TS_MS = 9_999_999_999_999
 
 
 @dataclass(frozen=True, slots=True)
-class Gift:
-    """One entry of the gift catalogue."""
+class CatalogueGift:
+    """One entry of the gift catalogue (what a ``gift`` event sends)."""
 
     gift_id: int
     name: str
@@ -73,17 +86,17 @@ class Gift:
     weight: float
 
 
-GIFTS: tuple[Gift, ...] = (
-    Gift(5655, "Rose", 1, True, 42.0),
-    Gift(5269, "TikTok", 1, True, 14.0),
-    Gift(5827, "Ice Cream Cone", 1, True, 12.0),
-    Gift(5487, "Finger Heart", 5, True, 14.0),
-    Gift(5879, "Doughnut", 30, True, 9.0),
-    Gift(5660, "Hand Hearts", 100, True, 4.0),
-    Gift(7168, "Money Gun", 500, False, 1.6),
-    Gift(11046, "Galaxy", 1000, False, 0.8),
-    Gift(6369, "Lion", 29999, False, 0.05),
-    Gift(7312, "Universe", 44999, False, 0.02),
+GIFTS: tuple[CatalogueGift, ...] = (
+    CatalogueGift(5655, "Rose", 1, True, 42.0),
+    CatalogueGift(5269, "TikTok", 1, True, 14.0),
+    CatalogueGift(5827, "Ice Cream Cone", 1, True, 12.0),
+    CatalogueGift(5487, "Finger Heart", 5, True, 14.0),
+    CatalogueGift(5879, "Doughnut", 30, True, 9.0),
+    CatalogueGift(5660, "Hand Hearts", 100, True, 4.0),
+    CatalogueGift(7168, "Money Gun", 500, False, 1.6),
+    CatalogueGift(11046, "Galaxy", 1000, False, 0.8),
+    CatalogueGift(6369, "Lion", 29999, False, 0.05),
+    CatalogueGift(7312, "Universe", 44999, False, 0.02),
 )
 
 COMMENTS: tuple[str, ...] = (
@@ -251,8 +264,24 @@ class _Stream:
         self.streaks: list[list[Any]] = []
 
 
+E = TypeVar("E", bound=EventBase)
+
+
+def _event(kind: type[E], stream: _Stream, event_id: str, ts: int, **fields: Any) -> E:
+    """An event of ``kind`` of ``stream``: the contract's header, then ``fields``."""
+    return kind(
+        v=1,
+        event_id=event_id,
+        stream_id=stream.stream_id,
+        creator_id=stream.creator_id,
+        ts=ts,
+        **fields,
+    )
+
+
 def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) -> Iterator[Event]:
-    """Yield the run's events in non-decreasing ``ts`` order (see the module docstring).
+    """Yield the run's events (the contract's Structs) in non-decreasing ``ts`` order (see
+    the module docstring).
 
     ``on_burst`` (optional) is called with every hype burst, once it is over: when the burst
     ends, when its stream ends, or when the run stops (``end_ms`` is then the last tick's ts
@@ -307,7 +336,7 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
         heapq.heappush(heap, (at, seq, kind, slot, gen))
 
     def open_stream(slot: int, t: int) -> tuple[_Stream, Event]:
-        nonlocal started
+        nonlocal started, n
         stream = _Stream(
             f"live-{run}-{started}",
             f"c{rng.randrange(1_000_000):06d}",
@@ -322,15 +351,8 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
         if lifetime is not None:
             schedule(t + expo(1.0) * lifetime, _LIFE_END, slot, stream.gen)
         title = f"{rng.choice(_TITLE_MOODS)} {rng.choice(_TITLE_TOPICS)}"
-        event: Event = {
-            "v": 1,
-            "event_id": "",
-            "type": "live_start",
-            "stream_id": stream.stream_id,
-            "creator_id": stream.creator_id,
-            "ts": t,
-            "title": title,
-        }
+        event = _event(LiveStart, stream, prefix + str(n), t, title=title)
+        n += 1
         return stream, event
 
     def burst_over(stream: _Stream, t: int, cut: bool) -> None:
@@ -340,27 +362,20 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
             stream.hype_start = -1
 
     def close_stream(stream: _Stream, t: int) -> Iterator[Event]:
+        nonlocal n
         burst_over(stream, t + 1, True)  # events at t (streak closes, live_end) are in it
         for sid, gift, user, count in stream.streaks:
-            yield _gift_event(stream, t, user, gift, count, sid, True)
+            yield _gift_event(stream, prefix + str(n), t, user, gift, count, sid, True)
+            n += 1
         stream.streaks.clear()
         reason = "suspended" if rand() < config.suspended_share else "ended"
-        yield {
-            "v": 1,
-            "event_id": "",
-            "type": "live_end",
-            "stream_id": stream.stream_id,
-            "creator_id": stream.creator_id,
-            "ts": t,
-            "reason": reason,
-        }
+        yield _event(LiveEnd, stream, prefix + str(n), t, reason=reason)
+        n += 1
 
     streams: list[_Stream] = []
     for slot in range(n_streams):
         stream, event = open_stream(slot, start_ms)
         streams.append(stream)
-        event["event_id"] = prefix + str(n)
-        n += 1
         yield event
     if end_streams:
         pending = n_streams
@@ -398,15 +413,7 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
                     if limit - n - pending <= 0:
                         continue
                     count = int(stream.viewers * stream.mult * rng.lognormvariate(0.0, 0.25))
-                    yield {
-                        "v": 1,
-                        "event_id": prefix + str(n),
-                        "type": "viewers",
-                        "stream_id": stream.stream_id,
-                        "creator_id": stream.creator_id,
-                        "ts": t,
-                        "count": count,
-                    }
+                    yield _event(Viewers, stream, prefix + str(n), t, count=count)
                     n += 1
                     schedule(t + viewers_ms, _VIEWERS, slot, gen)
                 elif kind == _HYPE_ON:
@@ -421,13 +428,8 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
                     dirty = True
                 elif limit - n - pending >= 3:
                     pending -= len(stream.streaks) * close_cost
-                    for event in close_stream(stream, t):
-                        event["event_id"] = prefix + str(n)
-                        n += 1
-                        yield event
+                    yield from close_stream(stream, t)
                     streams[slot], event = open_stream(slot, t)
-                    event["event_id"] = prefix + str(n)
-                    n += 1
                     yield event
                     dirty = True
                 else:
@@ -440,6 +442,7 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
                 break
 
         stream = streams[bisect_right(cum, rand() * total_w)]
+        event_id = prefix + str(n)
         r = rand()
         if r < stream.c_like or room < 2:
             k = stream.like_k
@@ -450,40 +453,16 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
             total += count
             stream.total = total
             users = stream.users
-            yield {
-                "v": 1,
-                "event_id": prefix + str(n),
-                "type": "like",
-                "stream_id": stream.stream_id,
-                "creator_id": stream.creator_id,
-                "ts": t,
-                "user_id": users[int(rand() * len(users))],
-                "count": count,
-                "total": total,
-            }
+            user = users[int(rand() * len(users))]
+            yield _event(Like, stream, event_id, t, user_id=user, count=count, total=total)
         elif r < stream.c_comment:
             users = stream.users
-            yield {
-                "v": 1,
-                "event_id": prefix + str(n),
-                "type": "comment",
-                "stream_id": stream.stream_id,
-                "creator_id": stream.creator_id,
-                "ts": t,
-                "user_id": users[int(rand() * len(users))],
-                "text": comments[int(rand() * n_comments)],
-            }
+            user = users[int(rand() * len(users))]
+            text = comments[int(rand() * n_comments)]
+            yield _event(Comment, stream, event_id, t, user_id=user, text=text)
         elif r < stream.c_join:
             users = stream.users
-            yield {
-                "v": 1,
-                "event_id": prefix + str(n),
-                "type": "join",
-                "stream_id": stream.stream_id,
-                "creator_id": stream.creator_id,
-                "ts": t,
-                "user_id": users[int(rand() * len(users))],
-            }
+            yield _event(Join, stream, event_id, t, user_id=users[int(rand() * len(users))])
         elif r < stream.c_gift:
             streaks = stream.streaks
             if streaks and (len(streaks) >= 3 or rand() < 0.8):
@@ -492,41 +471,33 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
                 if rand() < 0.35 / (1.0 + 0.05 * count):
                     streaks.remove(streak)
                     pending -= close_cost
-                    yield _gift_event(stream, t, user, gift, count, sid, True, prefix + str(n))
+                    yield _gift_event(stream, event_id, t, user, gift, count, sid, True)
                 else:
                     count += 1 if rand() < 0.85 else 2
                     streak[3] = count
-                    yield _gift_event(stream, t, user, gift, count, sid, False, prefix + str(n))
+                    yield _gift_event(stream, event_id, t, user, gift, count, sid, False)
             else:
                 gift = gifts[bisect_right(gift_cum, rand() * gift_total)]
                 pool = stream.gifters if rand() < gifter_p else stream.users
                 user = pool[int(rand() * len(pool))]
-                event_id = prefix + str(n)
                 if gift.streakable:
                     streaks.append([event_id, gift, user, 1])
                     pending += close_cost
-                    yield _gift_event(stream, t, user, gift, 1, event_id, False, event_id)
+                    yield _gift_event(stream, event_id, t, user, gift, 1, event_id, False)
                 else:
-                    yield _gift_event(stream, t, user, gift, 1, event_id, True, event_id)
+                    yield _gift_event(stream, event_id, t, user, gift, 1, event_id, True)
         else:
             users = stream.users
-            yield {
-                "v": 1,
-                "event_id": prefix + str(n),
-                "type": "follow" if r < stream.c_follow else "share",
-                "stream_id": stream.stream_id,
-                "creator_id": stream.creator_id,
-                "ts": t,
-                "user_id": users[int(rand() * len(users))],
-            }
+            user = users[int(rand() * len(users))]
+            if r < stream.c_follow:
+                yield _event(Follow, stream, event_id, t, user_id=user)
+            else:
+                yield _event(Share, stream, event_id, t, user_id=user)
         n += 1
 
     if end_streams:
         for stream in streams:
-            for event in close_stream(stream, last_t):
-                event["event_id"] = prefix + str(n)
-                n += 1
-                yield event
+            yield from close_stream(stream, last_t)
     else:
         for stream in streams:
             burst_over(stream, last_t + 1, True)
@@ -542,30 +513,28 @@ def generate_with_bursts(config: SimulationConfig) -> tuple[list[Event], list[Bu
 
 def _gift_event(
     stream: _Stream,
+    event_id: str,
     t: int,
     user: str,
-    gift: Gift,
+    gift: CatalogueGift,
     repeat_count: int,
     streak_id: str,
     repeat_end: bool,
-    event_id: str = "",
-) -> Event:
-    return {
-        "v": 1,
-        "event_id": event_id,
-        "type": "gift",
-        "stream_id": stream.stream_id,
-        "creator_id": stream.creator_id,
-        "ts": t,
-        "user_id": user,
-        "gift_id": gift.gift_id,
-        "gift_name": gift.name,
-        "coins": gift.coins,
-        "repeat_count": repeat_count,
-        "streakable": gift.streakable,
-        "streak_id": streak_id,
-        "repeat_end": repeat_end,
-    }
+) -> Gift:
+    return _event(
+        Gift,
+        stream,
+        event_id,
+        t,
+        user_id=user,
+        gift_id=gift.gift_id,
+        gift_name=gift.name,
+        coins=gift.coins,
+        repeat_count=repeat_count,
+        streakable=gift.streakable,
+        streak_id=streak_id,
+        repeat_end=repeat_end,
+    )
 
 
 def _cumulative(weights: Iterable[float]) -> list[float]:
@@ -577,11 +546,6 @@ def _cumulative(weights: Iterable[float]) -> list[float]:
     return out
 
 
-def encode_event(event: Event) -> bytes:
-    """Serialise one event to its Kafka value (compact UTF-8 JSON, no newline)."""
-    return orjson.dumps(event)
-
-
 def write_ndjson(events: Iterable[Event], path: str | Path) -> int:
     """Write events one JSON object per line to ``path`` (``-``: stdout); return the count."""
     if str(path) == "-":
@@ -591,12 +555,10 @@ def write_ndjson(events: Iterable[Event], path: str | Path) -> int:
 
 
 def _write_lines(events: Iterable[Event], fh: BinaryIO) -> int:
-    dumps = orjson.dumps
-    option = orjson.OPT_APPEND_NEWLINE
     write = fh.write
     n = 0
     for event in events:
-        write(dumps(event, option=option))
+        write(encode_event(event) + b"\n")
         n += 1
     fh.flush()
     return n
@@ -643,10 +605,8 @@ __all__ = [
     "GIFTS",
     "Burst",
     "BurstCallback",
-    "Event",
-    "Gift",
+    "CatalogueGift",
     "SimulationConfig",
-    "encode_event",
     "generate",
     "generate_with_bursts",
     "read_ndjson",

@@ -122,11 +122,11 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"livepulse worker: {error}", file=sys.stderr, flush=True)
         worker._schedule_shutdown(signal.SIGTERM)
 
-    livepulse.on_fatal = stop_on_fatal
+    livepulse.owned.on_fatal = stop_on_fatal
     logging.getLogger("livepulse").setLevel(settings.log_level.upper())
     code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         code = int(exc.code or 0)
-    return 2 if livepulse.fatal is not None else code
+    return 2 if livepulse.owned.fatal is not None else code

@@ -12,11 +12,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
 from processor.contract import InvalidRecord, Reason, decode_event
-from processor.core import snapshot
-from processor.core.alerts import Alert, Output, WindowClosed
+from processor.core.alerts import Alert, Output, StreamEnded, WindowClosed, encode_output
+from processor.core.checkpoint import EndOffsets, Record, SlicedCheckpoint
+from processor.core.checkpoint import restore as restore_checkpoint
 from processor.core.engine import Engine, EngineConfig
 from processor.records import InputRecord, OutputRecord, dead_letter
 from processor.settings import Settings
@@ -63,16 +62,14 @@ class Routes:
             settings.alerts_topic,
             settings.windows_topic,
             settings.dlq_topic,
-            f"{settings.app_id}.state",
+            settings.state_topic,
             settings.max_record_bytes,
             settings.max_future_skew_seconds * 1_000,
         )
 
     def output(self, output: Output, emitted_at: int) -> OutputRecord:
         topic = self.windows_topic if isinstance(output, WindowClosed) else self.alerts_topic
-        return OutputRecord(
-            topic, output.stream_id.encode(), orjson.dumps(output.to_record(emitted_at))
-        )
+        return OutputRecord(topic, output.stream_id.encode(), encode_output(output, emitted_at))
 
 
 @dataclass(slots=True)
@@ -100,8 +97,8 @@ class PartitionState:
     routes: Routes
     # offset of the last input record applied; records at or below it are skipped, however
     # they come again (a restart resumes at the committed offset, usually behind it)
-    applied: int = -1
-    # after a restore: streams whose checkpoint records cover input past ``applied`` (a
+    applied_offset: int = -1
+    # after a restore: streams whose checkpoint records cover input past ``applied_offset`` (a
     # crash came in the middle of writing a checkpoint), and up to which offset
     ahead: dict[str, int] = field(default_factory=dict)
     ahead_until: int = -1  # the highest offset in ``ahead``
@@ -109,13 +106,17 @@ class PartitionState:
     # id, when), ascending; each rejoins the memory of ended streams once the input passes
     # that offset, in line as it did before the crash
     pending_ends: list[tuple[int, str, int]] = field(default_factory=list)
+    # the input offset each stream in the engine's memory of ended streams (or forgotten
+    # by it since the last checkpoint) ended at: the engine knows no offsets, so its
+    # stream_ended outputs are mapped to the offsets that caused them here
+    end_offsets: EndOffsets = field(default_factory=dict)
     dirty: bool = False  # applied or ticked since the last checkpoint
-    taking: snapshot.SlicedCheckpoint | None = None  # a checkpoint being encoded
+    taking: SlicedCheckpoint | None = None  # a checkpoint being encoded
 
     def apply(self, records: Sequence[InputRecord], wall_ms: int) -> Applied:
         """Apply one fetch of this partition's records, in offset order.
 
-        Records at or below ``applied`` were applied before (before a restart: their
+        Records at or below ``applied_offset`` were applied before (before a restart: their
         effects are in the checkpoint and their outputs were acknowledged before it was
         written), so they are skipped whole, whatever the consumer's position did; and so
         are a stream's records up to what its own checkpoint record covers. Every other
@@ -132,12 +133,12 @@ class PartitionState:
         out = result.records
         counted = engine.counted
         before = (counted.likes, counted.gifts, counted.coins)
-        start = self.applied
+        start = self.applied_offset
         for record in records:
             offset = record.offset
-            if offset <= self.applied:
+            if offset <= self.applied_offset:
                 continue
-            self.applied = engine.offset = offset
+            self.applied_offset = offset
             if self.ahead and (offset > self.ahead_until or self.pending_ends):
                 self._catch_up(offset)
             decoded = decode_event(record.value, record.key, decode_limit)
@@ -168,12 +169,12 @@ class PartitionState:
             kind = decoded.type
             events[kind] = events.get(kind, 0) + 1
             if outputs:
-                self._route(result, outputs, wall_ms, record.timestamp)
+                self._route(result, outputs, wall_ms, record.timestamp, offset)
                 outputs.clear()
-        if self.applied > start:
+        if self.applied_offset > start:
             self.dirty = True
             if self.pending_ends:
-                self._catch_up(self.applied + 1)
+                self._catch_up(self.applied_offset + 1)
         result.likes = counted.likes - before[0]
         result.gifts = counted.gifts - before[1]
         result.coins = counted.coins - before[2]
@@ -185,24 +186,30 @@ class PartitionState:
         pending = self.pending_ends
         while pending and pending[0][0] < offset:
             end_offset, stream_id, at = pending.pop(0)
-            self.engine.remember_end(stream_id, at, end_offset)
+            self.end_offsets[stream_id] = end_offset
+            self.engine.remember_end(stream_id, at)
         if offset > self.ahead_until:
             self.ahead.clear()
 
     def tick(self, wall_ms: int) -> Applied:
         """Idle decay: stream time follows the wall clock for streams that get nothing."""
         result = Applied()
-        self.engine.offset = self.applied
         outputs = self.engine.tick(wall_ms)
         if outputs:
-            self._route(result, outputs, wall_ms, None)
+            self._route(result, outputs, wall_ms, None, self.applied_offset)
         if outputs or self.engine.streams:
             self.dirty = True  # the next checkpoint records the tick: one small record
         return result
 
     def _route(
-        self, result: Applied, outputs: list[Output], emitted_at: int, caused_at: int | None
+        self,
+        result: Applied,
+        outputs: list[Output],
+        emitted_at: int,
+        caused_at: int | None,
+        offset: int,
     ) -> None:
+        """Add what the engine returned at input ``offset`` to ``result``."""
         routes = self.routes
         for output in outputs:
             result.records.append(routes.output(output, emitted_at))
@@ -210,6 +217,8 @@ class PartitionState:
                 result.windows += 1
             else:
                 result.alerts.append((output, caused_at))
+                if isinstance(output, StreamEnded):
+                    self.end_offsets[output.stream_id] = offset
 
     def _dead_letter(
         self, result: Applied, invalid: InvalidRecord, record: InputRecord
@@ -227,14 +236,14 @@ class PartitionState:
     # -- checkpoints -------------------------------------------------------------------
 
     def begin_checkpoint(self) -> None:
-        """Start a checkpoint of what changed so far, covering the input up to ``applied``
+        """Start a checkpoint of what changed so far, covering the input up to ``applied_offset``
         now; :meth:`encode_some` and :meth:`finish_checkpoint` complete it."""
-        self.taking = snapshot.SlicedCheckpoint(self.engine, self.applied)
+        self.taking = SlicedCheckpoint(self.engine, self.applied_offset, self.end_offsets)
         self.dirty = False
 
     def encode_some(self, budget: int) -> int:
         """Encode up to ``budget`` streams of the checkpoint under way; how many it did."""
-        return 0 if self.taking is None else self.taking.encode(budget, self.applied)
+        return 0 if self.taking is None else self.taking.encode(budget, self.applied_offset)
 
     def finish_checkpoint(self) -> tuple[list[OutputRecord], int]:
         """The state-topic records of the checkpoint under way, the partition record last,
@@ -244,13 +253,13 @@ class PartitionState:
         topic, partition = self.routes.state_topic, self.partition
         records = [
             OutputRecord(topic, key, value, (), partition)
-            for key, value in taking.finish(self.applied)
+            for key, value in taking.finish(self.applied_offset)
         ]
         return records, taking.offset
 
     def checkpoint(self) -> list[OutputRecord]:
         """A whole checkpoint at once: the state-topic records of what changed since the
-        previous one, the partition record last; they cover the input up to ``applied``."""
+        previous one, the partition record last; they cover the input up to ``applied_offset``."""
         self.begin_checkpoint()
         return self.finish_checkpoint()[0]
 
@@ -258,21 +267,21 @@ class PartitionState:
     def restore(
         cls,
         partition: int,
-        records: Iterable[snapshot.Record],
+        records: Iterable[Record],
         config: EngineConfig,
         routes: Routes,
         wall_ms: int,
     ) -> PartitionState:
         """The partition as its checkpoint records (in log order; none: a fresh start) left
-        it. Raises :class:`snapshot.SnapshotError` on a record that cannot be read."""
-        cp = snapshot.restore(records, config, wall_ms)
-        cp.engine.offset = cp.offset
+        it. Raises :class:`~processor.core.checkpoint.SnapshotError` on a record that cannot be read."""
+        cp = restore_checkpoint(records, config, wall_ms)
         return cls(
             partition,
             cp.engine,
             routes,
-            applied=cp.offset,
+            applied_offset=cp.offset,
             ahead=cp.ahead,
             ahead_until=max(cp.ahead.values(), default=-1),
             pending_ends=cp.pending_ends,
+            end_offsets=cp.end_offsets,
         )

@@ -36,11 +36,7 @@ class StateStore:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.topic = self.topic_name(settings)
-
-    @staticmethod
-    def topic_name(settings: Settings) -> str:
-        return f"{settings.app_id}.state"
+        self.topic = settings.state_topic
 
     async def ensure_topics(self) -> int:
         """Create missing topics; returns the events topic's partition count.

@@ -2,7 +2,7 @@
 alone, and what the broker says of the consumer group.
 
 Expected results never come from running the worker: ``expected_sessions`` applies
-design.md's like and gift rules to the input, and ``expected_tier_ids`` feeds the whole
+docs/domain.md's like and gift rules to the input, and ``expected_tier_ids`` feeds the whole
 input, in order, to one pure engine (the engine itself is checked against a brute-force
 reference model in the unit tests).
 """
@@ -54,7 +54,7 @@ def expected_tier_alerts(
 
 
 def expected_sessions(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """What each stream's stream_ended must say, from design.md's rules alone.
+    """What each stream's stream_ended must say, from docs/domain.md's rules alone.
 
     Likes are the growth of the room's running ``total``: the first like event of a stream
     whose live_start was not seen counts min(count, total), later ones the growth of the

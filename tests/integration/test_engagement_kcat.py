@@ -1,6 +1,7 @@
-"""Issue 10 end to end, through a non-Python producer: kcat writes a hand-made scenario and
-reads back the spike, goal and stream_ended alerts, every figure of which is worked out by
-hand below from the issue's spec (not by the engine, nor by a reference model).
+"""Spikes, goals, top users and viewers end to end, through a non-Python producer: kcat
+writes a hand-made scenario and reads back the spike, goal and stream_ended alerts, every
+figure of which is worked out by hand below from the README's engagement section (not by
+the engine, nor by a reference model).
 
 Settings (this test's): M = 60 s tumbling, S = 10 s step, W = 600 s tier window, grace 10 s
 (the defaults, pinned); spike_min_likes = spike_min_coins = 100, spike_ratio 3.0,
@@ -145,7 +146,7 @@ class Script:
         return event
 
     def start(self, seconds: float) -> dict[str, Any]:
-        return self._event("live_start", seconds) | {"title": "issue 10 by hand"}
+        return self._event("live_start", seconds) | {"title": "engagement by hand"}
 
     def end(self, seconds: float) -> dict[str, Any]:
         return self._event("live_end", seconds) | {"reason": "ended"}

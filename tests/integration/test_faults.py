@@ -1,10 +1,10 @@
-"""The fault suite of issue 16: two workers in one group on 8 partitions while live input
+"""The fault suite: two workers in one group on 8 partitions while live input
 flows, through faults that a process or a broker meets in production.
 
 1. A worker frozen with SIGSTOP past the session timeout, its partitions taken over by the
    other, then resumed with SIGCONT (a zombie: it does not know it was expelled, and still
    holds the work it had applied but not committed); then the other worker killed -9 and
-   restarted, so every partition is restored from the state topic. Before issue 16 the
+   restarted, so every partition is restored from the state topic. Before fenced transactions the
    zombie's stale checkpoint records won the next restore: tens of streams ended with
    gifts and coins short (likes, from running totals, came out right).
 2. Five kill -9s of a worker holding partitions, at random moments, each worker restarted.
@@ -15,7 +15,7 @@ Every test asserts, for a ``read_committed`` reader of the alerts topic (what a 
 gets once outputs are written in transactions):
 
 - every stream's ``stream_ended`` totals (likes, gifts, coins, reason, start and end time)
-  equal the totals worked out from the input by design.md's rules (``expected_sessions``);
+  equal the totals worked out from the input by docs/domain.md's rules (``expected_sessions``);
 - the ids of every other alert (tier changes, spikes, goals) equal those of one engine fed
   the whole input in order, without faults (``expected_tier_alerts``);
 - no alert id is read twice (nor a window id), and no transaction is left open.
@@ -391,7 +391,7 @@ def worker_pair(env: dict[str, str], tmp_path: Path, **settings: str) -> dict[st
                 "LIVEPULSE_DATA_DIR": str(tmp_path / f"worker-{name}"),
                 "LIVEPULSE_METRICS_PORT": str(port),
             }
-            # issue 16: outputs, checkpoints and input offsets in one transaction per input
+            # exactly_once: outputs, checkpoints and input offsets in one transaction per input
             # partition. A worker from before it ignores the variable (settings only read
             # the LIVEPULSE_ names they know).
             | {"LIVEPULSE_PROCESSING_GUARANTEE": "exactly_once"}

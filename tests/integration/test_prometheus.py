@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from processor.simulator.generator import SimulationConfig, generate
 from tests.integration.conftest import ROOT, Topics, WorkerProcess, free_port
 from tests.integration.kafka import produce, wait_until_committed
-from tests.support.events import StreamScript
+from tests.support.events import StreamScript, plain
 from tests.support.reference import Params, expected_outcome
 
 RULES = ROOT / "deploy" / "prometheus" / "rules"
@@ -169,7 +169,7 @@ def traffic(start_ms: int) -> tuple[list[dict[str, Any]], list[tuple[bytes | Non
     config = SimulationConfig(
         start_ms=start_ms, streams=STREAMS, rate=500.0, max_events=4_000, seed=7, end_streams=False
     )
-    events = list(generate(config))
+    events = plain(generate(config))
     sample = events[100]
     invalid: list[tuple[bytes | None, bytes, str]] = []
     for i in range(6):

@@ -27,7 +27,7 @@ from tests.integration.kafka import (
     read_all,
     wait_until_committed,
 )
-from tests.support.events import T0
+from tests.support.events import T0, plain
 
 # 600,000 events: the worker takes several seconds over them, so each kill lands mid-work
 CONFIG = SimulationConfig(start_ms=T0, streams=60, rate=300.0, max_events=600_000, seed=11)
@@ -78,7 +78,7 @@ def test_kill_9_at_several_points_gives_the_uninterrupted_result(
     broker: str, topics: Topics, unstarted_worker: WorkerProcess
 ) -> None:
     worker = unstarted_worker
-    events = list(generate(CONFIG))
+    events = plain(generate(CONFIG))
     records = keyed(events)
     expected_alerts, expected_windows = uninterrupted(records)
     for i, bad in enumerate(MALFORMED):

@@ -61,7 +61,7 @@ from tests.integration.scenario import (
     ready_partitions,
     session_of,
 )
-from tests.support.events import T0
+from tests.support.events import T0, plain
 
 PARTITIONS = 4
 SESSION_TIMEOUT_S = 90
@@ -112,7 +112,7 @@ def restored(log: str) -> list[int]:
 def test_a_static_member_restarted_after_kill_9_gets_its_partitions_back_without_a_rebalance(
     broker: str, topics: Topics, workers: dict[str, WorkerProcess]
 ) -> None:
-    events = list(generate(CONFIG))
+    events = plain(generate(CONFIG))
     sessions = expected_sessions(events)
     tier_ids = expected_tier_ids(events)
     assert len(sessions) > 300 and len(tier_ids) > 100

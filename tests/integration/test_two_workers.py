@@ -44,7 +44,7 @@ from tests.integration.scenario import (
     restores,
     session_of,
 )
-from tests.support.events import T0
+from tests.support.events import T0, plain
 
 PARTITIONS = 8
 # 120 concurrent streams, each living ~90 s of event time before a new one takes its slot,
@@ -184,7 +184,7 @@ async def run_scenario(
 def test_two_workers_each_killed_9_and_restarted_give_exact_alerts(
     broker: str, topics: Topics, workers: tuple[WorkerProcess, WorkerProcess]
 ) -> None:
-    events = list(generate(CONFIG))
+    events = plain(generate(CONFIG))
     sessions = expected_sessions(events)
     tier_ids = expected_tier_ids(events)
     assert len(sessions) > 300 and len(tier_ids) > 100

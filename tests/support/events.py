@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from processor.contract import Event, to_event
 
@@ -14,6 +17,12 @@ T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a multiple of every window step 
 def typed(event: dict[str, Any]) -> Event:
     """The contract Struct of an event dict built here; raises if the dict breaks the contract."""
     return to_event(event)
+
+
+def plain(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """Events (the simulator's Structs) as the JSON objects of their records: the dicts the
+    builders here make, and the reference models read."""
+    return [msgspec.to_builtins(event) for event in events]
 
 
 @dataclass

@@ -2,12 +2,12 @@
 
 It keeps every counted contribution of a stream in a plain list and recomputes each
 window's sums from it at every point where the engine keeps running sums; tiers, growth,
-streak rules, grace, sessions and ids are re-derived from design.md and the README, so a
+streak rules, grace, sessions and ids are re-derived from docs/domain.md and the README, so a
 bug in the engine's incremental bookkeeping cannot hide in both. Idle decay (wall-clock
 driven) is not modelled: scenarios that use this model end their streams or stay inside
 their windows.
 
-Issue 10 (top users, viewers, spikes, goals) is re-derived from the issue's spec the same
+Top users, viewers, spikes and goals are re-derived from the README's engagement section the same
 way: top users are recomputed by replaying a scope's contributions, in arrival order,
 through a naive Space-Saving summary (a dict and a min() over it); spike baselines and the
 re-arm test are recomputed from the contribution list at every evaluation.
@@ -16,33 +16,39 @@ re-arm test are recomputed from the contribution list at every evaluation.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from processor.core.engine import EngineConfig
 
+_ENGINE = EngineConfig()  # the settings' defaults
+# the model's names of the engine's parameters, where they differ
+_ENGINE_NAMES = {"window_ms": "tier_window_ms", "step_ms": "tier_step_ms"}
+
 
 @dataclass
 class Params:
-    window_ms: int = 600_000
-    step_ms: int = 10_000
-    tumbling_ms: int = 60_000
-    grace_ms: int = 10_000
-    moderate: int = 1_000
-    high: int = 10_000
-    hysteresis: float = 0.10
-    session_moderate: int = 1_000
-    session_high: int = 10_000
-    usd_per_coin: float = 0.005
-    top_users: int = 5
-    top_users_tracked: int = 32
-    spike_ratio: float = 2.0
-    spike_rearm_ratio: float = 1.5
-    spike_min_likes: int = 500
-    spike_min_coins: int = 1_000
-    spike_history_ms: int = 180_000
-    like_goals: tuple[int, ...] = ()
-    coin_goals: tuple[int, ...] = ()
+    """The parameters the model follows; by default the worker's."""
+
+    window_ms: int = _ENGINE.tier_window_ms
+    step_ms: int = _ENGINE.tier_step_ms
+    tumbling_ms: int = _ENGINE.tumbling_ms
+    grace_ms: int = _ENGINE.grace_ms
+    moderate: int = _ENGINE.moderate
+    high: int = _ENGINE.high
+    hysteresis: float = _ENGINE.hysteresis
+    session_moderate: int = _ENGINE.session_moderate
+    session_high: int = _ENGINE.session_high
+    usd_per_coin: float = _ENGINE.usd_per_coin
+    top_users: int = _ENGINE.top_users
+    top_users_tracked: int = _ENGINE.top_users_tracked
+    spike_ratio: float = _ENGINE.spike_ratio
+    spike_rearm_ratio: float = _ENGINE.spike_rearm_ratio
+    spike_min_likes: int = _ENGINE.spike_min_likes
+    spike_min_coins: int = _ENGINE.spike_min_coins
+    spike_history_ms: int = _ENGINE.spike_history_ms
+    like_goals: tuple[int, ...] = _ENGINE.like_goals
+    coin_goals: tuple[int, ...] = _ENGINE.coin_goals
 
 
 class _Count(NamedTuple):
@@ -97,27 +103,8 @@ RANK = {"low": 0, "moderate": 1, "high": 2}
 
 def engine_config(p: Params) -> EngineConfig:
     """The engine configured like the model (only a mapping: no logic is shared)."""
-    return EngineConfig(
-        tier_window_ms=p.window_ms,
-        tier_step_ms=p.step_ms,
-        tumbling_ms=p.tumbling_ms,
-        grace_ms=p.grace_ms,
-        moderate=p.moderate,
-        high=p.high,
-        hysteresis=p.hysteresis,
-        session_moderate=p.session_moderate,
-        session_high=p.session_high,
-        usd_per_coin=p.usd_per_coin,
-        top_users=p.top_users,
-        top_users_tracked=p.top_users_tracked,
-        spike_ratio=p.spike_ratio,
-        spike_rearm_ratio=p.spike_rearm_ratio,
-        spike_min_likes=p.spike_min_likes,
-        spike_min_coins=p.spike_min_coins,
-        spike_history_ms=p.spike_history_ms,
-        like_goals=p.like_goals,
-        coin_goals=p.coin_goals,
-    )
+    values = {_ENGINE_NAMES.get(f.name, f.name): getattr(p, f.name) for f in fields(p)}
+    return EngineConfig(**values)
 
 
 def _id(*parts: object) -> str:

@@ -3,7 +3,7 @@
 It follows aiokafka's ``AIOKafkaProducer`` as the worker uses it, fencing included: once
 :meth:`FakeTransactionalProducer.fence` is called, the next send raises ``ProducerFenced``
 and every transactional call after it ``AssertionError``, as aiokafka 0.14 does against
-Kafka 4.3.1 (see the design brief).
+Kafka 4.3.1 (docs/platform.md, Transactions).
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def test_alert_lines(alert: dict[str, Any], line: str) -> None:
     assert format_alert(alert) == line
 
 
-# --- issue 10: spike, goal_reached, and top / viewers on the existing types ----------------
+# --- spike, goal_reached, and top / viewers on the existing types -------------------------
 
 MINUTE = {"start": 1_767_225_660_000, "end": 1_767_225_720_000}  # 00:01:00 - 00:02:00
 TOP: dict[str, Any] = {

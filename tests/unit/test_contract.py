@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 
+from processor import schemas
 from processor.contract import (
     EVENT_CLASSES,
     EVENT_SCHEMA,
@@ -30,6 +31,7 @@ from processor.contract import (
     load_schema,
     to_event,
 )
+from processor.core.alerts import ALERT_CLASSES, ALERT_TYPES, type_of
 from tests.support.events import T0, StreamScript, typed
 
 VALID = StreamScript("s1").likes(T0, 3)
@@ -715,3 +717,21 @@ def test_duplicate_keys_are_found_exactly(
         assert result.detail.startswith("duplicate key "), result
     else:
         assert result == to_event(sample)
+
+
+# --- the output contracts: schemas generated from the Structs of core/alerts.py -------------
+
+
+def test_checked_in_output_schemas_are_the_generated_ones() -> None:
+    """schemas/alert.v1 and window.v1 are written by ``python -m processor.schemas``: the
+    checked-in files cannot drift from the Structs the worker encodes."""
+    for path, text in schemas.rendered().items():
+        assert path.read_text() == text, f"{path.name} is stale: run python -m processor.schemas"
+    assert schemas.main(["--check"]) == 0
+
+
+def test_the_alert_schema_lists_every_alert_type_of_the_union() -> None:
+    schema = schemas.alert_schema()
+    assert schema["properties"]["type"]["enum"] == list(ALERT_TYPES)
+    assert [type_of(cls) for cls in ALERT_CLASSES] == list(ALERT_TYPES)
+    assert {"tier_changed", "stream_ended", "spike", "goal_reached"} <= set(ALERT_TYPES)

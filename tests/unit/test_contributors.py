@@ -10,14 +10,36 @@ from processor.core.contributors import Summary, top
 @pytest.mark.parametrize(
     ("capacity", "likes", "rows", "exact"),
     [
-        (3, [("a", 3), ("b", 1), ("a", 2)], [("a", 5), ("b", 1)], True),
-        (2, [("a", 3), ("b", 1)], [("a", 3), ("b", 1)], True),
-        # c arrives at a full summary: b (the smallest) leaves, c inherits its 1
-        (2, [("a", 3), ("b", 1), ("c", 2)], [("a", 3), ("c", 3)], False),
-        # a tie on value evicts the smallest user id
-        (2, [("b", 1), ("a", 1), ("c", 5)], [("b", 1), ("c", 6)], False),
-        # an evicted user coming back is new again
-        (1, [("a", 2), ("b", 1), ("a", 1)], [("a", 4)], False),
+        pytest.param(
+            3,
+            [("a", 3), ("b", 1), ("a", 2)],
+            [("a", 5), ("b", 1)],
+            True,
+            id="a-returning-liker-adds-up",
+        ),
+        pytest.param(2, [("a", 3), ("b", 1)], [("a", 3), ("b", 1)], True, id="exact-at-capacity"),
+        # b (the smallest) leaves, c inherits its 1
+        pytest.param(
+            2,
+            [("a", 3), ("b", 1), ("c", 2)],
+            [("a", 3), ("c", 3)],
+            False,
+            id="new-user-at-full-summary-evicts-the-smallest",
+        ),
+        pytest.param(
+            2,
+            [("b", 1), ("a", 1), ("c", 5)],
+            [("b", 1), ("c", 6)],
+            False,
+            id="tie-on-value-evicts-the-smallest-user-id",
+        ),
+        pytest.param(
+            1,
+            [("a", 2), ("b", 1), ("a", 1)],
+            [("a", 4)],
+            False,
+            id="evicted-user-coming-back-is-new-again",
+        ),
     ],
 )
 def test_likers_are_exact_up_to_capacity_then_evict_the_smallest(
@@ -32,9 +54,21 @@ def test_likers_are_exact_up_to_capacity_then_evict_the_smallest(
 @pytest.mark.parametrize(
     ("capacity", "gifts", "rows", "exact"),
     [
-        (2, [("a", 10, 1), ("b", 5, 5), ("a", 1, 1)], [("a", 11, 2), ("b", 5, 5)], True),
-        # gifters rank by coins: b (5 coins) leaves, c inherits its coins and gift count
-        (2, [("a", 10, 1), ("b", 5, 5), ("c", 1, 1)], [("a", 10, 1), ("c", 6, 6)], False),
+        pytest.param(
+            2,
+            [("a", 10, 1), ("b", 5, 5), ("a", 1, 1)],
+            [("a", 11, 2), ("b", 5, 5)],
+            True,
+            id="a-returning-gifter-adds-coins-and-gifts",
+        ),
+        # b (5 coins, but 5 gifts) leaves, c inherits its coins and gift count
+        pytest.param(
+            2,
+            [("a", 10, 1), ("b", 5, 5), ("c", 1, 1)],
+            [("a", 10, 1), ("c", 6, 6)],
+            False,
+            id="eviction-by-coins-not-gift-count",
+        ),
     ],
 )
 def test_gifters_rank_by_coins_and_carry_their_gift_counts(

@@ -6,8 +6,8 @@ from typing import Any
 from jsonschema import Draft7Validator
 
 from processor.contract import ALERT_SCHEMA
-from processor.core import snapshot
-from processor.core.alerts import GoalReached, Spike, StreamEnded, WindowClosed
+from processor.core import checkpoint
+from processor.core.alerts import GoalReached, Liker, Spike, StreamEnded, WindowClosed
 from processor.core.engine import ARMED, Engine, EngineConfig
 from tests.support.events import T0, StreamScript, typed
 
@@ -98,7 +98,7 @@ def test_a_coin_spike_fires_once_per_minute_and_rearms_after_a_calm_minute() -> 
     (again,) = alerts(engine, [gift(s, T0 + 101_000, "d", 50)])
     assert isinstance(again, Spike)
     assert (again.value, again.baseline, again.ratio, again.threshold) == (50, 4.8, 10.42, 10.0)
-    assert again.baseline_minutes == 0.83 and again.minute_start == T0 + 100_000
+    assert again.baseline_minutes == 0.83 and again.minute.start == T0 + 100_000
     assert again.alert_id != spike.alert_id
 
 
@@ -128,7 +128,7 @@ def test_a_likes_spike_names_the_minute_s_likers() -> None:
     # likes are the growth of the room total (5 + 7 = 12); likers their own counts (5, 3)
     assert isinstance(spike, Spike) and spike.metric == "likes"
     assert (spike.value, spike.baseline, spike.threshold) == (12, 2.0, 10.0)
-    assert spike.top.likers == (("a", 5), ("c", 3))
+    assert spike.top.likers == (Liker("a", 5), Liker("c", 3))
 
 
 def test_stream_ended_carries_session_top_users_and_viewer_figures() -> None:
@@ -191,7 +191,7 @@ def test_everything_new_comes_back_from_a_checkpoint() -> None:
         gift(s, T0 + 41_000, "c", 10),  # a spike: the detector is disarmed
     ]
     assert len(alerts(engine, events)) == 1
-    restored = snapshot.restore(snapshot.changes(engine, 5), CONFIG, 0).engine
+    restored = checkpoint.restore(checkpoint.changes(engine, 5), CONFIG, 0).engine
     assert restored.streams == engine.streams
     rest = [gift(s, T0 + 45_000, "a", 99), s.viewers(T0 + 50_000, 3), s.end(T0 + 70_000)]
     assert [a.to_record(0) for a in alerts(restored, rest)] == [

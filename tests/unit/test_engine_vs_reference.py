@@ -35,7 +35,7 @@ PARAMS = Params(
     like_goals=(100, 120, 400, 1_500),  # 100 and 120 close: one count can cross both
     coin_goals=(50, 60, 150, 600),
 )
-CONFIG = engine_config(PARAMS)  # test_snapshot replays these scenarios too
+CONFIG = engine_config(PARAMS)  # test_checkpoint replays these scenarios too
 # The same with room for only three of the six users: Space-Saving evicts and inherits.
 EVICTING = replace(PARAMS, top_users=2, top_users_tracked=3)
 USERS = [f"u{i}" for i in range(6)]
@@ -100,7 +100,7 @@ def run_engine(events: list[dict[str, Any]], params: Params) -> Expected:
 
 
 def features(expected: Expected) -> set[str]:
-    """Which of issue 10's outputs a scenario exercises (to show the test is not vacuous)."""
+    """Which engagement outputs a scenario exercises (to show the test is not vacuous)."""
     found = {a["type"] for a in expected.alerts}
     fired = Counter((a["stream_id"], a["metric"]) for a in expected.alerts if a["type"] == "spike")
     if fired and max(fired.values()) > 1:

@@ -98,32 +98,34 @@ class Consumer:
 
 def test_the_worker_is_ready_once_its_assigned_partitions_are_restored() -> None:
     _, worker = new_worker()
-    worker.store = FakeStore({})  # type: ignore[assignment]
-    assert worker.readiness() == Status(False, "not connected to the broker")
-    worker.consumer = Consumer()  # type: ignore[assignment]
-    assert worker.readiness() == Status(False, "joining consumer group 'unit-app'")
+    worker.assignment.store = FakeStore({})  # type: ignore[assignment]
+    assert worker.progress.readiness() == Status(False, "not connected to the broker")
+    worker.owned.consumer = Consumer()  # type: ignore[assignment]
+    assert worker.progress.readiness() == Status(False, "joining consumer group 'unit-app'")
 
-    asyncio.run(worker.on_assigned({TopicPartition("ev", 1), TopicPartition("ev", 3)}))
-    assert worker.readiness() == Status(
+    asyncio.run(worker.assignment.on_assigned({TopicPartition("ev", 1), TopicPartition("ev", 3)}))
+    assert worker.progress.readiness() == Status(
         True, "ready: partitions [1, 3] of 'ev' assigned and restored"
     )
 
     async def revoke_then_look() -> Status:
-        await worker.on_revoked({TopicPartition("ev", 1), TopicPartition("ev", 3)})
-        return worker.readiness()
+        await worker.assignment.on_revoked({TopicPartition("ev", 1), TopicPartition("ev", 3)})
+        return worker.progress.readiness()
 
     assert asyncio.run(revoke_then_look()) == Status(
         False, "rebalancing: partitions are being revoked or restored"
     )
-    asyncio.run(worker.on_assigned(set()))  # more members than partitions: a standby
-    assert worker.readiness() == Status(True, "ready: partitions [] of 'ev' assigned and restored")
+    asyncio.run(worker.assignment.on_assigned(set()))  # more members than partitions: a standby
+    assert worker.progress.readiness() == Status(
+        True, "ready: partitions [] of 'ev' assigned and restored"
+    )
 
 
 def test_a_worker_that_stopped_on_an_error_is_not_ready() -> None:
     _, worker = new_worker()
-    worker.store = FakeStore({2: [(b"p", b"\xc1 not a checkpoint")]})  # type: ignore[assignment]
-    worker.consumer = Consumer()  # type: ignore[assignment]
-    asyncio.run(worker.on_assigned({TopicPartition("ev", 2)}))
-    ready = worker.readiness()
+    worker.assignment.store = FakeStore({2: [(b"p", b"\xc1 not a checkpoint")]})  # type: ignore[assignment]
+    worker.owned.consumer = Consumer()  # type: ignore[assignment]
+    asyncio.run(worker.assignment.on_assigned({TopicPartition("ev", 2)}))
+    ready = worker.progress.readiness()
     assert not ready.ok
     assert ready.detail.startswith("stopped: state topic 'unit-app.state' partition 2")

@@ -12,8 +12,22 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor.contract import Reason
-from processor.core.alerts import GoalReached, Spike, TierChanged, TopUsers, Viewers, WindowSnapshot
+from processor.core.alerts import (
+    Gifter,
+    GoalReached,
+    Liker,
+    Minute,
+    Spike,
+    TierChanged,
+    TopUsers,
+    ViewerFigures,
+    WindowSnapshot,
+)
 from processor.core.engine import Engine, EngineConfig
+from processor.core.standings import (
+    minute_coins,
+    standings,
+)
 from processor.core.tiers import Tier
 from processor.metrics import (
     ALERT_LATENCY_BUCKETS,
@@ -21,11 +35,6 @@ from processor.metrics import (
     DEAD_LETTER_REASONS,
     EVENT_TYPES,
     Metrics,
-    consumer_lag,
-    minute_coins,
-    top_minute_coins,
-    top_streams,
-    top_values,
 )
 from processor.settings import ConfigError, load_settings
 from processor.worker.partitions import Applied
@@ -48,11 +57,12 @@ def alert(from_tier: Tier = Tier.LOW, to_tier: Tier = Tier.MODERATE) -> TierChan
         policy="window_likes",
         from_tier=from_tier,
         to_tier=to_tier,
+        direction="up" if to_tier.rank > from_tier.rank else "down",
         value=1_000,
         threshold=1_000,
         event_time=T0,
         window=WindowSnapshot(T0 - 600_000, T0, 1_000, 0, 0, 0.0),
-        top=TopUsers(T0 - 600_000, T0, True, (), (("u1", 1_000),)),
+        top=TopUsers(T0 - 600_000, T0, True, (), (Liker("u1", 1_000),)),
         viewers=None,
     )
 
@@ -68,16 +78,24 @@ def spike(metric: str = "coins", minute_start: int = T0) -> Spike:
         baseline_minutes=9.17,
         ratio=16.15,
         threshold=631.5,
-        minute_start=minute_start,
-        minute_end=minute_start + 60_000,
+        minute=Minute(minute_start, minute_start + 60_000),
         event_time=minute_start + 1_000,
-        top=TopUsers(minute_start, minute_start + 60_000, True, (("u1", 3_400, 2),), ()),
-        viewers=Viewers(40, 55, 41.5),
+        top=TopUsers(minute_start, minute_start + 60_000, True, (Gifter("u1", 3_400, 2),), ()),
+        viewers=ViewerFigures(40, 55, 41.5),
     )
 
 
 def goal(metric: str = "likes", value: int = 5_000) -> GoalReached:
-    return GoalReached("g" + metric, "s1", "c1", metric, value, value, T0, None)
+    return GoalReached(
+        alert_id="g" + metric,
+        stream_id="s1",
+        creator_id="c1",
+        metric=metric,
+        goal=value,
+        value=value,
+        event_time=T0,
+        viewers=None,
+    )
 
 
 def test_alert_latency_is_observed_only_for_alerts_an_event_caused() -> None:
@@ -255,7 +273,7 @@ def test_refresh_sets_stream_gauges_lag_and_the_top_k_by_value_then_stream_id() 
         b.gift(T0 + 4_000, 1, 1, streakable=False, end=True),  # 1 coin
     ]
     engine = engine_with(events)  # e has no likes and no coins: in neither top list
-    m.refresh(engine, now=T0 / 1000 + 12.5)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 12.5)
 
     assert r.get_sample_value("livepulse_active_streams") == 5
     assert r.get_sample_value("livepulse_streams", {"tier": "low"}) == 4
@@ -277,7 +295,7 @@ def test_refresh_sets_stream_gauges_lag_and_the_top_k_by_value_then_stream_id() 
     # streams that end vanish from every gauge at the next refresh
     engine.process(typed(a.end(T0 + 5_000)))
     engine.process(typed(d.end(T0 + 5_000)))
-    m.refresh(engine, now=T0 / 1000 + 20)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 20)
     assert r.get_sample_value("livepulse_active_streams") == 3
     assert sample_map(r, "livepulse_top_stream_likes") == {("1", "b"): 500, ("2", "c"): 500}
     assert sample_map(r, "livepulse_top_stream_coins") == {("1", "c"): 60, ("2", "b"): 1}
@@ -286,7 +304,7 @@ def test_refresh_sets_stream_gauges_lag_and_the_top_k_by_value_then_stream_id() 
     # with no stream at all the lag is undefined: no series rather than a made-up number
     for s in (b, c, e):
         engine.process(typed(s.end(T0 + 6_000)))
-    m.refresh(engine, now=T0 / 1000 + 30)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 30)
     assert r.get_sample_value("livepulse_stream_time_lag_seconds") is None
     assert sample_map(r, "livepulse_top_stream_likes") == {}
     assert r.get_sample_value("livepulse_active_streams") == 0
@@ -304,7 +322,7 @@ def test_refresh_over_several_engines_ranks_their_streams_together() -> None:
             c.likes(T0 + 3_000, 5, dropped=195),  # 200
         ]
     )
-    m.refresh([one, two], now=T0 / 1000 + 10)
+    m.refresh(standings([one, two], m.top_k), now=T0 / 1000 + 10)
     assert r.get_sample_value("livepulse_active_streams") == 3
     assert r.get_sample_value("livepulse_streams", {"tier": "moderate"}) == 1
     assert r.get_sample_value("livepulse_streams", {"tier": "low"}) == 2
@@ -333,7 +351,7 @@ def test_top_streams_by_coins_in_the_trailing_minute_of_stream_time() -> None:
     states = engine.streams
     assert [minute_coins(states[x], 60_000) for x in "abcdef"] == [67, 100, 67, 67, 0, 0]
     assert (states["a"].window.coins, states["e"].window.coins) == (567, 200)
-    m.refresh(engine, now=T0 / 1000 + 80)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 80)
     assert sample_map(r, "livepulse_top_stream_coins_per_minute") == {
         ("1", "b"): 100,
         ("2", "a"): 67,
@@ -348,7 +366,7 @@ def test_top_streams_by_coins_in_the_trailing_minute_of_stream_time() -> None:
 
     # stream time moves on: b's coins leave its minute (still in its tier window)
     engine.process(typed(b.likes(T0 + 70_000, 1)))
-    m.refresh(engine, now=T0 / 1000 + 81)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 81)
     assert minute_coins(states["b"], 60_000) == 0
     assert sample_map(r, "livepulse_top_stream_coins_per_minute") == {
         ("1", "a"): 67,
@@ -372,7 +390,7 @@ def test_the_minute_of_coins_per_minute_is_the_engines_tumbling_window() -> None
     # minute = 20 s: buckets T0+10 s .. T0+20 s
     assert minute_coins(engine.streams["s"], config.tumbling_ms) == 60
     m, r = new_metrics()
-    m.refresh(engine, now=T0 / 1000 + 30)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 30)
     assert sample_map(r, "livepulse_top_stream_coins_per_minute") == {("1", "s"): 60}
 
 
@@ -381,7 +399,7 @@ def test_coins_per_minute_sums_buckets_only_for_streams_with_windowed_coins(
 ) -> None:
     """The refresh runs every 2 s over up to 100k streams: a stream without coins in its
     tier window has none in its minute, and costs no walk over its buckets."""
-    import processor.metrics as module
+    import processor.core.standings as module
 
     summed: list[str] = []
     real = module.minute_coins
@@ -395,44 +413,9 @@ def test_coins_per_minute_sums_buckets_only_for_streams_with_windowed_coins(
     events = [s.likes(T0 + 1_000, 3) for s in scripts]
     events += [s.gift(T0 + 2_000, 5, 1, False, True) for s in scripts[::10]]
     m, r = new_metrics()
-    m.refresh(engine_with(events), now=T0 / 1000 + 3)
+    m.refresh(standings(engine_with(events), m.top_k), now=T0 / 1000 + 3)
     assert sorted(summed) == ["s00", "s10", "s20", "s30"]
     assert len(sample_map(r, "livepulse_top_stream_coins_per_minute")) == 4
-
-
-class State(NamedTuple):
-    stream_id: str
-    likes: int
-
-
-def test_top_streams_is_bounded_ordered_and_skips_zeros() -> None:
-    streams = [State(f"s{i:03d}", (i * 7) % 13) for i in range(200)]
-    top = top_streams(streams, 10, lambda s: s.likes)
-    want = sorted(((s.stream_id, s.likes) for s in streams if s.likes), key=lambda x: (-x[1], x[0]))
-    assert top == want[:10]
-    assert top[:3] == [("s011", 12), ("s024", 12), ("s037", 12)]
-    assert top_streams(streams[:1], 10, lambda s: s.likes) == []
-
-
-@pytest.mark.parametrize(
-    ("ends", "committed", "earliest", "lag"),
-    [
-        ({0: 100}, {0: 90}, {0: 0}, {0: 10}),
-        ({0: 50}, {0: 50}, {0: 0}, {0: 0}),
-        ({0: 7}, {0: None}, {0: 2}, {0: 5}),  # never committed: from the earliest offset
-        ({0: 0}, {}, {0: 0}, {0: 0}),
-        ({0: 5}, {0: 9}, {0: 0}, {0: 0}),  # never negative
-        ({0: 5}, {0: None}, {}, {}),  # nothing known to count from: left out
-        ({0: 100, 1: 50, 2: 7}, {0: 90, 1: 50, 2: None}, {2: 2}, {0: 10, 1: 0, 2: 5}),
-    ],
-)
-def test_consumer_lag_is_end_minus_committed(
-    ends: dict[int, int],
-    committed: dict[int, int | None],
-    earliest: dict[int, int],
-    lag: dict[int, int],
-) -> None:
-    assert consumer_lag(ends, committed, earliest) == lag
 
 
 def test_consumer_lag_series_follow_the_assignment() -> None:
@@ -460,7 +443,7 @@ def populated() -> tuple[Metrics, CollectorRegistry]:
         Applied(events={"like": 1, "gift": 1}, likes=5, gifts=1, coins=5, windows=1), now=0.0
     )
     m.record_alert(alert(), 0.1)
-    m.refresh(engine, now=T0 / 1000 + 1)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 1)
     m.set_consumer_lag({0: 0})
     return m, r
 
@@ -494,7 +477,7 @@ def test_names_follow_prometheus_conventions_and_stream_ids_stay_bounded() -> No
     engine = engine_with(
         [StreamScript(f"s{i}").likes(T0 + i, 1 + i % 15, dropped=i) for i in range(1_000)]
     )
-    m.refresh(engine, now=T0 / 1000)
+    m.refresh(standings(engine, m.top_k), now=T0 / 1000)
     assert len(sample_map(r2, "livepulse_top_stream_likes")) == 5  # 1,000 streams, 5 series
 
 
@@ -546,31 +529,6 @@ def test_the_text_exposition_parses_back_to_the_same_finite_samples() -> None:
     assert all(math.isfinite(v) for v in direct.values())
 
 
-@pytest.mark.parametrize("k", [1, 3, 10])
-@pytest.mark.parametrize("seed", range(5))
-def test_top_minute_coins_equals_summing_every_stream(k: int, seed: int) -> None:
-    """The pruned scan gives what summing every stream's minute gives, ties included."""
-    import random
-
-    rng = random.Random(seed)
-    engines = []
-    for part in range(3):
-        events = []
-        for i in range(30):
-            s = StreamScript(f"p{part}s{i:02d}")
-            for step in range(rng.randrange(4)):  # some gifts an old minute, some this one
-                ts = T0 + rng.choice([1_000, 30_000, 100_000, 130_000]) + step
-                events.append(s.gift(ts, rng.choice([1, 5, 5, 30]), 1, False, True))
-            events.append(s.likes(T0 + 131_000, 1))
-        engines.append(engine_with(events))
-    every = (
-        (state.stream_id, minute_coins(state, engine.config.tumbling_ms))
-        for engine in engines
-        for state in engine.streams.values()
-    )
-    assert top_minute_coins(engines, k) == top_values(every, k)
-
-
 def test_transactions_and_lost_partitions_count_by_result_and_cause() -> None:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
@@ -586,3 +544,20 @@ def test_transactions_and_lost_partitions_count_by_result_and_cause() -> None:
     assert sample("livepulse_transactions_total", {"result": "failed"}) == 1
     assert sample("livepulse_partitions_lost_total", {"cause": "fenced"}) == 2
     assert sample("livepulse_partitions_lost_total", {"cause": "failed"}) == 1
+
+
+def test_the_metrics_module_only_records_and_imports_nothing_above_it() -> None:
+    """What the gauges show is measured by the domain (standings) and the worker (lag);
+    the metrics module imports neither the worker nor any command."""
+    import ast
+
+    tree = ast.parse((ROOT / "processor" / "metrics.py").read_text())
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {
+        a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
+    }
+    inside = {name for name in imported if name.startswith("processor")}
+    assert inside <= {"processor.contract", "processor.core.alerts", "processor.core.engine"} | {
+        "processor.core.standings",
+        "processor.core.tiers",
+    }

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 
@@ -65,7 +66,7 @@ def test_a_batch_is_applied_and_dead_lettered_record_by_record() -> None:
     state = PartitionState(3, Engine(CONFIG), ROUTES)
     applied = state.apply(recs(scenario()), wall_ms=T0)
 
-    assert state.applied == 9 and state.dirty
+    assert state.applied_offset == 9 and state.dirty
     assert applied.events == {"live_start": 2, "like": 2, "gift": 1, "live_end": 1}
     assert (applied.likes, applied.gifts, applied.coins) == (101, 2, 60)
     dead = [r for r in applied.records if r.topic == "dl"]
@@ -124,13 +125,13 @@ def test_records_a_checkpoint_holds_are_skipped_whole() -> None:
     assert [r.key for r in checkpoint][-1] == b"p"
 
     restored = PartitionState.restore(0, as_log(checkpoint), CONFIG, ROUTES, T0)
-    assert (restored.applied, restored.ahead) == (4, {})
+    assert (restored.applied_offset, restored.ahead) == (4, {})
     # the consumer rewinds to an older commit: offsets 2..4 come again, then new ones
     again = restored.apply(recs(events[2:], first=2), wall_ms=T0)
 
     whole = PartitionState(0, Engine(CONFIG), ROUTES).apply(recs(events), wall_ms=T0)
     assert first.records + again.records == whole.records
-    assert restored.applied == 9
+    assert restored.applied_offset == 9
 
 
 def test_after_a_checkpoint_cut_short_each_stream_skips_what_its_record_holds() -> None:
@@ -153,7 +154,7 @@ def test_after_a_checkpoint_cut_short_each_stream_skips_what_its_record_holds() 
     cut_short = [r for r in as_log(state.checkpoint()) if r[0] == b"s:a"]  # then the crash
 
     restored = PartitionState.restore(0, log + cut_short, CONFIG, ROUTES, T0)
-    assert (restored.applied, restored.ahead) == (1, {"a": 3})
+    assert (restored.applied_offset, restored.ahead) == (1, {"a": 3})
     again = restored.apply(recs(events[2:], first=2), wall_ms=T0)  # from the commit at 2
     assert again.gifts == 3  # b's two gifts, a's second: a's first is in its record
     sessions = {sid: st.session.gifts for sid, st in restored.engine.streams.items()}
@@ -241,7 +242,7 @@ def test_a_checkpoint_encoded_over_several_batches_restores_exactly(budget: int)
     assert covered == 7
 
     restored = PartitionState.restore(0, log, CONFIG, ROUTES, T0)
-    assert restored.applied == 7
+    assert restored.applied_offset == 7
     again = restored.apply(records[covered + 1 :], wall_ms=T0)  # from the commit, covered + 1
     whole = PartitionState(0, Engine(CONFIG), ROUTES)
     whole.apply(records, wall_ms=T0)
@@ -281,6 +282,23 @@ def test_a_stream_that_ends_and_is_forgotten_while_a_checkpoint_is_encoded() -> 
     whole.apply(records, wall_ms=T0)
     assert {sid: st.session.gifts for sid, st in restored.engine.streams.items()} == {"a": 1}
     assert dict(restored.engine.ended) == dict(whole.engine.ended) == {"b": T0 + 3_000}
+
+
+def test_the_partition_maps_stream_ends_to_the_offsets_that_caused_them() -> None:
+    """The engine knows no offsets: the partition records where each stream ended, its
+    marker carries that offset, and the offset is dropped once the stream is forgotten."""
+    config = dataclasses.replace(CONFIG, ended_memory=1)
+    a, b = StreamScript("a"), StreamScript("b")
+    events = [a.start(T0), a.end(T0 + 1_000), b.start(T0), b.end(T0 + 2_000)]
+    state = PartitionState(0, Engine(config), ROUTES)
+    state.apply(recs(events), wall_ms=T0)
+    assert not hasattr(state.engine, "offset") and not hasattr(state.engine, "end_offsets")
+    assert state.end_offsets == {"a": 1, "b": 3}  # a is forgotten, its marker not yet written
+    written = state.checkpoint()
+    markers = {r.key: msgspec.msgpack.decode(r.value) for r in written if r.value is not None}
+    assert (markers[b"e:a"]["end_offset"], markers[b"e:b"]["end_offset"]) == (1, 3)
+    state.checkpoint()  # a's marker goes: where it ended is needed no more
+    assert state.end_offsets == {"b": 3}
 
 
 def crash_scenario() -> tuple[list[Rec], int]:

@@ -5,7 +5,7 @@ import pytest
 from processor.settings import ConfigError, Settings, load_settings
 
 
-def test_defaults_match_the_design_brief() -> None:
+def test_defaults_are_a_local_broker_the_live_topics_and_the_readme_tiers() -> None:
     s = load_settings(env={})
     assert (s.broker, s.events_topic, s.alerts_topic, s.dlq_topic) == (
         "127.0.0.1:9092",
@@ -248,3 +248,42 @@ def test_a_bad_group_instance_id_in_the_file_names_the_setting(tmp_path: Path) -
 )
 def test_the_future_skew_is_five_minutes_unless_set(env: dict[str, str], seconds: int) -> None:
     assert load_settings(env=env).max_future_skew_seconds == seconds
+
+
+def test_the_readme_configuration_table_is_what_the_declarations_generate() -> None:
+    """Each setting is declared once; the README's table is generated from the
+    declarations (``python -m processor.settings``), and must not drift from them."""
+    from processor.settings import readme_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    start = section.index("| environment variable |")
+    assert section[start : section.index("\n\n", start) + 1] == readme_table()
+
+
+def test_the_engine_configuration_comes_from_the_settings() -> None:
+    """Every engine parameter but the memory of ended streams is a setting; the engine's
+    defaults are the settings' defaults, in its units."""
+    import dataclasses
+
+    from processor.core.engine import EngineConfig
+    from processor.settings import engine_values
+
+    fields = {f.name for f in dataclasses.fields(EngineConfig)}
+    assert set(engine_values(Settings())) == fields - {"ended_memory"}
+    assert EngineConfig.from_settings(Settings()) == EngineConfig()
+    config = EngineConfig.from_settings(
+        load_settings(env={"LIVEPULSE_TIER_WINDOW_SECONDS": "300", "LIVEPULSE_LIKE_GOALS": "5,9"})
+    )
+    assert (config.tier_window_ms, config.like_goals) == (300_000, (5, 9))
+
+
+def test_help_lists_every_setting_with_its_default_and_help() -> None:
+    import re
+
+    from processor.settings import DECLARATIONS, help_text
+
+    text = help_text()
+    assert text.count("LIVEPULSE_") >= len(DECLARATIONS)
+    assert re.search(r"LIVEPULSE_SPIKE_REARM_RATIO +default 1\.5\n +after a spike, the", text)
+    assert "](#" not in text and "`" not in text  # Markdown links and code marks are dropped

@@ -19,13 +19,12 @@ import fastjsonschema
 import pytest
 from jsonschema import Draft7Validator
 
+from processor.contract import encode_event
 from processor.settings import Settings
 from processor.simulator import cli
 from processor.simulator.generator import (
     GIFTS,
-    Event,
     SimulationConfig,
-    encode_event,
     generate,
     read_ndjson,
     record_key,
@@ -34,10 +33,12 @@ from processor.simulator.generator import (
 )
 from processor.simulator.producer import BrokerError, produce
 from processor.simulator.progress import ProgressReporter
+from tests.support.events import plain
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "event.v1.schema.json"
 START = 1_700_000_000_000
 NO_USER_TYPES = {"live_start", "live_end", "viewers"}
+Event = dict[str, Any]  # an event as the JSON object of its record
 
 CONFIGS: dict[str, SimulationConfig] = {
     "default-30s": SimulationConfig(start_ms=START, duration_s=20),
@@ -54,7 +55,7 @@ CONFIGS: dict[str, SimulationConfig] = {
 
 @cache
 def events_of(name: str) -> tuple[Event, ...]:
-    return tuple(generate(CONFIGS[name]))
+    return tuple(plain(generate(CONFIGS[name])))
 
 
 @cache
@@ -102,8 +103,8 @@ def test_different_config_different_events(change: dict[str, Any]) -> None:
 
 
 def test_start_ms_only_shifts_time_and_ids() -> None:
-    a = list(generate(SimulationConfig(start_ms=START, duration_s=5)))
-    b = list(generate(SimulationConfig(start_ms=START + 1_000, duration_s=5)))
+    a = plain(generate(SimulationConfig(start_ms=START, duration_s=5)))
+    b = plain(generate(SimulationConfig(start_ms=START + 1_000, duration_s=5)))
     assert len(a) == len(b)
     for x, y in zip(a, b, strict=True):
         assert y["ts"] == x["ts"] + 1_000
@@ -117,7 +118,7 @@ def test_start_ms_only_shifts_time_and_ids() -> None:
 def test_sample_validates_with_jsonschema() -> None:
     validator = Draft7Validator(schema())
     Draft7Validator.check_schema(schema())
-    sample: list[Event] = list(generate(SimulationConfig(start_ms=START, duration_s=1)))
+    sample: list[Event] = plain(generate(SimulationConfig(start_ms=START, duration_s=1)))
     seen: dict[tuple[Any, ...], int] = defaultdict(int)
     for name in CONFIGS:
         for event in events_of(name):
@@ -255,7 +256,7 @@ def test_a_fifth_of_users_send_most_gifts() -> None:
     config = SimulationConfig(start_ms=START, streams=1, rate=50, duration_s=600, seed=2)
     users: set[str] = set()
     gifts: dict[str, int] = defaultdict(int)
-    for event in generate(config):
+    for event in plain(generate(config)):
         if "user_id" in event:
             users.add(event["user_id"])
         if event["type"] == "gift" and event["repeat_end"]:
@@ -267,7 +268,7 @@ def test_a_fifth_of_users_send_most_gifts() -> None:
 @pytest.mark.parametrize("max_events", [2, 3, 41, 100, 999, 5_000])
 def test_max_events_is_exact_and_streams_still_close(max_events: int) -> None:
     config = SimulationConfig(start_ms=START, max_events=max_events, seed=max_events)
-    events = list(generate(config))
+    events = plain(generate(config))
     assert len(events) == max_events
     for stream_events in by_stream(tuple(events)).values():
         assert stream_events[0]["type"] == "live_start"
@@ -278,7 +279,7 @@ def test_max_events_is_exact_and_streams_still_close(max_events: int) -> None:
 
 def test_without_end_streams_nothing_is_closed() -> None:
     config = SimulationConfig(start_ms=START, duration_s=10, end_streams=False)
-    events = list(generate(config))
+    events = plain(generate(config))
     assert not [e for e in events if e["type"] == "live_end"]
     limited = list(generate(SimulationConfig(start_ms=START, max_events=777, end_streams=False)))
     assert len(limited) == 777
@@ -306,7 +307,7 @@ def test_hot_stream_property_at_defaults() -> None:
     """Hottest stream >= 1k likes in 20 s, one > 10k in 5 min, median < 1k in 10 min."""
     config = SimulationConfig(start_ms=START, duration_s=600)
     total_at: dict[str, dict[int, int]] = {}
-    for event in generate(config):
+    for event in plain(generate(config)):
         if event["type"] == "live_start":
             total_at[event["stream_id"]] = {20: 0, 300: 0, 600: 0}
         if event["type"] != "like":
@@ -323,14 +324,14 @@ def test_hot_stream_property_at_defaults() -> None:
 
 
 def test_ndjson_round_trip_is_byte_exact(tmp_path: Path) -> None:
-    events = events_of("max-events")
+    events = tuple(generate(CONFIGS["max-events"]))
     path = tmp_path / "events.ndjson"
     assert write_ndjson(events, path) == len(events)
     data = path.read_bytes()
     assert data == b"".join(encode_event(e) + b"\n" for e in events)
     lines = list(read_ndjson(path))
     assert lines == [encode_event(e) for e in events]
-    assert [json.loads(line) for line in lines] == list(events)
+    assert [json.loads(line) for line in lines] == plain(events)
 
 
 def test_read_ndjson_keeps_lines_verbatim(tmp_path: Path) -> None:

@@ -1,3 +1,5 @@
+"""Tiers by likes: up at once, down with hysteresis (docs/domain.md). One named row a case."""
+
 import pytest
 
 from processor.core.tiers import Tier, TierPolicy
@@ -8,22 +10,22 @@ L, M, H = Tier.LOW, Tier.MODERATE, Tier.HIGH
 @pytest.mark.parametrize(
     ("value", "current", "expected"),
     [
-        (0, L, L),
-        (999, L, L),
-        (1_000, L, M),
-        (9_999, L, M),
-        (10_000, L, H),
-        (10_000, M, H),
+        pytest.param(0, L, L, id="low-at-zero"),
+        pytest.param(999, L, L, id="low-just-below-moderate"),
+        pytest.param(1_000, L, M, id="up-to-moderate-at-threshold"),
+        pytest.param(9_999, L, M, id="up-to-moderate-just-below-high"),
+        pytest.param(10_000, L, H, id="low-jumps-to-high"),
+        pytest.param(10_000, M, H, id="up-to-high-at-threshold"),
         # down needs value < threshold * 0.9
-        (999, M, M),
-        (900, M, M),
-        (899, M, L),
-        (9_000, H, H),
-        (8_999, H, M),
-        (950, H, M),
-        (899, H, L),
-        (0, H, L),
-        (50_000, H, H),
+        pytest.param(999, M, M, id="moderate-holds-just-below-threshold"),
+        pytest.param(900, M, M, id="moderate-holds-at-floor"),
+        pytest.param(899, M, L, id="moderate-drops-below-floor"),
+        pytest.param(9_000, H, H, id="high-holds-at-floor"),
+        pytest.param(8_999, H, M, id="high-drops-below-floor"),
+        pytest.param(950, H, M, id="high-to-moderate-when-above-moderate-floor"),
+        pytest.param(899, H, L, id="high-drops-two-tiers"),
+        pytest.param(0, H, L, id="high-drops-to-low-at-zero"),
+        pytest.param(50_000, H, H, id="high-holds-far-above"),
     ],
 )
 def test_default_policy_with_hysteresis(value: int, current: Tier, expected: Tier) -> None:
@@ -32,7 +34,12 @@ def test_default_policy_with_hysteresis(value: int, current: Tier, expected: Tie
 
 @pytest.mark.parametrize(
     ("value", "current", "expected"),
-    [(999, M, L), (1_000, M, M), (9_999, H, M), (10_000, H, H)],
+    [
+        pytest.param(999, M, L, id="moderate-drops-just-below-threshold"),
+        pytest.param(1_000, M, M, id="moderate-holds-at-threshold"),
+        pytest.param(9_999, H, M, id="high-drops-just-below-threshold"),
+        pytest.param(10_000, H, H, id="high-holds-at-threshold"),
+    ],
 )
 def test_no_hysteresis_downgrades_just_below_threshold(
     value: int, current: Tier, expected: Tier
@@ -43,9 +50,9 @@ def test_no_hysteresis_downgrades_just_below_threshold(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"moderate": 10, "high": 10}, "moderate < high"),
-        ({"moderate": 0}, "moderate < high"),
-        ({"hysteresis": 1.0}, "hysteresis"),
+        pytest.param({"moderate": 10, "high": 10}, "moderate < high", id="moderate-equal-to-high"),
+        pytest.param({"moderate": 0}, "moderate < high", id="moderate-zero"),
+        pytest.param({"hysteresis": 1.0}, "hysteresis", id="hysteresis-one"),
     ],
 )
 def test_invalid_policy_is_rejected(kwargs: dict[str, float], message: str) -> None:
@@ -53,6 +60,13 @@ def test_invalid_policy_is_rejected(kwargs: dict[str, float], message: str) -> N
         TierPolicy("p", **kwargs)  # type: ignore[arg-type]
 
 
-def test_threshold_is_entry_value_of_tier() -> None:
-    policy = TierPolicy("p", moderate=5, high=50)
-    assert [policy.threshold(t) for t in (L, M, H)] == [0, 5, 50]
+@pytest.mark.parametrize(
+    ("tier", "threshold"),
+    [
+        pytest.param(L, 0, id="low"),
+        pytest.param(M, 5, id="moderate"),
+        pytest.param(H, 50, id="high"),
+    ],
+)
+def test_threshold_is_entry_value_of_tier(tier: Tier, threshold: int) -> None:
+    assert TierPolicy("p", moderate=5, high=50).threshold(tier) == threshold

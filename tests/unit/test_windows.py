@@ -1,3 +1,5 @@
+"""Event-time windows: the trailing tier window's ring of buckets and the tumbling windows."""
+
 from typing import Any
 
 import pytest
@@ -21,18 +23,22 @@ def run(events: list[tuple[int, int]]) -> SlidingTotals:
 @pytest.mark.parametrize(
     ("events", "likes", "start"),
     [
-        ([(0, 5)], 5, -50_000),
-        ([(0, 5), (9_999, 1)], 6, -50_000),
-        ([(0, 5), (59_999, 1)], 6, 0),
+        pytest.param([(0, 5)], 5, -50_000, id="one-event"),
+        pytest.param([(0, 5), (9_999, 1)], 6, -50_000, id="same-bucket"),
+        pytest.param([(0, 5), (59_999, 1)], 6, 0, id="last-bucket-of-the-window"),
         # at 60_000 the window is [10_000, 70_000): the first bucket left
-        ([(0, 5), (60_000, 1)], 1, 10_000),
-        ([(0, 5), (30_000, 2), (75_000, 1)], 3, 20_000),
-        # far in the future: everything expired
-        ([(0, 5), (30_000, 2), (10_000_000, 1)], 1, 9_950_000),
-        # out of order within the window: counted in its bucket
-        ([(50_000, 5), (20_000, 2)], 7, 0),
-        # then expires with its bucket
-        ([(50_000, 5), (20_000, 2), (85_000, 0)], 5, 30_000),
+        pytest.param([(0, 5), (60_000, 1)], 1, 10_000, id="first-bucket-leaves-at-size"),
+        pytest.param([(0, 5), (30_000, 2), (75_000, 1)], 3, 20_000, id="oldest-bucket-left"),
+        pytest.param(
+            [(0, 5), (30_000, 2), (10_000_000, 1)], 1, 9_950_000, id="far-future-expires-all"
+        ),
+        pytest.param([(50_000, 5), (20_000, 2)], 7, 0, id="out-of-order-counted-in-its-bucket"),
+        pytest.param(
+            [(50_000, 5), (20_000, 2), (85_000, 0)],
+            5,
+            30_000,
+            id="out-of-order-expires-with-bucket",
+        ),
     ],
 )
 def test_trailing_window_sums(events: list[tuple[int, int]], likes: int, start: int) -> None:
@@ -59,7 +65,14 @@ def test_buckets_stay_bounded() -> None:
     assert window.totals.likes == 60
 
 
-@pytest.mark.parametrize(("size", "step"), [(0, 1), (10, 0), (15, 10)])
+@pytest.mark.parametrize(
+    ("size", "step"),
+    [
+        pytest.param(0, 1, id="zero-size"),
+        pytest.param(10, 0, id="zero-step"),
+        pytest.param(15, 10, id="size-not-a-multiple"),
+    ],
+)
 def test_size_must_be_multiple_of_step(size: int, step: int) -> None:
     with pytest.raises(ValueError):
         SlidingTotals(size, step)
@@ -121,29 +134,69 @@ def window_at(current: int, rows: list[tuple[int, int]]) -> SlidingTotals:
 @pytest.mark.parametrize(
     ("current", "rows", "now", "yields", "likes", "start"),
     [
-        # not a new bucket: nothing moves
-        (20_000, [(0, 1), (20_000, 2)], 29_999, [], 3, -30_000),
-        # a new bucket, none leaves
-        (20_000, [(0, 1), (20_000, 2)], 59_999, [], 3, 0),
-        # the oldest leaves exactly at its start + size
-        (20_000, [(0, 1), (20_000, 2)], 60_000, [(60_000, 2)], 2, 10_000),
-        # both leave, oldest first, each at its own boundary; empty buckets yield nothing
-        (20_000, [(0, 1), (20_000, 2)], 85_000, [(60_000, 2), (80_000, 0)], 0, 30_000),
-        # a jump far longer than the window: the same two boundaries, then the far bucket
-        (20_000, [(0, 1), (20_000, 2)], 10**15, [(60_000, 2), (80_000, 0)], 0, 10**15 - 50_000),
-        # a full ring: every slot leaves, in bucket order across the wrap of slot numbers
-        (
+        pytest.param(
+            20_000, [(0, 1), (20_000, 2)], 29_999, [], 3, -30_000, id="same-bucket-nothing-moves"
+        ),
+        pytest.param(20_000, [(0, 1), (20_000, 2)], 59_999, [], 3, 0, id="new-bucket-none-leaves"),
+        pytest.param(
+            20_000,
+            [(0, 1), (20_000, 2)],
+            60_000,
+            [(60_000, 2)],
+            2,
+            10_000,
+            id="oldest-leaves-exactly-at-start-plus-size",
+        ),
+        # empty buckets yield nothing
+        pytest.param(
+            20_000,
+            [(0, 1), (20_000, 2)],
+            85_000,
+            [(60_000, 2), (80_000, 0)],
+            0,
+            30_000,
+            id="both-leave-oldest-first-each-at-its-boundary",
+        ),
+        # the same two boundaries, then the far bucket
+        pytest.param(
+            20_000,
+            [(0, 1), (20_000, 2)],
+            10**15,
+            [(60_000, 2), (80_000, 0)],
+            0,
+            10**15 - 50_000,
+            id="jump-far-longer-than-the-window",
+        ),
+        # every slot leaves, in bucket order across the wrap of slot numbers
+        pytest.param(
             95_000,
             [(40_000, 1), (50_000, 2), (60_000, 3), (70_000, 4), (80_000, 5), (90_000, 6)],
             125_000,
             [(100_000, 20), (110_000, 18), (120_000, 15)],
             15,
             70_000,
+            id="full-ring-leaves-across-the-wrap",
         ),
-        # a bucket added to with zeros is a bucket: it leaves with a boundary, as before
-        (20_000, [(10_000, 0)], 70_000, [(70_000, 0)], 0, 20_000),
-        # negative stream time (floor division keeps slots right)
-        (-20_000, [(-70_000, 1), (-25_000, 2)], 30_000, [(-10_000, 2), (30_000, 0)], 0, -20_000),
+        # it leaves with a boundary, as before the ring
+        pytest.param(
+            20_000,
+            [(10_000, 0)],
+            70_000,
+            [(70_000, 0)],
+            0,
+            20_000,
+            id="bucket-added-zeros-is-a-bucket",
+        ),
+        # floor division keeps slots right
+        pytest.param(
+            -20_000,
+            [(-70_000, 1), (-25_000, 2)],
+            30_000,
+            [(-10_000, 2), (30_000, 0)],
+            0,
+            -20_000,
+            id="negative-stream-time",
+        ),
     ],
 )
 def test_slide_to_yields_each_boundary_where_a_bucket_leaves(
@@ -162,13 +215,13 @@ def test_slide_to_yields_each_boundary_where_a_bucket_leaves(
 @pytest.mark.parametrize(
     ("current", "ts", "counted"),
     [
-        (100_000, 100_000, True),  # the current bucket
-        (100_000, 109_999, True),  # still the current bucket
-        (100_000, 50_000, True),  # the oldest bucket of the window
-        (100_000, 49_999, False),  # the bucket before it: expired
-        (100_000, -(10**12), False),
-        (100_000, 50_000 - SIZE, False),  # same slot as the oldest bucket, a lap earlier
-        (100_000, 100_000 + SIZE, True),  # same slot as the oldest, a lap later: ahead
+        pytest.param(100_000, 100_000, True, id="current-bucket"),
+        pytest.param(100_000, 109_999, True, id="end-of-current-bucket"),
+        pytest.param(100_000, 50_000, True, id="oldest-bucket-of-the-window"),
+        pytest.param(100_000, 49_999, False, id="bucket-before-the-oldest-expired"),
+        pytest.param(100_000, -(10**12), False, id="far-past"),
+        pytest.param(100_000, 50_000 - SIZE, False, id="oldest-slot-a-lap-earlier"),
+        pytest.param(100_000, 100_000 + SIZE, True, id="oldest-slot-a-lap-later-is-ahead"),
     ],
 )
 def test_add_counts_unless_the_bucket_expired(current: int, ts: int, counted: bool) -> None:
@@ -205,12 +258,14 @@ def test_an_event_ahead_of_stream_time_waits_until_the_window_reaches_it() -> No
 @pytest.mark.parametrize(
     ("first", "more", "typecode"),
     [
-        (300, 0, "H"),  # most buckets: a few hundred likes and coins, 2 bytes a count
-        (65_535, 0, "H"),
-        (65_535, 1, "i"),
-        (60_000, 44_999, "i"),  # one Universe gift
-        (2**31 - 1, 1, "q"),
-        (1, 10**11, "q"),  # the largest gift the contract allows: 1,000,000 x 100,000
+        # most buckets: a few hundred likes and coins, 2 bytes a count
+        pytest.param(300, 0, "H", id="few-hundred-fits-16-bits"),
+        pytest.param(65_535, 0, "H", id="16-bit-max"),
+        pytest.param(65_535, 1, "i", id="16-bit-max-plus-one-widens-to-32"),
+        pytest.param(60_000, 44_999, "i", id="one-universe-gift-widens-to-32"),
+        pytest.param(2**31 - 1, 1, "q", id="32-bit-max-plus-one-widens-to-64"),
+        # 1,000,000 coins x 100,000 repeats
+        pytest.param(1, 10**11, "q", id="largest-gift-the-contract-allows"),
     ],
 )
 def test_the_ring_widens_as_a_count_needs(first: int, more: int, typecode: str) -> None:
@@ -267,14 +322,31 @@ def test_the_ring_matches_a_dict_of_buckets(steps: list[Any]) -> None:
 @pytest.mark.parametrize(
     ("adds", "now", "closed", "still_open"),
     [
-        ([], 1_000_000, [], []),
-        ([(5_000, 1)], 60_000 + 9_999, [], [0]),
-        ([(5_000, 1)], 60_000 + 10_000, [(0, 1)], []),
+        pytest.param([], 1_000_000, [], [], id="nothing-open"),
+        pytest.param([(5_000, 1)], 60_000 + 9_999, [], [0], id="open-until-end-plus-grace"),
+        pytest.param([(5_000, 1)], 60_000 + 10_000, [(0, 1)], [], id="closes-at-end-plus-grace"),
         # the newest as plain ints, an older one within grace in the dict, closed in order
-        ([(5_000, 1), (61_000, 2), (7_000, 3)], 130_000, [(0, 4), (60_000, 2)], []),
-        ([(5_000, 1), (61_000, 2), (7_000, 3)], 70_000, [(0, 4)], [60_000]),
-        # out of order: an older window opened after a newer one
-        ([(61_000, 2), (5_000, 1), (125_000, 5)], 130_000, [(0, 1), (60_000, 2)], [120_000]),
+        pytest.param(
+            [(5_000, 1), (61_000, 2), (7_000, 3)],
+            130_000,
+            [(0, 4), (60_000, 2)],
+            [],
+            id="two-close-in-order",
+        ),
+        pytest.param(
+            [(5_000, 1), (61_000, 2), (7_000, 3)],
+            70_000,
+            [(0, 4)],
+            [60_000],
+            id="older-closes-newer-stays",
+        ),
+        pytest.param(
+            [(61_000, 2), (5_000, 1), (125_000, 5)],
+            130_000,
+            [(0, 1), (60_000, 2)],
+            [120_000],
+            id="older-window-opened-after-a-newer-one",
+        ),
     ],
 )
 def test_tumbling_windows_close_oldest_first(

@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from processor.metrics import Metrics
 from processor.settings import Settings
-from processor.worker.app import LivepulseWorker, create_app, group_options
+from processor.worker.app import LivepulseWorker, create_app
+from processor.worker.clients import group_options
 from processor.worker.transactions import PartitionProducer
 from tests.unit.fake_kafka import FakeTransactionalProducer, fake_partition_producer
 
@@ -31,7 +32,7 @@ def new_worker(settings: Settings = SETTINGS) -> tuple[Any, LivepulseWorker]:
         producer, fakes[partition] = fake_partition_producer(partition, settings.events_topic)
         return producer
 
-    worker.make_producer = make_producer  # type: ignore[method-assign]
+    worker.assignment.make_producer = make_producer  # type: ignore[method-assign]
     worker.fakes = fakes  # type: ignore[attr-defined]
     return app, worker
 
@@ -82,29 +83,31 @@ class FakeStore:
 def test_a_snapshot_that_cannot_be_read_stops_the_worker_naming_topic_and_partition() -> None:
     """It once made every record of the partition a processing_error dead letter."""
     _, worker = new_worker()
-    worker.store = FakeStore({2: [(b"p", b"\xc1 not a checkpoint")]})  # type: ignore[assignment]
+    worker.assignment.store = FakeStore({2: [(b"p", b"\xc1 not a checkpoint")]})  # type: ignore[assignment]
     stopped: list[Exception] = []
-    worker.on_fatal = stopped.append
+    worker.owned.on_fatal = stopped.append
     assigned = {TopicPartition("ev", p) for p in range(4)}
-    asyncio.run(worker.on_assigned(assigned))
+    asyncio.run(worker.assignment.on_assigned(assigned))
 
-    assert worker.fatal is not None and stopped == [worker.fatal]
-    message = str(worker.fatal)
+    assert worker.owned.fatal is not None and stopped == [worker.owned.fatal]
+    message = str(worker.owned.fatal)
     assert (
         "state topic 'unit-app.state' partition 2: partition record: not a livepulse checkpoint"
         in message
     )
     assert "reset consumer group 'unit-app'" in message
-    assert 2 not in worker.partitions  # nothing of it is ever processed
+    assert 2 not in worker.owned.partitions  # nothing of it is ever processed
 
 
 def test_partitions_restore_from_their_snapshots_on_assignment() -> None:
     _, worker = new_worker()
-    worker.store = FakeStore({})  # type: ignore[assignment]
-    asyncio.run(worker.on_assigned({TopicPartition("ev", 1), TopicPartition("other", 0)}))
-    assert worker.fatal is None
-    assert list(worker.partitions) == [1]
-    assert worker.partitions[1].applied == -1
+    worker.assignment.store = FakeStore({})  # type: ignore[assignment]
+    asyncio.run(
+        worker.assignment.on_assigned({TopicPartition("ev", 1), TopicPartition("other", 0)})
+    )
+    assert worker.owned.fatal is None
+    assert list(worker.owned.partitions) == [1]
+    assert worker.owned.partitions[1].applied_offset == -1
 
 
 def test_the_monitor_tracks_stream_inbound_time() -> None:
@@ -128,19 +131,19 @@ def test_a_restored_checkpoint_is_committed_even_with_no_new_input() -> None:
     commit failed in the rebalance). The next owner commits it at its next commit: with no
     new input, nothing else would, and the group's offset (and lag) stayed behind for good
     (the two-worker kill test once waited 120 s for it)."""
-    from processor.core import snapshot
+    from processor.core import checkpoint
     from processor.core.engine import Engine
 
     _, worker = new_worker()
-    engine = Engine(worker.config)
-    worker.store = FakeStore({0: snapshot.full(engine, 41)})  # type: ignore[assignment]
-    asyncio.run(worker.on_assigned({TopicPartition("ev", 0), TopicPartition("ev", 1)}))
-    assert worker.partitions[0].applied == 41 and worker.partitions[0].dirty
-    assert not worker.partitions[1].dirty  # nothing restored, nothing to commit
+    engine = Engine(worker.owned.config)
+    worker.assignment.store = FakeStore({0: checkpoint.full(engine, 41)})  # type: ignore[assignment]
+    asyncio.run(worker.assignment.on_assigned({TopicPartition("ev", 0), TopicPartition("ev", 1)}))
+    assert worker.owned.partitions[0].applied_offset == 41 and worker.owned.partitions[0].dirty
+    assert not worker.owned.partitions[1].dirty  # nothing restored, nothing to commit
 
     async def commit() -> None:
-        async with worker.lock:
-            await worker.commit(wait=True)
+        async with worker.owned.lock:
+            await worker.commits.commit(wait=True)
 
     asyncio.run(commit())
     fakes = worker.fakes  # type: ignore[attr-defined]
@@ -154,19 +157,21 @@ def test_a_principal_without_transactional_id_acls_stops_the_worker_naming_them(
     from aiokafka.errors import TransactionalIdAuthorizationFailed
 
     _, worker = new_worker()
-    worker.store = FakeStore({})  # type: ignore[assignment]
-    made = worker.make_producer
+    worker.assignment.store = FakeStore({})  # type: ignore[assignment]
+    made = worker.assignment.make_producer
 
     def denied(partition: int) -> PartitionProducer:
         producer = made(partition)
         worker.fakes[partition].fail_start = TransactionalIdAuthorizationFailed()  # type: ignore[attr-defined]
         return producer
 
-    worker.make_producer = denied  # type: ignore[method-assign]
-    asyncio.run(worker.on_assigned({TopicPartition("ev", 0)}))
-    assert worker.fatal is not None
-    assert "grant Write and Describe on TransactionalId prefix 'unit-app'" in str(worker.fatal)
-    assert worker.partitions == {} and worker.producers == {}
+    worker.assignment.make_producer = denied  # type: ignore[method-assign]
+    asyncio.run(worker.assignment.on_assigned({TopicPartition("ev", 0)}))
+    assert worker.owned.fatal is not None
+    assert "grant Write and Describe on TransactionalId prefix 'unit-app'" in str(
+        worker.owned.fatal
+    )
+    assert worker.owned.partitions == {} and worker.owned.producers == {}
 
 
 def test_a_fenced_partition_is_dropped_at_once_and_nothing_of_it_committed() -> None:
@@ -176,26 +181,26 @@ def test_a_fenced_partition_is_dropped_at_once_and_nothing_of_it_committed() -> 
     from processor.worker.partitions import Applied
 
     _, worker = new_worker()
-    worker.store = FakeStore({})  # type: ignore[assignment]
+    worker.assignment.store = FakeStore({})  # type: ignore[assignment]
 
     async def run() -> None:
-        await worker.on_assigned({TopicPartition("ev", 0), TopicPartition("ev", 1)})
+        await worker.assignment.on_assigned({TopicPartition("ev", 0), TopicPartition("ev", 1)})
         out = OutputRecord("alerts", b"s1", b"{}")
-        await worker.publish(0, Applied(records=[out]))
-        await worker.publish(1, Applied(records=[out]))
+        await worker.commits.publish(0, Applied(records=[out]))
+        await worker.commits.publish(1, Applied(records=[out]))
         worker.fakes[0].fence()  # type: ignore[attr-defined]
-        await worker.publish(0, Applied(records=[out]))
-        async with worker.lock:
-            await worker.commit(wait=True)
-        for task in list(worker.retaking):
+        await worker.commits.publish(0, Applied(records=[out]))
+        async with worker.owned.lock:
+            await worker.commits.commit(wait=True)
+        for task in list(worker.assignment.retaking):
             task.cancel()
 
     asyncio.run(run())
     fakes = worker.fakes  # type: ignore[attr-defined]
-    assert list(worker.partitions) == [1] and list(worker.producers) == [1]
+    assert list(worker.owned.partitions) == [1] and list(worker.owned.producers) == [1]
     assert fakes[0].committed == []
     assert [[r.key for r in t.records] for t in fakes[1].committed] == [[b"s1", b"p"]]
-    lost = worker.metrics.registry.get_sample_value(
+    lost = worker.owned.metrics.registry.get_sample_value(
         "livepulse_partitions_lost_total", {"cause": "fenced"}
     )
     assert lost == 1
@@ -209,7 +214,7 @@ def test_at_least_once_publishes_at_once_and_commits_only_checkpoints_in_transac
     from processor.worker.partitions import Applied
 
     _, worker = new_worker(replace(SETTINGS, processing_guarantee="at_least_once"))
-    worker.store = FakeStore({})  # type: ignore[assignment]
+    worker.assignment.store = FakeStore({})  # type: ignore[assignment]
     published: list[bytes | None] = []
 
     async def produce(record: OutputRecord) -> asyncio.Future[None]:
@@ -218,17 +223,17 @@ def test_at_least_once_publishes_at_once_and_commits_only_checkpoints_in_transac
         done.set_result(None)
         return done
 
-    worker._produce = produce  # type: ignore[method-assign]
+    worker.commits._produce = produce  # type: ignore[method-assign]
 
     async def run() -> None:
-        await worker.on_assigned({TopicPartition("ev", 0)})
-        state = worker.partitions[0]
-        state.applied = 9  # as if records 0-9 were applied
+        await worker.assignment.on_assigned({TopicPartition("ev", 0)})
+        state = worker.owned.partitions[0]
+        state.applied_offset = 9  # as if records 0-9 were applied
         state.dirty = True
-        await worker.publish(0, Applied(records=[OutputRecord("alerts", b"s1", b"{}")]))
+        await worker.commits.publish(0, Applied(records=[OutputRecord("alerts", b"s1", b"{}")]))
         assert published == [b"s1"]  # at once, before any commit
-        async with worker.lock:
-            await worker.commit(wait=True)
+        async with worker.owned.lock:
+            await worker.commits.commit(wait=True)
 
     asyncio.run(run())
     (txn,) = worker.fakes[0].committed  # type: ignore[attr-defined]
@@ -244,13 +249,13 @@ def test_a_partition_whose_commit_failed_is_taken_back_from_what_was_committed(
     the offset its last committed checkpoint covers."""
     from aiokafka.errors import KafkaTimeoutError
 
-    from processor.core import snapshot
+    from processor.core import checkpoint
     from processor.core.engine import Engine
-    from processor.worker import app as app_module
+    from processor.worker import assignment as assignment_module
 
-    monkeypatch.setattr(app_module, "RETAKE_DELAY_S", 0.0)
+    monkeypatch.setattr(assignment_module, "RETAKE_DELAY_S", 0.0)
     _, worker = new_worker()
-    worker.store = FakeStore({0: snapshot.full(Engine(worker.config), 41)})  # type: ignore[assignment]
+    worker.assignment.store = FakeStore({0: checkpoint.full(Engine(worker.owned.config), 41)})  # type: ignore[assignment]
     tp = TopicPartition("ev", 0)
     moves: list[tuple[str, int | None]] = []
 
@@ -270,22 +275,24 @@ def test_a_partition_whose_commit_failed_is_taken_back_from_what_was_committed(
     fakes = worker.fakes  # type: ignore[attr-defined]
 
     async def run() -> FakeTransactionalProducer:
-        worker.consumer = Consumer()  # type: ignore[assignment]
-        await worker.on_assigned({tp})
+        worker.owned.consumer = Consumer()  # type: ignore[assignment]
+        await worker.assignment.on_assigned({tp})
         failing: FakeTransactionalProducer = fakes[0]
         failing.fail_commit = KafkaTimeoutError()
-        async with worker.lock:
-            await worker.commit(wait=True)  # the restored checkpoint is committed again
-        assert 0 not in worker.partitions and moves == [("pause", None)]
-        await asyncio.gather(*worker.retaking)
+        async with worker.owned.lock:
+            await worker.commits.commit(wait=True)  # the restored checkpoint is committed again
+        assert 0 not in worker.owned.partitions and moves == [("pause", None)]
+        await asyncio.gather(*worker.assignment.retaking)
         return failing
 
     failing = asyncio.run(run())
     assert moves == [("pause", None), ("seek", 42), ("resume", None)]
     assert failing.stopped and fakes[0] is not failing and fakes[0].started
-    assert worker.partitions[0].applied == 41
-    assert worker.since[0] == worker.takes == 1  # a fetch from before it is dropped
-    lost = worker.metrics.registry.get_sample_value(
+    assert worker.owned.partitions[0].applied_offset == 41
+    assert (
+        worker.assignment.since[0] == worker.assignment.takes == 1
+    )  # a fetch from before it is dropped
+    lost = worker.owned.metrics.registry.get_sample_value(
         "livepulse_partitions_lost_total", {"cause": "failed"}
     )
     assert lost == 1
@@ -320,28 +327,28 @@ def test_a_fetched_record_not_yet_applied_keeps_its_partition_from_counting_as_c
     the last stable offset) and advanced its silent streams' time past the records in hand:
     two fault tests found tier changes at later events than an uninterrupted run's."""
     _, worker = new_worker()
-    worker.store = FakeStore({})  # type: ignore[assignment]
-    asyncio.run(worker.on_assigned({TopicPartition("ev", 0)}))
-    state = worker.partitions[0]
-    assert state.applied == -1
+    worker.assignment.store = FakeStore({})  # type: ignore[assignment]
+    asyncio.run(worker.assignment.on_assigned({TopicPartition("ev", 0)}))
+    state = worker.owned.partitions[0]
+    assert state.applied_offset == -1
 
     class Running:
         should_stop = False
 
     async def scenario() -> tuple[bool, bool]:
         consumer = DrainedConsumer()
-        worker.consumer = consumer  # type: ignore[assignment]
-        async with worker.lock:  # as the tick holds it
-            fetching = asyncio.create_task(worker.consume(Running()))  # type: ignore[arg-type]
+        worker.owned.consumer = consumer  # type: ignore[assignment]
+        async with worker.owned.lock:  # as the tick holds it
+            fetching = asyncio.create_task(worker.assignment.consume(Running()))  # type: ignore[arg-type]
             await consumer.fetched.wait()
             await asyncio.sleep(0)  # the loop now waits for the lock, records in hand
-            in_hand = await worker.caught_up(0, state)
+            in_hand = await worker.progress.caught_up(0, state)
             fetching.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await fetching
-        worker.unapplied = frozenset()
+        worker.assignment.unapplied = frozenset()
         # with nothing in hand, a position at the last stable offset is caught up (the
         # offsets past the last applied record are transaction markers)
-        return in_hand, await worker.caught_up(0, state)
+        return in_hand, await worker.progress.caught_up(0, state)
 
     assert asyncio.run(scenario()) == (False, True)

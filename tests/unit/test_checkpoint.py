@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.core import snapshot
+from processor.core import checkpoint
 from processor.core.alerts import TierChanged, WindowClosed
 from processor.core.engine import Engine, EngineConfig
 from processor.core.windows import Totals
@@ -38,8 +38,8 @@ def test_restore_after_any_checkpoints_gives_the_same_outputs(
     for point in points:
         before += records(engine, events[done:point])
         done = point
-        log += snapshot.changes(engine, offset=point - 1)
-    restored = snapshot.restore(log, CONFIG, wall_ms=0)
+        log += checkpoint.changes(engine, offset=point - 1)
+    restored = checkpoint.restore(log, CONFIG, wall_ms=0)
     assert (restored.offset, restored.ahead) == (done - 1, {})
     assert before + records(restored.engine, events[done:]) == uninterrupted
 
@@ -49,18 +49,18 @@ def test_a_checkpoint_writes_what_changed_and_a_tombstone_for_what_ended() -> No
     a, b, c = StreamScript("a"), StreamScript("b"), StreamScript("c")
     for event in (a.start(T0), b.start(T0), c.start(T0), b.likes(T0 + 1, 3)):
         engine.process(typed(event))
-    first = snapshot.changes(engine, offset=3)
+    first = checkpoint.changes(engine, offset=3)
     assert {k for k, _ in first[:-1]} == {b"s:a", b"s:b", b"s:c"}
     assert first[-1][0] == b"p"  # the partition record comes last
 
     engine.process(typed(a.likes(T0 + 2, 5)))
     engine.process(typed(c.end(T0 + 3)))
-    second = dict(snapshot.changes(engine, offset=5))
+    second = dict(checkpoint.changes(engine, offset=5))
     assert set(second) == {b"s:a", b"s:c", b"e:c", b"p"}  # b did not change
     assert second[b"s:c"] is None  # ended: its state goes
-    assert snapshot.changes(engine, offset=5) == [(b"p", second[b"p"])]  # nothing changed
+    assert checkpoint.changes(engine, offset=5) == [(b"p", second[b"p"])]  # nothing changed
 
-    restored = snapshot.restore(first + list(second.items()), CONFIG, wall_ms=0)
+    restored = checkpoint.restore(first + list(second.items()), CONFIG, wall_ms=0)
     assert set(restored.engine.streams) == {"a", "b"}
     assert dict(restored.engine.ended) == {"c": T0 + 3}
     assert restored.offset == 5
@@ -75,14 +75,14 @@ def test_ended_streams_forgotten_from_memory_get_a_tombstone() -> None:
         s = StreamScript(stream_id)
         engine.process(typed(s.start(T0)))
         engine.process(typed(s.end(T0 + 1)))
-    log = snapshot.changes(engine, offset=3)
+    log = checkpoint.changes(engine, offset=3)
     keys = [key for key, _ in log]  # markers in the order the streams ended, tombstones
     assert keys[:2] == [b"e:a", b"e:b"] and set(keys[2:4]) == {b"s:a", b"s:b"}
     assert keys[4] == b"p"
-    assert dict(snapshot.restore(log, config, 0).engine.ended) == {"b": T0 + 1}
-    log += snapshot.changes(engine, offset=3)
+    assert dict(checkpoint.restore(log, config, 0).engine.ended) == {"b": T0 + 1}
+    log += checkpoint.changes(engine, offset=3)
     assert log[-2:] == [log[4], (b"e:a", None)]  # the partition record, then the tombstone
-    assert dict(snapshot.restore(log, config, 0).engine.ended) == {"b": T0 + 1}
+    assert dict(checkpoint.restore(log, config, 0).engine.ended) == {"b": T0 + 1}
 
 
 def test_a_marker_written_before_a_crash_outranks_the_state_it_ends() -> None:
@@ -91,10 +91,10 @@ def test_a_marker_written_before_a_crash_outranks_the_state_it_ends() -> None:
     engine = Engine(CONFIG)
     s = StreamScript("a")
     engine.process(typed(s.start(T0)))
-    log = snapshot.changes(engine, offset=0)
+    log = checkpoint.changes(engine, offset=0)
     engine.process(typed(s.end(T0 + 1)))
-    cut_short = [r for r in snapshot.changes(engine, offset=1) if r[0] == b"e:a"]
-    restored = snapshot.restore(log + cut_short, CONFIG, 0)
+    cut_short = [r for r in checkpoint.changes(engine, offset=1) if r[0] == b"e:a"]
+    restored = checkpoint.restore(log + cut_short, CONFIG, 0)
     assert (restored.engine.streams, dict(restored.engine.ended)) == ({}, {"a": T0 + 1})
     assert (restored.offset, restored.ahead) == (0, {"a": 1})
 
@@ -107,9 +107,9 @@ def test_too_many_ended_markers_are_forgotten_as_the_engine_would() -> None:
         (f"e:{sid}".encode(), msgspec.msgpack.encode({"format": 4, "offset": 5, "ended_at": at}))
         for at, sid in enumerate("abc", start=T0)
     ]
-    restored = snapshot.restore(markers, config, 0)
+    restored = checkpoint.restore(markers, config, 0)
     assert dict(restored.engine.ended) == {"b": T0 + 1, "c": T0 + 2}
-    assert snapshot.changes(restored.engine, offset=6)[-1] == (b"e:a", None)
+    assert checkpoint.changes(restored.engine, offset=6)[-1] == (b"e:a", None)
 
 
 def test_a_checkpoint_cut_short_is_detected_per_stream() -> None:
@@ -119,11 +119,11 @@ def test_a_checkpoint_cut_short_is_detected_per_stream() -> None:
     a, b = StreamScript("a"), StreamScript("b")
     for event in (a.start(T0), b.start(T0)):
         engine.process(typed(event))
-    log = snapshot.changes(engine, offset=1)
+    log = checkpoint.changes(engine, offset=1)
     engine.process(typed(a.likes(T0 + 1, 5)))
     engine.process(typed(b.likes(T0 + 2, 5)))
-    cut_short = [r for r in snapshot.changes(engine, offset=3) if r[0] == b"s:a"]
-    restored = snapshot.restore(log + cut_short, CONFIG, wall_ms=0)
+    cut_short = [r for r in checkpoint.changes(engine, offset=3) if r[0] == b"s:a"]
+    restored = checkpoint.restore(log + cut_short, CONFIG, wall_ms=0)
     assert (restored.offset, restored.ahead) == (1, {"a": 3})
     assert restored.engine.streams["a"].session.likes == 5
     assert restored.engine.streams["b"].session.likes == 0
@@ -134,17 +134,17 @@ def test_fields_are_stored_by_name_with_a_format_number() -> None:
     s = StreamScript("s1")
     for event in (s.start(T0), s.likes(T0 + 1_000, 5), s.gift(T0 + 2_000, 5, 1, False, True)):
         engine.process(typed(event))
-    (stream_key, stream_value), (key, value) = snapshot.changes(engine, 41)
+    (stream_key, stream_value), (key, value) = checkpoint.changes(engine, 41)
     assert (stream_key, key) == (b"s:s1", b"p")
     assert msgspec.msgpack.decode(value) == {
-        "format": snapshot.FORMAT_VERSION,
+        "format": checkpoint.FORMAT_VERSION,
         "offset": 41,
         "ticked_ms": -1,  # no idle tick yet
         "downtime_ms": 0,
     }
     doc = msgspec.msgpack.decode(stream_value)
     assert list(doc) == ["format", "offset", "stream"]
-    assert list(doc["stream"]) == list(snapshot.StreamSnapshot.__struct_fields__)
+    assert list(doc["stream"]) == list(checkpoint.StreamSnapshot.__struct_fields__)
     assert doc["stream"]["session"] == [5, 1, 5]
     assert doc["stream"]["window"] == [[T0, 5, 1, 5]]  # a sparse window: its rows
     assert doc["stream"]["packed"] is None
@@ -159,14 +159,14 @@ def test_a_dense_window_is_written_as_its_ring_whole() -> None:
     packed = doc["packed"]
     assert (packed["size_ms"], packed["step_ms"], packed["used"]) == (60_000, 10_000, 0b111111)
     assert packed["counts"] == [5] * 6 + [0] * 12
-    state = snapshot.restore(one_stream(), CONFIG, 0).engine.streams["s1"]
+    state = checkpoint.restore(one_stream(), CONFIG, 0).engine.streams["s1"]
     assert state.window.rows() == [(T0 + k * 10_000, 5, 0, 0) for k in range(6)]
 
 
 def stream_value(**changes: object) -> bytes:
     engine = Engine(CONFIG)
     engine.process(typed(StreamScript("s1").likes(T0, 5)))
-    doc = msgspec.msgpack.decode(snapshot.changes(engine, 7)[0][1] or b"")
+    doc = msgspec.msgpack.decode(checkpoint.changes(engine, 7)[0][1] or b"")
     doc.update(changes)
     return msgspec.msgpack.encode(doc)
 
@@ -185,14 +185,14 @@ def stream_value(**changes: object) -> bytes:
 def test_a_record_of_another_format_or_corrupt_is_refused(
     record: tuple[bytes, bytes], message: str
 ) -> None:
-    with pytest.raises(snapshot.SnapshotError) as info:
-        snapshot.restore([record], CONFIG, 0)
+    with pytest.raises(checkpoint.SnapshotError) as info:
+        checkpoint.restore([record], CONFIG, 0)
     assert message in str(info.value)
 
 
 def test_the_latest_value_of_each_key_wins_and_tombstones_delete() -> None:
     log = [(b"k1", b"1"), (b"k2", b"2"), (b"k1", b"3"), (b"k2", None), (b"k3", b"4")]
-    assert list(snapshot.latest(log)) == [(b"k1", b"3"), (b"k3", b"4")]
+    assert list(checkpoint.latest(log)) == [(b"k1", b"3"), (b"k3", b"4")]
 
 
 def one_stream(**changes: object) -> list[tuple[bytes, bytes | None]]:
@@ -202,7 +202,7 @@ def one_stream(**changes: object) -> list[tuple[bytes, bytes | None]]:
     s = StreamScript("s1")
     for k in range(6):
         engine.process(typed(s.likes(T0 + k * 10_000, 5)))
-    key, value = snapshot.changes(engine, 7)[0]
+    key, value = checkpoint.changes(engine, 7)[0]
     doc = msgspec.msgpack.decode(value or b"")
     if "window" in changes:
         doc["format"] = 4
@@ -220,16 +220,16 @@ def format_4(rows: list[tuple[int, int, int, int]]) -> list[tuple[bytes, bytes |
 def test_a_format_4_record_restores_the_same_window() -> None:
     """Checkpoints written before the ring was packed kept its rows; they still restore."""
     rows = [(T0 + k * 10_000, 5, 0, 0) for k in range(6)]
-    restored = snapshot.restore(format_4(rows), CONFIG, 0).engine
+    restored = checkpoint.restore(format_4(rows), CONFIG, 0).engine
     assert restored.streams["s1"].window.rows() == rows
-    assert snapshot.full(restored, 7)[0] == one_stream()[0]
+    assert checkpoint.full(restored, 7)[0] == one_stream()[0]
 
 
 def test_rows_in_any_order_restore_the_same_windows() -> None:
     """Checkpoints written before the ring kept rows in insertion order, not by start."""
     window = [[T0 + k * 10_000, 5, 0, 0] for k in range(6)]
-    restored = snapshot.restore(one_stream(window=window[::-1]), CONFIG, 0).engine
-    assert snapshot.full(restored, 7)[0] == one_stream()[0]
+    restored = checkpoint.restore(one_stream(window=window[::-1]), CONFIG, 0).engine
+    assert checkpoint.full(restored, 7)[0] == one_stream()[0]
 
 
 def test_rows_under_another_window_config_restore_what_fits() -> None:
@@ -239,15 +239,15 @@ def test_rows_under_another_window_config_restore_what_fits() -> None:
         window=[[T0 - 60_000, 1, 0, 0], [T0 + 5, 2, 0, 0], [T0 + 10_000, 3, 1, 1]],
         tumbling=[[T0 + 5, 4, 0, 0]],
     )
-    state = snapshot.restore(records, CONFIG, 0).engine.streams["s1"]
+    state = checkpoint.restore(records, CONFIG, 0).engine.streams["s1"]
     assert state.window.rows() == [(T0, 2, 0, 0), (T0 + 10_000, 3, 1, 1)]
     assert state.window.totals == Totals(5, 1, 1)
     assert state.tumbling.rows() == [(T0, 4, 0, 0)]
 
 
 def test_a_count_beyond_64_bits_is_refused() -> None:
-    with pytest.raises(snapshot.SnapshotError) as info:
-        snapshot.restore(one_stream(window=[[T0, 2**63, 0, 0]]), CONFIG, 0)
+    with pytest.raises(checkpoint.SnapshotError) as info:
+        checkpoint.restore(one_stream(window=[[T0, 2**63, 0, 0]]), CONFIG, 0)
     assert str(info.value).startswith("stream 's1': corrupt checkpoint record: ")
     assert "too big" in str(info.value)
 
@@ -259,11 +259,11 @@ def test_a_checkpoint_of_100_active_streams_out_of_50_000_writes_101_records() -
     scripts = [StreamScript(f"s{i}") for i in range(50_000)]
     for s in scripts:
         engine.process(typed(s.start(T0)))
-    snapshot.changes(engine, offset=49_999)
+    checkpoint.changes(engine, offset=49_999)
     engine.tick(30_000)  # 30 s of wall clock: every window slides, no stream is rewritten
     for s in scripts[:100]:
         engine.process(typed(s.likes(T0 + 31_000, 5)), wall_ms=30_000)
-    records = snapshot.changes(engine, offset=50_099)
+    records = checkpoint.changes(engine, offset=50_099)
     assert len(records) == 101 and records[-1][0] == b"p"
     # about 420 B a stream: its window, its liker (session and minute), viewers and spikes
     assert sum(len(v or b"") for _, v in records) < 100 * 500
@@ -278,7 +278,7 @@ def test_the_memory_of_ended_streams_keeps_its_order_across_a_restore() -> None:
         engine.process(typed(s.start(T0 + i)))
     for i, name in enumerate(reversed(names)):  # they end in another order than they began
         engine.process(typed(StreamScript(name).end(T0 + 100 + i)))
-    restored = snapshot.restore(snapshot.changes(engine, 99), EngineConfig(ended_memory=50), 0)
+    restored = checkpoint.restore(checkpoint.changes(engine, 99), EngineConfig(ended_memory=50), 0)
     assert list(restored.engine.ended) == list(engine.ended) == list(reversed(names))
 
 
@@ -288,11 +288,11 @@ def test_a_state_newer_than_its_marker_is_a_new_session_after_the_end_was_forgot
     engine = Engine(CONFIG)
     s = StreamScript("a")
     engine.process(typed(s.start(T0)))
-    state = snapshot.changes(engine, offset=9)[0]
-    gone = msgspec.msgpack.encode({"format": 4, "offset": 5, "ended_at": snapshot.GONE})
-    restored = snapshot.restore([(b"e:a", gone), state], CONFIG, 0)
+    state = checkpoint.changes(engine, offset=9)[0]
+    gone = msgspec.msgpack.encode({"format": 4, "offset": 5, "ended_at": checkpoint.GONE})
+    restored = checkpoint.restore([(b"e:a", gone), state], CONFIG, 0)
     assert list(restored.engine.streams) == ["a"] and not restored.engine.ended
-    assert snapshot.changes(restored.engine, offset=9)[-1] == (b"e:a", None)
+    assert checkpoint.changes(restored.engine, offset=9)[-1] == (b"e:a", None)
 
 
 Action = tuple[str, int, int]  # ("event", index, wall) or ("tick", -1, wall)
@@ -349,11 +349,11 @@ def test_what_idle_time_did_is_recomputed_on_restore_not_written(
     point = max(1, int(len(actions) * cut))
     engine, log = Engine(CONFIG), []
     before = play(engine, events, actions[: point // 2])
-    log += snapshot.changes(engine, offset=0)
+    log += checkpoint.changes(engine, offset=0)
     before += play(engine, events, actions[point // 2 : point])
-    log += snapshot.changes(engine, offset=0)
-    restored = snapshot.restore(log, CONFIG, wall_ms=0).engine
-    assert sorted(snapshot.full(restored, 0)) == sorted(snapshot.full(engine, 0))
+    log += checkpoint.changes(engine, offset=0)
+    restored = checkpoint.restore(log, CONFIG, wall_ms=0).engine
+    assert sorted(checkpoint.full(restored, 0)) == sorted(checkpoint.full(engine, 0))
     assert before + play(restored, events, actions[point:]) == uninterrupted
 
 
@@ -365,20 +365,20 @@ def test_a_tick_rewrites_no_stream_and_the_restore_redoes_it() -> None:
     for event in (a.start(T0), a.likes(T0 + 1_000, 15, dropped=45), b.start(T0)):
         engine.process(typed(event), wall_ms=T0)
     assert engine.streams["a"].tier == "moderate"
-    log = snapshot.changes(engine, offset=2)
+    log = checkpoint.changes(engine, offset=2)
     published = engine.tick(T0 + 61_000)  # a's likes leave its window: back to low
     decays = [o for o in published if isinstance(o, TierChanged)]
     assert [(o.stream_id, o.to_tier) for o in decays] == [("a", "low")]
     assert [o.stream_id for o in published if isinstance(o, WindowClosed)] == ["a"]
-    after_tick = snapshot.changes(engine, offset=2)
+    after_tick = checkpoint.changes(engine, offset=2)
     assert after_tick == [(b"p", after_tick[0][1])]
     assert msgspec.msgpack.decode(after_tick[0][1])["ticked_ms"] == T0 + 61_000
-    restored = snapshot.restore(log + after_tick, CONFIG, wall_ms=T0 + 61_000).engine
+    restored = checkpoint.restore(log + after_tick, CONFIG, wall_ms=T0 + 61_000).engine
     assert restored.streams["a"].tier == "low" and restored.streams["a"].transitions == 2
-    assert sorted(snapshot.full(restored, 2)) == sorted(snapshot.full(engine, 2))
+    assert sorted(checkpoint.full(restored, 2)) == sorted(checkpoint.full(engine, 2))
     assert restored.tick(T0 + 61_000) == []  # published before the checkpoint: not again
     # restored 38 s later: the downtime is not idle time, the clocks go on from the tick
-    later = snapshot.restore(log + after_tick, CONFIG, wall_ms=T0 + 99_000).engine
+    later = checkpoint.restore(log + after_tick, CONFIG, wall_ms=T0 + 99_000).engine
     assert later.downtime_ms == 38_000
     assert [s.seen_wall_ms for s in later.streams.values()] == [T0] * 2  # as written
     assert later.tick(T0 + 99_000) == [] and later.streams["a"].stream_time_ms == T0 + 62_000
@@ -395,15 +395,15 @@ def test_a_second_restore_does_not_take_the_first_downtime_for_idle_time() -> No
     for event in (a.start(T0), a.likes(T0 + 1_000, 5)):
         engine.process(typed(event), wall_ms=T0)
     engine.tick(T0 + 10_000)  # idle for 10 s: stream time T0 + 11 s
-    log = snapshot.changes(engine, offset=1)
+    log = checkpoint.changes(engine, offset=1)
     # down for 100 s, then 5 more idle seconds, a checkpoint that does not rewrite "a"
-    first = snapshot.restore(log, CONFIG, wall_ms=T0 + 110_000).engine
+    first = checkpoint.restore(log, CONFIG, wall_ms=T0 + 110_000).engine
     first.tick(T0 + 115_000)
     assert first.streams["a"].stream_time_ms == T0 + 16_000
-    again = snapshot.changes(first, offset=1)
+    again = checkpoint.changes(first, offset=1)
     assert [key for key, _ in again] == [b"p"]
     # and down again, for 30 s
-    second = snapshot.restore(log + again, CONFIG, wall_ms=T0 + 145_000).engine
+    second = checkpoint.restore(log + again, CONFIG, wall_ms=T0 + 145_000).engine
     assert second.downtime_ms == 130_000
     assert second.streams["a"].stream_time_ms == T0 + 16_000
     assert second.tick(T0 + 146_000) == [] and second.streams["a"].stream_time_ms == T0 + 17_000

@@ -18,12 +18,13 @@ a message, never misread. Bucket rows are fixed-length ``[start, likes, gifts, c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 
 import msgspec
 
+from processor.core.alerts import StreamEnded
 from processor.core.contributors import Summary
 from processor.core.engine import Engine, EngineConfig, StreamState
 from processor.core.panes import minutes_of, pack, seal, start_of, unseal
@@ -251,6 +252,11 @@ _encoder = msgspec.msgpack.Encoder()
 
 Record = tuple[bytes, bytes | None]  # key, value (None: a tombstone)
 
+# The input offset each ended stream ended at (the engine keeps no offsets: the partition
+# layer records them), for the streams in the engine's memory of ended streams and those
+# it forgot since a checkpoint last looked; -1 where it is not known.
+EndOffsets = dict[str, int]
+
 
 # ended_at of a marker for a stream that ended and was already forgotten (written by
 # livepulse before markers kept when and where every stream ended)
@@ -269,11 +275,15 @@ class SlicedCheckpoint:
     at the offset where it was found ended (the marker also of a stream the memory of ended
     streams has already forgotten), so its records up to there are never applied twice.
     Changes made meanwhile land in the engine's fresh change sets: the next checkpoint.
+
+    ``end_offsets`` says where each ended stream ended; the checkpoint drops the entries of
+    the streams it leaves forgotten.
     """
 
-    def __init__(self, engine: Engine, offset: int) -> None:
+    def __init__(self, engine: Engine, offset: int, end_offsets: EndOffsets | None = None) -> None:
         self.engine = engine
         self.offset = offset
+        self.end_offsets: EndOffsets = {} if end_offsets is None else end_offsets
         # the idle time the streams saw by ``offset``: no tick may come before finish()
         self.ticked_ms = engine.ticked_ms
         self.downtime_ms = engine.downtime_ms
@@ -312,20 +322,24 @@ class SlicedCheckpoint:
         streams as the engine would have).
         """
         self.encode(len(self.todo), offset)
-        engine, out = self.engine, self.records
+        engine, out, end_offsets = self.engine, self.records, self.end_offsets
         ended = self.ended
         if ended:
             # markers in the order the streams ended: forgotten ones are the oldest
             for stream_id, covered in ended.items():
                 if stream_id not in engine.ended:  # ended and already forgotten
-                    info = engine.forgotten.get(stream_id) or self.forgotten.get(stream_id)
-                    at, end_offset = info or (GONE, -1)
-                    out.append(_marker(stream_id, covered, at, end_offset))
-                    engine.forgotten[stream_id] = (at, end_offset)  # removed next time
+                    at = engine.forgotten.get(stream_id)
+                    if at is None:
+                        at = self.forgotten.get(stream_id)
+                    if at is None:
+                        at = GONE
+                        end_offsets[stream_id] = -1
+                    out.append(_marker(stream_id, covered, at, end_offsets.get(stream_id, -1)))
+                    engine.forgotten[stream_id] = at  # removed next time
             for stream_id, ended_at in engine.ended.items():
                 found_at = ended.get(stream_id)
                 if found_at is not None:
-                    end_offset = engine.end_offsets.get(stream_id, -1)
+                    end_offset = end_offsets.get(stream_id, -1)
                     out.append(_marker(stream_id, found_at, ended_at, end_offset))
             for stream_id in ended:
                 out.append((STREAM_PREFIX + stream_id.encode(), None))
@@ -334,6 +348,10 @@ class SlicedCheckpoint:
         for stream_id in self.forgotten:
             if stream_id not in engine.ended and stream_id not in ended:
                 out.append((ENDED_PREFIX + stream_id.encode(), None))
+        # where the streams left forgotten ended is needed no more
+        for stream_id in (*self.forgotten, *ended):
+            if stream_id not in engine.ended and stream_id not in engine.forgotten:
+                end_offsets.pop(stream_id, None)
         return out
 
 
@@ -342,14 +360,14 @@ def _marker(stream_id: str, covered: int, ended_at: int, end_offset: int) -> Rec
     return ENDED_PREFIX + stream_id.encode(), _encoder.encode(marker)
 
 
-def changes(engine: Engine, offset: int) -> list[Record]:
+def changes(engine: Engine, offset: int, end_offsets: EndOffsets | None = None) -> list[Record]:
     """The records of one checkpoint of what changed since the previous one, taken at
     once (streams first, the partition record last), covering input up to ``offset``.
     Clears the engine's change sets."""
-    return SlicedCheckpoint(engine, offset).finish(offset)
+    return SlicedCheckpoint(engine, offset, end_offsets).finish(offset)
 
 
-def full(engine: Engine, offset: int) -> list[Record]:
+def full(engine: Engine, offset: int, end_offsets: Mapping[str, int] | None = None) -> list[Record]:
     """Every record of the engine's state (what a compacted topic holds after changes())."""
     out: list[Record] = [
         (
@@ -358,10 +376,8 @@ def full(engine: Engine, offset: int) -> list[Record]:
         )
         for sid, s in engine.streams.items()
     ]
-    out += [
-        _marker(sid, offset, at, engine.end_offsets.get(sid, -1))
-        for sid, at in engine.ended.items()
-    ]
+    ends = end_offsets or {}
+    out += [_marker(sid, offset, at, ends.get(sid, -1)) for sid, at in engine.ended.items()]
     partition = PartitionRecord(FORMAT_VERSION, offset, engine.ticked_ms, engine.downtime_ms)
     out.append((PARTITION_KEY, _encoder.encode(partition)))
     return out
@@ -384,6 +400,8 @@ class Checkpoint:
     # they ended at, stream id, when), in that order; a replay puts each back in the
     # memory of ended streams once it passes that offset, where the engine had it
     pending_ends: list[tuple[int, str, int]] = field(default_factory=list)
+    # where the streams the engine remembers as ended (or forgot) ended
+    end_offsets: EndOffsets = field(default_factory=dict)
 
 
 def _decode(value: bytes, kind: type[msgspec.Struct], what: str) -> msgspec.Struct:
@@ -418,6 +436,7 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
     tick left them (downtime is not idle time). Raises :class:`SnapshotError` on a record
     of another format or corrupt."""
     engine = Engine(config)
+    end_offsets: EndOffsets = {}
     offset = ticked_ms = -1
     states: dict[str, StreamRecord] = {}
     markers: dict[str, EndedRecord] = {}
@@ -454,7 +473,8 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
         if state is not None and state.offset > found.offset:
             # a new session after the end was forgotten: the state is newer, and the
             # marker's tombstone was cut short by a crash; the next checkpoint writes it
-            engine.forgotten[stream_id] = (at, end_offset)
+            engine.forgotten[stream_id] = at
+            end_offsets[stream_id] = end_offset
             continue
         covered[stream_id] = found.offset
         if at != GONE:  # GONE: forgotten, from livepulse before markers kept the time
@@ -477,17 +497,18 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
     forget = len(by_offset) - config.ended_memory
     for end_offset, _, stream_id, at in by_offset:
         if forget > 0:
-            engine.forgotten[stream_id] = (at, end_offset)
+            engine.forgotten[stream_id] = at
             forget -= 1
         else:
             engine.ended[stream_id] = at
-            engine.end_offsets[stream_id] = end_offset
-    _recompute_idle_time(engine, ticked_ms, wall_ms)
+        end_offsets[stream_id] = end_offset
+    for stream_id in _recompute_idle_time(engine, ticked_ms, wall_ms):
+        end_offsets[stream_id] = -1  # ended by idle time: where in the input is not known
     ahead = {sid: at for sid, at in covered.items() if at > offset}
-    return Checkpoint(engine, offset, ahead, pending)
+    return Checkpoint(engine, offset, ahead, pending, end_offsets)
 
 
-def _recompute_idle_time(engine: Engine, ticked_ms: int, wall_ms: int) -> None:
+def _recompute_idle_time(engine: Engine, ticked_ms: int, wall_ms: int) -> list[str]:
     """Redo what idle time did to the streams by the checkpoint's last tick: a checkpoint
     writes a stream only when events changed it, and what the tick published then is not
     published again. Then the idle clocks go on from where that tick left them, at
@@ -495,10 +516,11 @@ def _recompute_idle_time(engine: Engine, ticked_ms: int, wall_ms: int) -> None:
     does not count as idle, as in a run that never stopped (the input a worker finds
     waiting after a restart is the events of that time). The streams' own clocks are
     left as written: a stream the next checkpoints do not rewrite is restored again the
-    same way, however many restores come."""
+    same way, however many restores come. Returns the streams that idle time ended."""
     if ticked_ms < 0:
-        return
+        return []
     changed = set(engine.changed)
-    engine.tick(ticked_ms + engine.downtime_ms)  # the uninterrupted run's tick, again
+    outputs = engine.tick(ticked_ms + engine.downtime_ms)  # the uninterrupted run's tick, again
     engine.changed = changed
     engine.downtime_ms += max(0, wall_ms - engine.downtime_ms - ticked_ms)
+    return [output.stream_id for output in outputs if isinstance(output, StreamEnded)]
