@@ -258,7 +258,9 @@ class Run:
             return result if "error" in result else children[0].failed("committed nothing")
         result |= measured(children, first, last, total)
         result["exit_codes"] = self.stop_children()
-        return result | ({} if result["complete"] else {"note": f"partial: the {cap:.0f}s cap"})
+        notes = [] if result["complete"] else [f"partial: the {cap:.0f}s cap"]
+        notes += [] if result["events_per_s"] else ["one commit held every record: more --events"]
+        return result | ({"note": "; ".join(notes)} if notes else {})
 
     async def quix(self) -> Result:
         if importlib.util.find_spec("quixstreams") is None:
