@@ -60,7 +60,7 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check processor tests bench setup.py
 	$(BIN)/mypy
 
-unit: $(COMPILED) system-deps  ## unit tests, on the compiled core and on its Python source (no broker)
+unit: $(COMPILED)  ## unit tests, on the compiled core and on its Python source (no broker)
 	$(BIN)/pytest -q tests/unit
 	LIVEPULSE_PURE_PYTHON=1 $(BIN)/pytest -q tests/unit
 

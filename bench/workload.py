@@ -1,14 +1,10 @@
-"""The benchmark workloads, deterministic, pre-filled onto a topic once each.
+"""The two workloads, deterministic byte for byte, each pre-filled onto a topic and reused.
 
-``simulator``: the simulator's events (``processor/simulator/generator.py``), gentle: a
-stream's users are few. ``heavy``: bench/heavy.py's platform-like records (10,000
-lognormal streams, 100,000 users, all live), the one the targets are judged on. Records
-are keyed by stream id and spread over the partitions by Kafka's default partitioner
-(murmur2 of the key: aiokafka's producer, given a key).
-
-The topic name carries a hash of everything that decides its content (the workload
-parameters and the generator's source), so a later run reuses it when nothing changed and
-fills a new one otherwise. ``.local/bench/workloads.json`` remembers how long each fill took.
+``heavy`` (the targets are judged on it): 10,000 streams, all live, whose shares of the
+traffic are lognormal (sigma 1.6), users drawn from 100,000; 70% likes, 10% gifts (combos end
+with ``repeat_end``), 15% comments, 5% joins. ``simulator``: the simulator's gentler events.
+Records are keyed by stream id (murmur2 partitioning, as aiokafka's producer does); a topic's
+name holds a hash of the parameters and the generator: a run reuses it while neither changed.
 """
 
 from __future__ import annotations
@@ -16,222 +12,145 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import multiprocessing as mp
-import signal
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from multiprocessing.connection import Connection
+from itertools import accumulate
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from bench.common import ROOT, create_topics, delete_topics, end_offsets, produce, say
+from processor.contract import encode_event
+from processor.simulator.generator import SimulationConfig, generate
 
-from bench.common import LOCAL, ROOT, create_topics, delete_topics, end_offsets, say
-
-# A fixed virtual clock start: the same events, byte for byte, on every run.
-START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-GENERATORS = {
-    "simulator": ROOT / "processor" / "simulator" / "generator.py",
-    "heavy": ROOT / "bench" / "heavy.py",
-}
-META_FILE = LOCAL / "workloads.json"
-CHUNK = 5_000
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: the same events on every run
+GENERATORS = {"simulator": ROOT / "processor" / "simulator" / "generator.py"}
+USERS, SIGMA = 100_000, 1.6  # the heavy workload's
+# (gift_id, name, coins, streakable): docs/domain.md's catalogue, weighted toward the cheap
+GIFTS: tuple[tuple[int, str, int, bool], ...] = (
+    (5655, "Rose", 1, True),
+    (5487, "Finger Heart", 5, True),
+    (5879, "Doughnut", 30, True),
+    (7168, "Money Gun", 500, False),
+    (5827, "Galaxy", 1_000, False),
+    (6369, "Lion", 29_999, False),
+    (7312, "Universe", 44_999, False),
+)
+GIFT_WEIGHTS = (60, 25, 10, 3, 1.5, 0.4, 0.1)
+COMMENTS = ("wow", "hello from Lisbon!", "🔥🔥🔥", "can you say hi to my sister?", "gg")
 
 
 @dataclass(frozen=True)
 class Workload:
-    """What is on a bench topic. ``rate`` is the generator's virtual events/s."""
+    """What is on a bench topic; ``rate`` is the generator's virtual events/s."""
 
     events: int
     streams: int
     partitions: int
     seed: int = 1
     rate: float = 10_000.0
-    kind: str = "simulator"  # or "heavy" (its users and sigma are bench.heavy's defaults)
+    kind: str = "simulator"
 
     @classmethod
-    def heavy(cls, events: int, partitions: int = 8) -> Workload:
-        from bench.heavy import Heavy
-
-        h = Heavy(events=events)
-        return cls(events, h.streams, partitions, h.seed, h.rate, "heavy")
-
-    def config_hash(self) -> str:
-        source = hashlib.sha256(GENERATORS[self.kind].read_bytes()).hexdigest()
-        doc = json.dumps({**asdict(self), "start_ms": START_MS, "generator": source})
-        return hashlib.sha256(doc.encode()).hexdigest()[:12]
+    def heavy(cls, events: int, streams: int = 10_000) -> Workload:
+        return cls(events, streams, 8, seed=7, rate=5_000.0, kind="heavy")
 
     @property
     def topic(self) -> str:
-        return f"bench.{'events' if self.kind == 'simulator' else self.kind}.{self.config_hash()}"
+        source = GENERATORS.get(self.kind, ROOT / "bench" / "workload.py").read_bytes()
+        doc = {
+            **asdict(self),
+            "start_ms": START_MS,
+            "generator": hashlib.sha256(source).hexdigest(),
+        }
+        digest = hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:12]
+        return f"bench.{'events' if self.kind == 'simulator' else self.kind}.{digest}"
 
     def records(self) -> Iterator[tuple[bytes, bytes]]:
-        if self.kind == "heavy":
-            from bench import heavy
+        """``(stream id, compact JSON)`` per event."""
+        return heavy(self) if self.kind == "heavy" else records(self.simulation())
 
-            return heavy.records(
-                heavy.Heavy(self.events, self.streams, seed=self.seed, rate=self.rate)
-            )
-        return records(self.simulation())
-
-    def simulation(self, start_ms: int = START_MS, events: int | None = None) -> Any:
-        from processor.simulator.generator import SimulationConfig
-
-        # end_streams=False: a slice of a continuous feed, so every stream is still active
-        # at the end (state per active stream is measured then).
-        return SimulationConfig(
-            start_ms=start_ms,
-            streams=self.streams,
-            rate=self.rate,
-            max_events=self.events if events is None else events,
-            seed=self.seed,
-            end_streams=False,
-        )
+    def simulation(self, start_ms: int = START_MS, events: int | None = None) -> SimulationConfig:
+        # end_streams=False: a slice of a continuous feed, every stream still live at the end
+        config = {
+            "streams": self.streams,
+            "rate": self.rate,
+            "seed": self.seed,
+            "end_streams": False,
+        }
+        return SimulationConfig(start_ms=start_ms, max_events=events or self.events, **config)
 
 
-def records(config: Any) -> Iterator[tuple[bytes, bytes]]:
-    """``(key, value)`` per event: key is the stream id, value the compact JSON."""
-    from processor.contract import encode_event
-    from processor.simulator.generator import generate
-
+def records(config: SimulationConfig) -> Iterator[tuple[bytes, bytes]]:
     for event in generate(config):
         yield event.stream_id.encode(), encode_event(event)
 
 
-def _generate_into(conn: Connection, workload: Workload) -> None:
-    """Child process: generate the events and send them in chunks through a pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    chunk: list[tuple[bytes, bytes]] = []
-    for record in workload.records():
-        chunk.append(record)
-        if len(chunk) >= CHUNK:
-            conn.send(chunk)
-            chunk = []
-    if chunk:
-        conn.send(chunk)
-    conn.send(None)
-    conn.close()
+def heavy(w: Workload) -> Iterator[tuple[bytes, bytes]]:
+    """The heavy workload's records: every stream starts first and none ends."""
+    rng = random.Random(w.seed)
+    cum = list(accumulate(rng.lognormvariate(0.0, SIGMA) for _ in range(w.streams)))
+    like_totals = [0] * w.streams
+    # an open combo per stream: [user, gift index, steps sent, steps it will have, streak id]
+    combos: dict[int, list[Any]] = {}
+    step_ms, n = 1000.0 / w.rate, 0
 
-
-def _load_meta() -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(META_FILE.read_text())
-        return data
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_meta(meta: dict[str, Any]) -> None:
-    META_FILE.parent.mkdir(parents=True, exist_ok=True)
-    META_FILE.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-
-
-async def ensure_prefilled(bootstrap: str, workload: Workload, refill: bool) -> dict[str, Any]:
-    """Fill ``workload.topic`` unless it already holds exactly this workload.
-
-    Returns ``{"topic", "reused", "prefill_s", "records"}``; ``prefill_s`` is the time the
-    fill took (now, or when the reused topic was filled).
-    """
-    topic = workload.topic
-    meta = _load_meta()
-    known = meta.get(topic)
-    ends = await end_offsets(bootstrap, topic)
-    complete = sum(ends.values()) == workload.events and len(ends) == workload.partitions
-    if not refill and known and complete:
-        say(
-            f"reusing pre-filled topic {topic}: {workload.events:,} records "
-            f"(filled in {known['prefill_s']:.0f}s on {known['filled_at']})"
+    def header(kind: str, k: int, ts: int) -> str:
+        return (
+            f'{{"v":1,"type":"{kind}","event_id":"h{n}","stream_id":"live-h{k}",'
+            f'"creator_id":"creator-h{k}","ts":{ts}'
         )
-        return {
-            "topic": topic,
-            "reused": True,
-            "prefill_s": known["prefill_s"],
-            "records": workload.events,
-        }
-    if ends:
-        say(f"topic {topic} is stale or incomplete ({sum(ends.values()):,} records); refilling")
-        await delete_topics(bootstrap, [topic])
-        await _wait_gone(bootstrap, topic)
-    await create_topics(bootstrap, [topic], workload.partitions)
-    elapsed = await _fill(bootstrap, workload)
-    final = sum((await end_offsets(bootstrap, topic)).values())
-    if final != workload.events:
-        raise RuntimeError(f"prefill wrote {final:,} records, expected {workload.events:,}")
-    meta[topic] = {
-        "workload": asdict(workload),
-        "prefill_s": round(elapsed, 1),
-        "filled_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    _save_meta(meta)
-    return {"topic": topic, "reused": False, "prefill_s": elapsed, "records": final}
+
+    for k in range(min(w.streams, w.events)):
+        ts = START_MS + int(n * step_ms)
+        yield f"live-h{k}".encode(), (header("live_start", k, ts) + ',"title":"live"}').encode()
+        n += 1
+    for k in rng.choices(range(w.streams), cum_weights=cum, k=max(0, w.events - n)):
+        ts, user, roll = START_MS + int(n * step_ms), rng.randrange(USERS), rng.random()
+        if roll < 0.70:
+            count = 1 + (n * 7 + k) % 15
+            like_totals[k] += count + (count if n % 9 == 0 else 0)  # some like events lost
+            tail = f',"user_id":"u{user}","count":{count},"total":{like_totals[k]}}}'
+        elif roll < 0.80:
+            combo = combos.get(k)
+            if combo is None:
+                (index,) = rng.choices(range(len(GIFTS)), weights=GIFT_WEIGHTS)
+                steps = 1 + int(rng.expovariate(0.35)) if GIFTS[index][3] else 1
+                combo = combos[k] = [user, index, 0, steps, f"s{n}"]
+            combo[2] = sent = combo[2] + 1
+            if end := sent >= combo[3]:
+                del combos[k]
+            gift_id, name, coins, streakable = GIFTS[combo[1]]
+            tail = (
+                f',"user_id":"u{combo[0]}","gift_id":{gift_id},"gift_name":"{name}","coins":'
+                f'{coins},"repeat_count":{sent},"streakable":{"true" if streakable else "false"},'
+                f'"streak_id":"{combo[4]}","repeat_end":{"true" if end else "false"}}}'
+            )
+        elif roll < 0.95:
+            tail = f',"user_id":"u{user}","text":"{COMMENTS[n % len(COMMENTS)]}"}}'
+        else:
+            tail = f',"user_id":"u{user}"}}'
+        kind = (
+            "like" if roll < 0.7 else "gift" if roll < 0.8 else "comment" if roll < 0.95 else "join"
+        )
+        yield f"live-h{k}".encode(), (header(kind, k, ts) + tail).encode()
+        n += 1
 
 
-async def _wait_gone(bootstrap: str, topic: str) -> None:
-    for _ in range(100):
-        if not await end_offsets(bootstrap, topic):
-            return
-        await asyncio.sleep(0.2)
-
-
-async def _fill(bootstrap: str, workload: Workload) -> float:
-    """Generator in a child process (one core), aiokafka producer here (the other)."""
-    say(
-        f"pre-filling {workload.topic} ({workload.kind}): {workload.events:,} events, "
-        f"{workload.streams:,} streams, {workload.partitions} partitions (generator in a child "
-        "process, batched producer)"
-    )
-    ctx = mp.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_generate_into, args=(sender, workload), name="bench-generator")
-    child.start()
-    sender.close()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks=1,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-        max_request_size=4 * 1024 * 1024,
-    )
-    await producer.start()
-    loop = asyncio.get_running_loop()
+async def ensure_prefilled(bootstrap: str, workload: Workload) -> dict[str, Any]:
+    """Fill ``workload.topic`` unless it holds the workload already."""
     topic = workload.topic
+    ends = await end_offsets(bootstrap, topic)
+    if sum(ends.values()) == workload.events and len(ends) == workload.partitions:
+        say(f"reusing the pre-filled topic {topic}")
+        return {"topic": topic, "reused": True}
+    await delete_topics(bootstrap, topic)  # an incomplete one
+    while await end_offsets(bootstrap, topic):
+        await asyncio.sleep(0.2)
+    await create_topics(bootstrap, [topic], workload.partitions)
+    say(f"pre-filling {topic}: {workload}")
     started = time.monotonic()
-    sent = 0
-    next_report = started + 3.0
-    try:
-        in_flight: list[asyncio.Future[Any]] = []
-        while True:
-            try:
-                chunk = await loop.run_in_executor(None, receiver.recv)
-            except EOFError:
-                raise RuntimeError(f"the generator process died (exit {child.exitcode})") from None
-            if chunk is None:
-                break
-            # Keep one chunk in flight while the next one is queued: bounded memory.
-            previous, in_flight = in_flight, []
-            for key, value in chunk:
-                in_flight.append(await producer.send(topic, value, key=key))
-            if previous:
-                await asyncio.gather(*previous)
-            sent += len(chunk)
-            now = time.monotonic()
-            if now >= next_report:
-                rate = sent / (now - started)
-                eta = (workload.events - sent) / rate if rate else 0.0
-                say(
-                    f"  prefill {sent:>11,}/{workload.events:,} ({100 * sent / workload.events:3.0f}%)"
-                    f"  {rate:,.0f} ev/s  ETA {eta:,.0f}s"
-                )
-                next_report = now + 5.0
-        await producer.flush()
-        await asyncio.gather(*in_flight)
-    finally:
-        await producer.stop()
-        receiver.close()
-        child.join(5)
-        if child.is_alive():
-            child.kill()
-            child.join()
-    elapsed = time.monotonic() - started
-    say(f"prefill done: {sent:,} events in {elapsed:.1f}s ({sent / elapsed:,.0f} ev/s)")
-    return elapsed
+    await produce(bootstrap, topic, workload.records())
+    if (filled := sum((await end_offsets(bootstrap, topic)).values())) != workload.events:
+        raise RuntimeError(f"prefill wrote {filled:,} records, not {workload.events:,}")
+    return {"topic": topic, "reused": False, "prefill_s": round(time.monotonic() - started, 1)}

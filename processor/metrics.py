@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 
 from processor.contract import EVENT_TYPES, Reason
 from processor.core.alerts import ALERT_TYPES, GoalReached, Spike, TierChanged
-from processor.core.engine import WINDOW_LIKES_POLICY
+from processor.core.engine import COINS, LIKES, WINDOW_LIKES_POLICY
 from processor.core.standings import Ranked, Standings
 from processor.core.tiers import TIERS
 
@@ -39,24 +39,14 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 log = logging.getLogger("livepulse.metrics")
 
-# Known dead-letter reasons, exported at 0 from the start so rate() sees the first one.
-DEAD_LETTER_REASONS = (
-    Reason.TOO_LARGE,
-    Reason.INVALID_JSON,
-    Reason.NOT_AN_OBJECT,
-    Reason.CONTRACT,
-    Reason.KEY_MISMATCH,
-    Reason.FUTURE,
-    Reason.LATE,
-    Reason.AFTER_END,
-    Reason.PROCESSING_ERROR,
-)
+# Every dead-letter reason, exported at 0 from the start so rate() sees the first one.
+DEAD_LETTER_REASONS = tuple(Reason)
 
 # Event-to-alert latency: from a few milliseconds (caught up) to a minute (far behind).
 ALERT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 # The metrics a spike or a goal is about (label ``metric``), exported at 0 from the start.
-ALERT_METRICS = ("likes", "coins")
+ALERT_METRICS = (LIKES, COINS)
 
 DEFAULT_TOP_K = 10
 

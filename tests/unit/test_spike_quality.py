@@ -13,7 +13,6 @@ import pytest
 
 from bench.spike_quality import (
     Detected,
-    Progress,
     Quality,
     RunConfig,
     SpikeSettings,
@@ -45,7 +44,7 @@ FLOORS = {
 
 @cache
 def prepared() -> tuple[list[Event], Truth]:
-    return prepare(RUN, Progress(quiet=True))
+    return prepare(RUN)
 
 
 @cache
@@ -71,8 +70,8 @@ def test_default_settings_find_bursts_and_little_else(metric: str) -> None:
     assert s.bursts == len(prepared()[1].bursts) > 0
     assert s.spikes > 0 and s.detected > 0
     assert s.precision is not None and s.recall_above_floor is not None
-    assert s.precision >= FLOORS[metric]["precision"], q.as_dict()
-    assert s.recall_above_floor >= FLOORS[metric]["recall_above_floor"], q.as_dict()
+    assert s.precision >= FLOORS[metric]["precision"], q
+    assert s.recall_above_floor >= FLOORS[metric]["recall_above_floor"], q
 
 
 def test_detection_off_finds_nothing() -> None:
@@ -140,7 +139,7 @@ def test_scoring_eligibility_needs_history() -> None:
 
 
 def test_cli_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--streams", "3", "--rate", "30", "--duration", "600", "--quiet"]) == 0
+    assert main(["--streams", "3", "--rate", "30", "--duration-s", "600"]) == 0
     out = capsys.readouterr().out
     assert "settings: ratio=2 rearm=1.5 min_likes=500 min_coins=1000 history=180s" in out
     assert "matching:" in out and "either" in out

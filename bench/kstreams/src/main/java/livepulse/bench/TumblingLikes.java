@@ -1,91 +1,52 @@
 package livepulse.bench;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import static java.nio.charset.StandardCharsets.UTF_8;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.errors.SerializationException;
-import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
-import org.apache.kafka.streams.KafkaStreams;
-import org.apache.kafka.streams.KeyValue;
-import org.apache.kafka.streams.StreamsBuilder;
-import org.apache.kafka.streams.StreamsConfig;
-import org.apache.kafka.streams.kstream.Consumed;
-import org.apache.kafka.streams.kstream.Grouped;
-import org.apache.kafka.streams.kstream.Materialized;
-import org.apache.kafka.streams.kstream.Produced;
-import org.apache.kafka.streams.kstream.Suppressed;
-import org.apache.kafka.streams.kstream.TimeWindows;
-import org.apache.kafka.streams.processor.TimestampExtractor;
+import org.apache.kafka.streams.*;
+import org.apache.kafka.streams.kstream.*;
 
 /**
- * What the Quix contender (bench/quix.py) computes, the way Kafka Streams' documentation
- * writes it: keep like events, sum their {@code count} per record key (the stream id) in 60 s
- * tumbling windows on event time (the event's {@code ts}), in the default RocksDB window
- * store, and emit each window once when it closes (suppress until window closes, no grace)
- * to {@code BENCH_GROUP.out}. One stream thread, commits every BENCH_COMMIT_SECONDS (5),
- * at-least-once.
- *
- * <p>Run by bench/run.py with BENCH_BROKER, BENCH_TOPIC, BENCH_GROUP (the application id)
- * and BENCH_STATE_DIR in the environment; SIGTERM closes it.
+ * What bench/quix.py counts, as Kafka Streams' documentation writes it: likes per key in 60 s
+ * tumbling windows on event time, RocksDB, each window emitted once it closes; one thread.
  */
 public final class TumblingLikes {
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  /** The value parsed once; the timestamp extractor sees the parsed value. */
-  static final class JsonDeserializer implements Deserializer<JsonNode> {
-    @Override
-    public JsonNode deserialize(String topic, byte[] data) {
-      try {
-        return data == null ? null : JSON.readTree(data);
-      } catch (IOException e) {
-        throw new SerializationException(e);
-      }
-    }
-  }
-
-  static final class EventTime implements TimestampExtractor {
-    @Override
-    public long extract(ConsumerRecord<Object, Object> record, long partitionTime) {
-      JsonNode ts = ((JsonNode) record.value()).get("ts");
-      return ts == null ? partitionTime : ts.asLong();
-    }
-  }
-
-  private static String env(String name, String fallback) {
-    String value = System.getenv(name);
-    return value == null || value.isEmpty() ? fallback : value;
-  }
-
   public static void main(String[] args) throws InterruptedException {
-    String group = env("BENCH_GROUP", "bench-kstreams");
+    String group = System.getenv("BENCH_GROUP");
     Properties props = new Properties();
     props.put(StreamsConfig.APPLICATION_ID_CONFIG, group);
-    props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, env("BENCH_BROKER", "127.0.0.1:39092"));
-    props.put(StreamsConfig.STATE_DIR_CONFIG, env("BENCH_STATE_DIR", ".local/bench/kstreams-state"));
+    props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, System.getenv("BENCH_BROKER"));
+    props.put(StreamsConfig.STATE_DIR_CONFIG, System.getenv("BENCH_STATE_DIR"));
     props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
-    // as livepulse's default commit interval, and Quix's (bench.run passes it)
-    props.put(
-        StreamsConfig.COMMIT_INTERVAL_MS_CONFIG,
-        Math.round(Double.parseDouble(env("BENCH_COMMIT_SECONDS", "5")) * 1000));
+    double commitSeconds = Double.parseDouble(System.getenv("BENCH_COMMIT_SECONDS"));
+    props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, Math.round(commitSeconds * 1000));
     props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-
-    Serde<JsonNode> json =
-        Serdes.serdeFrom(
-            (topic, node) -> node == null ? null : node.toString().getBytes(UTF_8),
-            new JsonDeserializer());
+    // the value parsed once: the timestamp extractor sees the parsed value
+    Serde<JsonNode> json = Serdes.serdeFrom((topic, node) -> node.toString().getBytes(UTF_8),
+        (topic, data) -> {
+          try {
+            return data == null ? null : JSON.readTree(data);
+          } catch (IOException e) {
+            throw new SerializationException(e);
+          }
+        });
     StreamsBuilder builder = new StreamsBuilder();
-    builder.stream(
-            env("BENCH_TOPIC", "bench.events"),
-            Consumed.with(Serdes.String(), json).withTimestampExtractor(new EventTime()))
+    builder.stream(System.getenv("BENCH_TOPIC"), Consumed.with(Serdes.String(), json)
+            .withTimestampExtractor((record, partitionTime) -> {
+              JsonNode ts = ((JsonNode) record.value()).get("ts");
+              return ts == null ? partitionTime : ts.asLong();
+            }))
         .filter((key, event) -> "like".equals(event.path("type").asText()))
         .mapValues(event -> event.path("count").asLong())
         .groupByKey(Grouped.with(Serdes.String(), Serdes.Long()))
@@ -98,19 +59,15 @@ public final class TumblingLikes {
 
     KafkaStreams streams = new KafkaStreams(builder.build(), props);
     CountDownLatch closed = new CountDownLatch(1);
-    Runtime.getRuntime()
-        .addShutdownHook(
-            new Thread(
-                () -> {
-                  streams.close(Duration.ofSeconds(20));
-                  closed.countDown();
-                }));
-    streams.setUncaughtExceptionHandler(
-        e -> {
-          e.printStackTrace();
-          System.exit(1);
-          return null;
-        });
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      streams.close(Duration.ofSeconds(20));
+      closed.countDown();
+    }));
+    streams.setUncaughtExceptionHandler(e -> {
+      e.printStackTrace();
+      System.exit(1);
+      return null;
+    });
     streams.start();
     closed.await();
   }
