@@ -643,6 +643,26 @@ class Engine:
         if ledger is None:
             day = self.calendar.day_of(state.started_ms)
             start, end = self.calendar.bounds(day)
+            if state.stream_time_ms < end:  # the common case: a session within its day
+                return [
+                    StreamDay(
+                        state.creator_id,
+                        day,
+                        state.stream_id,
+                        state.started_ms,
+                        state.started_ms,
+                        state.stream_time_ms,
+                        session[0],
+                        session[1],
+                        session[2],
+                        state.peak_tier,
+                        state.viewers_peak,
+                        tuple(sorted((u, c, g) for u, (c, g) in gifters.items())),
+                        exact,
+                        ended,
+                        state.stream_time_ms,
+                    )
+                ]
             ledger = DayLedger(day, start, end)
             ledger.peak_tier = state.peak_tier
             ledger.peak_viewers = state.viewers_peak
