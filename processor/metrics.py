@@ -273,6 +273,14 @@ class Metrics:
             ["rank", "stream_id"],
             registry,
         )
+        self.top_creator_coins = SnapshotGauge(
+            "livepulse_top_creator_coins_today",
+            f"Coins of the top {top_k} creators of the newest calendar day (event time, "
+            "LIVEPULSE_TIME_ZONE) among those whose days this worker keeps (rank 1 = most; "
+            "ties by creator_id).",
+            ["rank", "creator_id", "day"],
+            registry,
+        )
         # Known label values exist at 0 from the start, so rate() and increase() see the
         # first increment and dashboards show 0 rather than "no data".
         # children looked up once: .labels() per event costs a lock and a dict lookup
@@ -365,6 +373,13 @@ class Metrics:
         self.top_likes.set(_ranked(standings.top_likes))
         self.top_coins.set(_ranked(standings.top_coins))
         self.top_coins_per_minute.set(_ranked(standings.top_coins_per_minute))
+
+    def set_top_creators(self, day: str | None, top: Ranked) -> None:
+        """The creator-days agent's top creators by coins on ``day`` (None: no day yet)."""
+        self.top_creator_coins.set(
+            ((str(rank), creator_id, day or ""), coins)
+            for rank, (creator_id, coins) in enumerate(top, 1)
+        )
 
     def set_consumer_lag(self, lag: Mapping[int, int]) -> None:
         """Lag per assigned partition; partitions not in ``lag`` (revoked) vanish."""

@@ -138,10 +138,12 @@ def merged_gifters(parts: list[StreamDay], n: int) -> tuple[bool, tuple[TopGifte
 class CreatorDays:
     """The latest part of every stream of every creator's open days, added up on demand.
 
-    A day is final for a creator once every stream of hers that touched it has ended or
-    gone past the day's end plus the grace period; its record is then written once more,
-    marked final, and the day forgotten (remembered in ``finished``, so a straggling part
-    cannot reopen it with partial figures).
+    A day is final for a creator once it is over, in event time as far as the parts taken
+    here show (``clock``, the furthest stream time of any part, has passed the day's end
+    plus the grace period: until then she may go live again that day), and every stream
+    of hers that touched it has ended or gone past that too. Its record is then written
+    once more, marked final, and the day forgotten (remembered in ``finished``, so a
+    straggling part cannot reopen it with partial figures).
     """
 
     def __init__(
@@ -163,11 +165,15 @@ class CreatorDays:
         self.ends: dict[tuple[str, str], int] = {}
         self.finished: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.changed: set[tuple[str, str]] = set()
+        # the furthest stream time of any part taken: how far event time has got here
+        self.clock = -1
 
     def apply(self, part: StreamDay, day_end_ms: int) -> bool:
         """Take a stream's part of a day whose next midnight is ``day_end_ms``; whether it
         changed anything (False for a replayed or older part, or a finished day)."""
         key = (part.creator_id, part.day)
+        if part.stream_time_ms > self.clock:
+            self.clock = part.stream_time_ms
         if key in self.finished:
             return False
         streams = self.days.get(key)
@@ -181,12 +187,27 @@ class CreatorDays:
         self.changed.add(key)
         return True
 
-    def is_final(self, key: tuple[str, str]) -> bool:
-        """Whether every stream of the creator that touched the day is done with it."""
+    def newest_day(self) -> str | None:
+        """The latest calendar day any open day is of: today, in event time."""
+        return max((day for _, day in self.days), default=None)
+
+    def coins_on(self, day: str) -> dict[str, int]:
+        """Coins of each creator with an open ``day``."""
+        return {
+            creator: sum(p.coins for p in streams.values())
+            for (creator, on), streams in self.days.items()
+            if on == day
+        }
+
+    def is_final(self, key: tuple[str, str], clock: int = -1) -> bool:
+        """Whether the day is over (``clock``, or this one's if later, past its end plus
+        the grace) and every stream of hers that touched it has ended or gone past that."""
         closes = self.ends[key] + self.grace_ms
+        if max(self.clock, clock) < closes:
+            return False
         return all(p.ended or p.stream_time_ms >= closes for p in self.days[key].values())
 
-    def record(self, key: tuple[str, str]) -> CreatorDay:
+    def record(self, key: tuple[str, str], clock: int = -1) -> CreatorDay:
         """The creator's day as the parts held now say."""
         parts = sorted(self.days[key].values(), key=lambda p: (p.started_ms, p.stream_id))
         creator_id, day = key
@@ -210,16 +231,17 @@ class CreatorDays:
             peak_viewers=max(p.peak_viewers for p in parts),
             top_gifters=top,
             top_gifters_exact=exact,
-            final=self.is_final(key),
+            final=self.is_final(key, clock),
             stream_time_ms=max(p.stream_time_ms for p in parts),
         )
 
-    def flush(self) -> list[CreatorDay]:
+    def flush(self, clock: int = -1) -> list[CreatorDay]:
         """The records of every day that changed since the last flush, and of every day
-        that became final (then forgotten), by key."""
+        that became final (then forgotten), by key. ``clock``: how far event time has got
+        in the parts read elsewhere (the agent's other partitions), if further."""
         out: list[CreatorDay] = []
-        for key in sorted(self.changed | {k for k in self.days if self.is_final(k)}):
-            record = self.record(key)
+        for key in sorted(self.changed | {k for k in self.days if self.is_final(k, clock)}):
+            record = self.record(key, clock)
             out.append(record)
             if record.final:
                 self._finish(key)

@@ -201,6 +201,7 @@ def create_app(
     async def refresh_gauges() -> None:
         engines = [state.engine for state in worker.owned.partitions.values()]
         metrics.refresh(standings(engines, metrics.top_k))
+        metrics.set_top_creators(*keeper.top_creators(metrics.top_k))
 
     @app.timer(interval=LAG_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def refresh_consumer_lag() -> None:

@@ -118,13 +118,28 @@ class CreatorDaysKeeper:
             return
         days.apply(part, self.calendar.bounds(part.day)[1])
 
+    def top_creators(self, k: int) -> tuple[str | None, list[tuple[str, int]]]:
+        """The newest day of the days it keeps, and its ``k`` top creators by coins (most
+        first, ties by creator id)."""
+        day = max((d for days in self.days.values() if (d := days.newest_day())), default=None)
+        if day is None:
+            return None, []
+        coins: dict[str, int] = {}
+        for days in self.days.values():
+            coins.update(days.coins_on(day))
+        ranked = sorted(coins.items(), key=lambda item: (-item[1], item[0]))[:k]
+        return day, ranked
+
     async def flush(self) -> None:
         """Write every day that changed; tombstone the parts of the days that turned final."""
         producer = self.producer
         assert producer is not None
         sent: list[Awaitable[Any]] = []
+        # how far event time has got in every part this agent read: a creator's partition
+        # may see no later part of anyone, while her day is long over
+        clock = max((days.clock for days in self.days.values()), default=-1)
         for partition, days in list(self.days.items()):
-            for record in days.flush():
+            for record in days.flush(clock):
                 sent.append(await self._send_day(producer, record))
                 if record.final:
                     for stream_id in record.streams:

@@ -32,7 +32,9 @@ after its last ones, while its idle clock can run only as long as its partition 
 the wall clock for more (a feed interval; at most the ~20-30 s of a fault). The idle clock
 then evaluates exactly the tier-window boundaries the next event would have, and no event
 arrives behind its stream's time: the result is the one answer the engine gives without any
-idle time. The broker is only killed between two chunks (every chunk is on it whole).
+idle time. A chunk's part of a partition is appended as one record batch (:class:`Feed`),
+so no partition is caught up in the middle of a chunk. The broker is only killed between
+two chunks (every chunk is on it whole).
 
 A worker that exits by itself during a fault (say, one that stops on being fenced) is
 started again, as a supervisor would, and its exit is in the timeline; at the end both
@@ -183,9 +185,19 @@ class Feed:
     produced: int = 0  # chunks on the broker
 
     async def run(self) -> None:
-        # idempotent: a retried send cannot put an event on the topic twice
+        # idempotent: a retried send cannot put an event on the topic twice. A chunk's
+        # records of one partition go as one record batch (a partition's part of a chunk
+        # is under 100 KB; nothing is sent before the flush), so the broker appends them
+        # at once: a worker never finds a partition caught up in the middle of a chunk,
+        # where its idle clock would move a stream's time past events still to come
+        # (it once did, when a chunk went out in several batches: a tier change at a
+        # later event than an uninterrupted run's).
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.broker, acks="all", enable_idempotence=True, linger_ms=5
+            bootstrap_servers=self.broker,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=60_000,
+            max_batch_size=1_000_000,
         )
         await producer.start()
         try:
@@ -193,6 +205,7 @@ class Feed:
                 while k >= self.allowed:
                     await asyncio.sleep(0.01)
                 sent = [await producer.send(self.topic, value, key) for key, value in chunk]
+                await producer.flush()
                 await asyncio.gather(*sent)
                 self.produced = k + 1
                 await asyncio.sleep(FEED_INTERVAL_S)

@@ -11,7 +11,8 @@ The scenario, worked out by hand (UTC; default thresholds, grace 10 s):
   2026-01-01: 250 + 40 = 290 likes, 2 gifts, 530 coins ($2.65), 2 sessions, live 30 + 10
   = 40 min, top gifters u-2 (500), u-1 (30); final.
   2026-01-02: 60 likes, 2 gifts, 10 coins ($0.05), no session started that day, live 20
-  min (00:00-00:20), top gifter u-1 (10 coins, 2 gifts); final.
+  min (00:00-00:20), top gifter u-1 (10 coins, 2 gifts); not final: event time only got to
+  00:20 of that day, and she may go live again.
 - ``c-bob``: stream ``b1`` (partition 0), 12:00-12:10, 5 likes, u-3's 1,000 coins.
   2026-01-01: 5 likes, 1 gift, 1,000 coins ($5.00), 1 session, 10 min; final.
 - ``c-cat``: stream ``c1`` (partition 1) goes live at 00:01 on 2026-01-02 and stays live:
@@ -114,7 +115,7 @@ EXPECTED_DAYS = {
         minutes_live=20,
         top_gifters=[{"user_id": "u-1", "coins": 10, "gifts": 2}],
         top_gifters_exact=True,
-        final=True,
+        final=False,  # event time got to 00:20: she may go live again that day
         stream_time_ms=T0 + 24 * H + 20 * MIN,
     ),
     "c-bob/2026-01-01": creator_day(
@@ -255,14 +256,14 @@ def test_creator_days_and_the_stream_table_are_exact_across_a_kill_9(
 def wait_for_days(
     broker: str, topic: str, worker: WorkerProcess
 ) -> dict[str, dict[str, Any] | None]:
-    """The creator days once every day of the scenario has been written as final (the
-    creator-days agent writes once per commit interval, after the worker's commit)."""
+    """The creator days once each day of the scenario reads as expected (the creator-days
+    agent writes once per commit interval, after the worker's commit); at the deadline,
+    whatever they are, for the asserts to show."""
     deadline = time.monotonic() + DEADLINE_S
     while True:
         days = latest(broker, topic)
-        if all((days.get(k) or {}).get("final") for k in EXPECTED_DAYS) and days.get(
-            "c-cat/2026-01-02"
-        ):
+        if all(days.get(k) == v for k, v in EXPECTED_DAYS.items()) and days.get("c-cat/2026-01-02"):
             return days
-        assert time.monotonic() < deadline, f"creator days so far: {days}\n{worker.log()}"
+        if time.monotonic() > deadline:
+            return days
         time.sleep(0.2)

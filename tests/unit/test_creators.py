@@ -107,9 +107,9 @@ def test_a_session_from_the_day_before_is_time_live_but_not_a_session_started() 
         (DAY2 - 1, False, False),
         (DAY2 + 9_999, False, False),  # within the grace: a late event may still count
         (DAY2 + 10_000, False, True),
-        (DAY2 - 1, True, True),
+        (DAY2 - 1, True, False),  # every stream ended, but she may go live again that day
     ],
-    ids=["before-midnight", "within-grace", "grace-over", "ended"],
+    ids=["before-midnight", "within-grace", "grace-over", "ended-day-not-over"],
 )
 def test_a_day_is_final_once_every_stream_is_done_with_it(
     stream_time_ms: int, ended: bool, final: bool
@@ -133,7 +133,12 @@ def test_a_replayed_or_older_part_changes_nothing_and_a_finished_day_stays_close
     assert days.flush() == []  # nothing changed since
     assert days.apply(part("s-b", likes=30, ended=True, stream_time_ms=DAY2 - MIN), DAY2)
     (record,) = days.flush()
-    assert (record.likes, record.final) == (30, True)
+    assert (record.likes, record.final) == (30, False)  # the day is not over yet
+    # another creator's stream takes event time past midnight plus the grace
+    other = part("s-z", creator_id="c-2", day="2026-01-02", stream_time_ms=DAY2 + 10 * MIN)
+    days.apply(other, DAY2 + 86_400_000)
+    record, _ = days.flush()
+    assert (record.key, record.likes, record.final) == ("c-1/2026-01-01", 30, True)
     assert not days.apply(part("s-c", likes=99, stream_time_ms=DAY2 - MIN), DAY2)
     assert days.flush() == []
 
@@ -265,4 +270,4 @@ def test_a_streams_ledger_splits_its_session_at_midnight() -> None:
         30,
         10,
     )
-    assert first.final and second.final
+    assert first.final and not second.final  # the second day is not over yet

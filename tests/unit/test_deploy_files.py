@@ -162,7 +162,7 @@ def test_dashboard_structure() -> None:
     assert variables["job"]["datasource"] == ds
 
     ids = [p["id"] for p in d["panels"]]
-    assert len(ids) == len(set(ids)) == 19
+    assert len(ids) == len(set(ids)) == 20
     cells: set[tuple[int, int]] = set()
     for p in d["panels"]:
         assert p["datasource"] == ds, p["title"]
@@ -202,10 +202,11 @@ def test_the_dashboard_queries_every_series_an_operator_needs() -> None:
         "livepulse_creator_usd_total",
         "livepulse_spikes_total",
         "livepulse_top_stream_coins_per_minute",
+        "livepulse_top_creator_coins_today",
     ):
         assert needed in queries, needed
     tables = [p for p in dashboard()["panels"] if p["type"] == "table"]
-    assert [t["targets"][0]["format"] for t in tables] == ["table"] * 3
+    assert [t["targets"][0]["format"] for t in tables] == ["table"] * 4
     assert all(t["targets"][0]["instant"] for t in tables)
 
 
@@ -228,11 +229,12 @@ def test_spike_and_coins_per_minute_panels_and_their_rule() -> None:
     assert table["transformations"][1]["options"]["sort"] == [
         {"field": "coins in last minute", "desc": True}
     ]
-    # the two panels share the dashboard's last row
-    assert (
-        spikes["gridPos"]["y"]
-        == table["gridPos"]["y"]
-        == max(p["gridPos"]["y"] for p in dashboard()["panels"])
+    # the two panels share a row, above the creators' row, the dashboard's last
+    creators = panels["Top creators by coins today"]
+    assert spikes["gridPos"]["y"] == table["gridPos"]["y"] < creators["gridPos"]["y"]
+    assert creators["gridPos"]["y"] == max(p["gridPos"]["y"] for p in dashboard()["panels"])
+    assert creators["targets"][0]["expr"] == (
+        'topk(10, max by (creator_id, day) (livepulse_top_creator_coins_today{job=~"$job"}))'
     )
     rules = {
         r["record"]: r["expr"]

@@ -445,6 +445,7 @@ def populated() -> tuple[Metrics, CollectorRegistry]:
     m.record_alert(alert(), 0.1)
     m.refresh(standings(engine, m.top_k), now=T0 / 1000 + 1)
     m.set_consumer_lag({0: 0})
+    m.set_top_creators("2026-01-01", [("c-1", 5)])
     return m, r
 
 
@@ -461,7 +462,7 @@ def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, tuple[str, ...]
 def test_names_follow_prometheus_conventions_and_stream_ids_stay_bounded() -> None:
     _, r = populated()
     families = list(r.collect())
-    assert len(families) == 24
+    assert len(families) == 25
     for family in families:
         assert family.name.startswith("livepulse_"), family.name
         assert not family.name.endswith("_total"), family.name  # the client adds it once
@@ -560,4 +561,22 @@ def test_the_metrics_module_only_records_and_imports_nothing_above_it() -> None:
     assert inside <= {"processor.contract", "processor.core.alerts", "processor.core.engine"} | {
         "processor.core.standings",
         "processor.core.tiers",
+    }
+
+
+def test_top_creators_of_the_day_are_a_ranked_family_replaced_whole() -> None:
+    r = CollectorRegistry()
+    m = Metrics(r, top_k=2)
+    m.set_top_creators("2026-01-01", [("c-2", 1_200), ("c-1", 530)])
+    assert creators(r) == {("1", "c-2", "2026-01-01"): 1_200, ("2", "c-1", "2026-01-01"): 530}
+    m.set_top_creators(None, [])
+    assert creators(r) == {}
+
+
+def creators(registry: CollectorRegistry) -> dict[tuple[str, str, str], float]:
+    return {
+        (s.labels["rank"], s.labels["creator_id"], s.labels["day"]): s.value
+        for family in registry.collect()
+        if family.name == "livepulse_top_creator_coins_today"
+        for s in family.samples
     }
