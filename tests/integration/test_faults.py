@@ -63,6 +63,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
 
 from tests.integration.conftest import (
     KAFKA_SH,
@@ -187,25 +188,34 @@ class Feed:
     async def run(self) -> None:
         # idempotent: a retried send cannot put an event on the topic twice. A chunk's
         # records of one partition go as one record batch (a partition's part of a chunk
-        # is under 100 KB; nothing is sent before the flush), so the broker appends them
-        # at once: a worker never finds a partition caught up in the middle of a chunk,
-        # where its idle clock would move a stream's time past events still to come
-        # (it once did, when a chunk went out in several batches: a tier change at a
-        # later event than an uninterrupted run's).
+        # is under 100 KB), so the broker appends them at once: a worker never finds a
+        # partition caught up in the middle of a chunk, where its idle clock would move a
+        # stream's time past events still to come (it once did, when a chunk went out in
+        # several batches: a tier change at a later event than an uninterrupted run's).
         producer = AIOKafkaProducer(
             bootstrap_servers=self.broker,
             acks="all",
             enable_idempotence=True,
-            linger_ms=60_000,
             max_batch_size=1_000_000,
         )
         await producer.start()
         try:
+            partitions = sorted(await producer.partitions_for(self.topic))
+            by_key = DefaultPartitioner()  # where the producer would put each key
             for k, chunk in enumerate(self.chunks):
                 while k >= self.allowed:
                     await asyncio.sleep(0.01)
-                sent = [await producer.send(self.topic, value, key) for key, value in chunk]
-                await producer.flush()
+                batches: dict[int, Any] = {}
+                for key, value in chunk:
+                    partition = by_key(key, partitions, partitions)
+                    batch = batches.get(partition)
+                    if batch is None:
+                        batch = batches[partition] = producer.create_batch()
+                    assert batch.append(key=key, value=value, timestamp=None) is not None
+                sent = [
+                    await producer.send_batch(batch, self.topic, partition=partition)
+                    for partition, batch in batches.items()
+                ]
                 await asyncio.gather(*sent)
                 self.produced = k + 1
                 await asyncio.sleep(FEED_INTERVAL_S)
