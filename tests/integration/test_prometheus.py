@@ -354,6 +354,12 @@ def test_every_panel_query_and_recording_rule_has_data_from_a_real_worker(
     assert top_k("livepulse_top_stream_coins_per_minute") == top_coins_per_minute
     lag = q("livepulse_stream_time_lag_seconds{JOB}")
     assert lag is not None and 0 < lag < 120
+    # today's top creators: the creator-days agent's, from the parts of the last checkpoint
+    wait_for(
+        "today's top creators",
+        lambda: (q("count(livepulse_top_creator_coins_today{JOB})") or 0) >= 1,
+        15,
+    )
 
     # Every panel query as Grafana sends it, and every recording rule's expression. The
     # rate window spans the run since the baseline scrape, as $__rate_interval would on a
@@ -366,7 +372,7 @@ def test_every_panel_query_and_recording_rule_has_data_from_a_real_worker(
         (f"panel {title!r}", expr.replace("$__rate_interval", window).replace("$job", JOB))
         for title, expr in panel_queries()
     ] + [(f"rule {name}", expr) for name, expr in recording_rules()]
-    assert len(queries) == 22 + 14
+    assert len(queries) == 23 + 14
     empty_or_nan = []
     for what, expr in queries:
         result = prometheus.query(expr)
