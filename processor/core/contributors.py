@@ -205,23 +205,30 @@ class Summary:
         return summary
 
 
+def top_gifters(rows: Iterable[GifterRow], n: int) -> list[GifterRow]:
+    """The ``n`` top gifters of ``rows`` (user, coins, gifts) added up per user, most
+    coins first and ties by user id."""
+    gifts: dict[str, list[int]] = {}
+    for user, coins, count in rows:
+        held = gifts.get(user)
+        if held is None:
+            gifts[user] = [coins, count]
+        else:
+            held[0] += coins
+            held[1] += count
+    return sorted(((u, c, g) for u, (c, g) in gifts.items()), key=lambda r: (-r[1], r[0]))[:n]
+
+
 def top(summaries: Iterable[Summary], n: int) -> tuple[bool, list[GifterRow], list[LikerRow]]:
     """The ``n`` top gifters (by coins) and likers (by likes) of the summaries added up per
     user, largest first and ties by user id; and whether every summary was exact."""
     exact = True
     likes: dict[str, int] = {}
-    gifts: dict[str, list[int]] = {}
+    gifter_rows: list[GifterRow] = []
     for summary in summaries:
         exact = exact and summary.exact
         for user, value in summary.liker_map().items():
             likes[user] = likes.get(user, 0) + value
-        for user, (coins, count) in summary.gifter_map().items():
-            held = gifts.get(user)
-            if held is None:
-                gifts[user] = [coins, count]
-            else:
-                held[0] += coins
-                held[1] += count
+        gifter_rows.extend((u, c, g) for u, (c, g) in summary.gifter_map().items())
     likers = sorted(likes.items(), key=lambda item: (-item[1], item[0]))[:n]
-    gifters = sorted(((u, c, g) for u, (c, g) in gifts.items()), key=lambda r: (-r[1], r[0]))[:n]
-    return exact, gifters, likers
+    return exact, top_gifters(gifter_rows, n), likers

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from processor.core.contributors import top_gifters
 from processor.core.tiers import Tier
 
 CREATOR_DAY_VERSION = 1
@@ -120,19 +121,9 @@ def live_ms(parts: list[StreamDay]) -> int:
 def merged_gifters(parts: list[StreamDay], n: int) -> tuple[bool, tuple[TopGifter, ...]]:
     """The ``n`` top gifters of the parts added up per user, most coins first and ties by
     user id; and whether every part was exact."""
-    exact = True
-    totals: dict[str, list[int]] = {}
-    for part in parts:
-        exact = exact and part.exact
-        for user, coins, gifts in part.gifters:
-            held = totals.get(user)
-            if held is None:
-                totals[user] = [coins, gifts]
-            else:
-                held[0] += coins
-                held[1] += gifts
-    rows = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))[:n]
-    return exact, tuple(TopGifter(user, coins, gifts) for user, (coins, gifts) in rows)
+    exact = all(part.exact for part in parts)
+    rows = top_gifters((row for part in parts for row in part.gifters), n)
+    return exact, tuple(TopGifter(user, coins, gifts) for user, coins, gifts in rows)
 
 
 class CreatorDays:
@@ -278,6 +269,40 @@ def _minus(a: Gifters, b: Gifters) -> Gifters:
     return out
 
 
+def day_part(
+    creator_id: str,
+    day: str,
+    stream_id: str,
+    started_ms: int,
+    live: tuple[int, int],
+    figures: tuple[int, int, int],
+    peaks: tuple[Tier, int],
+    gifters: Gifters,
+    exact: bool,
+    ended: bool,
+    stream_time_ms: int,
+) -> StreamDay:
+    """A stream's part of ``day``: live ``live`` (from, to), its likes, gifts and coins
+    that day, its peak tier and viewers, and its gifters that day."""
+    return StreamDay(
+        creator_id,
+        day,
+        stream_id,
+        started_ms,
+        live[0],
+        live[1],
+        figures[0],
+        figures[1],
+        figures[2],
+        peaks[0],
+        peaks[1],
+        tuple(sorted((u, c, g) for u, (c, g) in gifters.items())),
+        exact,
+        ended,
+        stream_time_ms,
+    )
+
+
 class DayLedger:
     """One stream's account of the calendar day its time is in.
 
@@ -365,22 +390,21 @@ class DayLedger:
         gifters now."""
         likes, gifts, coins = session
         mine = _minus(gifters, self.base_gifters) if self.base_gifters else gifters
-        return StreamDay(
-            creator_id=creator_id,
-            day=self.day,
-            stream_id=stream_id,
-            started_ms=started_ms,
-            live_from_ms=max(started_ms, self.day_start_ms),
-            live_to_ms=max(min(stream_time_ms, self.day_end_ms), self.day_start_ms),
-            likes=likes - self.base_likes,
-            gifts=gifts - self.base_gifts,
-            coins=coins - self.base_coins,
-            peak_tier=self.peak_tier,
-            peak_viewers=self.peak_viewers,
-            gifters=tuple(sorted((u, c, g) for u, (c, g) in mine.items())),
-            exact=exact,
-            ended=ended,
-            stream_time_ms=stream_time_ms,
+        return day_part(
+            creator_id,
+            self.day,
+            stream_id,
+            started_ms,
+            (
+                max(started_ms, self.day_start_ms),
+                max(min(stream_time_ms, self.day_end_ms), self.day_start_ms),
+            ),
+            (likes - self.base_likes, gifts - self.base_gifts, coins - self.base_coins),
+            (self.peak_tier, self.peak_viewers),
+            mine,
+            exact,
+            ended,
+            stream_time_ms,
         )
 
     def close_day(

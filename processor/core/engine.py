@@ -35,7 +35,7 @@ from processor.core.alerts import (
     tier_change_id,
 )
 from processor.core.contributors import Summary
-from processor.core.creators import DayLedger, StreamDay
+from processor.core.creators import DayLedger, StreamDay, day_part
 from processor.core.days import Calendar
 from processor.core.panes import minutes_of, pack, seal, start_of, unseal
 from processor.core.rules import gift_value, like_growth
@@ -645,19 +645,15 @@ class Engine:
             start, end = self.calendar.bounds(day)
             if state.stream_time_ms < end:  # the common case: a session within its day
                 return [
-                    StreamDay(
+                    day_part(
                         state.creator_id,
                         day,
                         state.stream_id,
                         state.started_ms,
-                        state.started_ms,
-                        state.stream_time_ms,
-                        session[0],
-                        session[1],
-                        session[2],
-                        state.peak_tier,
-                        state.viewers_peak,
-                        tuple(sorted((u, c, g) for u, (c, g) in gifters.items())),
+                        (state.started_ms, state.stream_time_ms),
+                        session,
+                        (state.peak_tier, state.viewers_peak),
+                        gifters,
                         exact,
                         ended,
                         state.stream_time_ms,
