@@ -14,6 +14,10 @@ export LIVEPULSE_BROKER="${LIVEPULSE_BROKER:-127.0.0.1:${LIVEPULSE_KAFKA_PORT:-9
 SINCE_MS=$(date +%s%3N)
 STREAMS="${LIVEPULSE_RUN_STREAMS:-20}"
 RATE="${LIVEPULSE_RUN_RATE:-500}"
+# creators take turns in the streams, about five minutes a session: the money view sees
+# creators go live several times (and across midnight, when the run spans it)
+CREATORS="${LIVEPULSE_RUN_CREATORS:-$((STREAMS * 3 / 2))}"
+LIFETIME="${LIVEPULSE_RUN_LIFETIME:-300}"
 
 started_kafka=0
 worker_pid=""
@@ -53,8 +57,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-say "starting the simulator: $STREAMS streams at $RATE events/s (log: $RUN_DIR/simulator.log)"
-"$BIN/livepulse" simulate --streams "$STREAMS" --rate "$RATE" >"$RUN_DIR/simulator.log" 2>&1 &
+say "starting the simulator: $STREAMS streams of $CREATORS creators taking turns, at $RATE events/s (log: $RUN_DIR/simulator.log)"
+"$BIN/livepulse" simulate --streams "$STREAMS" --rate "$RATE" --creators "$CREATORS" \
+  --lifetime "$LIFETIME" >"$RUN_DIR/simulator.log" 2>&1 &
 sim_pid=$!
 
 say "metrics: $METRICS_URL"

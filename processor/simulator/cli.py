@@ -39,6 +39,7 @@ examples:
   livepulse simulate --streams 50 --rate 2000 --duration 300
   livepulse simulate --fast --events 2000000       # pre-fill the topic as fast as possible
   livepulse simulate --fast --start-ms 1700000000000 --duration 600 --output day.ndjson
+  livepulse simulate --creators 30 --lifetime 300  # 30 creators taking turns, ~5 min sessions
 
 Events follow contract v1 (key = stream_id). Realtime runs stamp events with the wall
 clock; --fast and --output runs use a virtual clock from --start-ms and are byte-identical
@@ -156,6 +157,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default: streams last the whole run)",
     )
     simulate.add_argument(
+        "--creators",
+        type=_int_at_least(1),
+        metavar="N",
+        help="a pool of N creators (>= --streams) taking turns to go live, each with her own "
+        "popularity and fans; with --lifetime each goes live again and again, several "
+        "sessions a day (default: every stream a new creator's)",
+    )
+    simulate.add_argument(
         "--fast", action="store_true", help="no pacing: send as fast as the producer allows"
     )
     simulate.add_argument(
@@ -197,6 +206,11 @@ def _simulate_handler(parser: argparse.ArgumentParser) -> Handler:
         offline = args.fast or args.output is not None
         if args.start_ms is not None and not offline:
             parser.error("argument --start-ms: needs --fast or --output (realtime uses now)")
+        if args.creators is not None and args.creators < args.streams:
+            parser.error(
+                f"argument --creators: must be >= --streams ({args.streams}), got "
+                f"{args.creators}: a creator is live in one stream at a time"
+            )
         return run_simulate(args, settings)
 
     return handler
@@ -224,6 +238,7 @@ def _config(args: argparse.Namespace, start_ms: int) -> SimulationConfig:
         max_events=args.events,
         seed=args.seed,
         mean_lifetime_s=args.lifetime,
+        creators=args.creators,
     )
 
 

@@ -32,6 +32,14 @@ Model (all randomness from one ``random.Random(seed)``; time is a virtual clock)
   so repeat gifters (and a stable top of gifters) are part of the model, not an accident.
 * **Lifetime.** With ``mean_lifetime_s`` set, a stream ends after an exponential lifetime and
   a new stream (new ids, same heat band) starts in its place, keeping N concurrent.
+* **Creators.** By default every stream is a new creator's. With ``creators`` set (at least
+  ``streams``), a fixed pool of creators takes turns: each creator has her own heat (a
+  stratified quantile over the pool) and her own fans (the user pool, so her gifters come
+  back session after session); a stream that ends sends its creator to the back of the
+  queue of those offline, and the creator offline longest starts the next stream. With a
+  lifetime, every creator goes live again and again (about every
+  ``creators / streams * mean_lifetime_s``): several sessions a day, and any session open at
+  midnight (virtual time from ``start_ms``, or the wall clock in realtime) crosses it.
 * **End.** When ``duration_s`` or ``max_events`` is reached and ``end_streams`` is set, every
   open streak is closed and every stream gets ``live_end`` (reason ``ended``, rarely
   ``suspended``); ``max_events`` then counts these closing events too.
@@ -47,6 +55,7 @@ import heapq
 import math
 import sys
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +197,7 @@ class SimulationConfig:
     gifter_share: float = 0.20
     gifter_gift_share: float = 0.80
     suspended_share: float = 0.03
+    creators: int | None = None
 
     def __post_init__(self) -> None:
         checks: tuple[tuple[bool, str], ...] = (
@@ -206,6 +216,10 @@ class SimulationConfig:
             (0 < self.hype_multiplier[0] <= self.hype_multiplier[1], "bad hype_multiplier"),
             (0 < self.gifter_share <= 1 and 0 <= self.gifter_gift_share <= 1, "bad gifters"),
             (0 <= self.suspended_share <= 1, "suspended_share must be in [0, 1]"),
+            (
+                self.creators is None or self.creators >= self.streams,
+                "creators must be >= streams (a creator is live in one stream at a time)",
+            ),
         )
         for ok, message in checks:
             if not ok:
@@ -241,6 +255,7 @@ class _Stream:
         gen: int,
         config: SimulationConfig,
         rng: Random,
+        users: list[str] | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.creator_id = creator_id
@@ -250,9 +265,11 @@ class _Stream:
         self.hype_start = -1  # ts at which the open hype burst began; -1: none open
         self.total = 0
         self.viewers = config.viewers_median * math.exp(config.viewers_sigma * z)
-        pool = max(12, min(20_000, int(self.viewers * 6)))
-        self.users = [f"u{rng.randrange(100_000_000):08d}" for _ in range(pool)]
-        self.gifters = self.users[: max(1, int(pool * config.gifter_share))]
+        if users is None:
+            pool = max(12, min(20_000, int(self.viewers * 6)))
+            users = [f"u{rng.randrange(100_000_000):08d}" for _ in range(pool)]
+        self.users = users
+        self.gifters = users[: max(1, int(len(users) * config.gifter_share))]
         p_like = min(0.70, max(0.12, 0.25 + 0.15 * z))
         self.like_k = min(12.0, max(1.0, 8.0 - 2.5 * z))
         rest = 1.0 - p_like
@@ -262,6 +279,18 @@ class _Stream:
         self.c_gift = self.c_join + rest * 0.17
         self.c_follow = self.c_gift + rest * 0.08
         self.streaks: list[list[Any]] = []
+
+
+class _Creator:
+    """A creator of the pool (``SimulationConfig.creators``): her heat and, once she has
+    gone live, her fans."""
+
+    __slots__ = ("creator_id", "users", "z")
+
+    def __init__(self, creator_id: str, z: float) -> None:
+        self.creator_id = creator_id
+        self.z = z
+        self.users: list[str] | None = None
 
 
 E = TypeVar("E", bound=EventBase)
@@ -330,6 +359,17 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
     def band_z(slot: int) -> float:
         return inv_cdf((bands[slot] + uniform(0.2, 0.8)) / config.streams)
 
+    # The creator pool (config.creators): the live one of each slot, and those offline,
+    # longest offline first.
+    live: list[_Creator] = []
+    offline: deque[_Creator] = deque()
+    if config.creators is not None:
+        pool_order = list(range(config.creators))
+        rng.shuffle(pool_order)
+        for number, band in enumerate(pool_order):
+            z = inv_cdf((band + uniform(0.2, 0.8)) / config.creators)
+            offline.append(_Creator(f"c{config.seed}-{number:05d}", z))
+
     def schedule(at: float, kind: int, slot: int, gen: int) -> None:
         nonlocal seq
         seq += 1
@@ -337,14 +377,20 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
 
     def open_stream(slot: int, t: int) -> tuple[_Stream, Event]:
         nonlocal started, n
-        stream = _Stream(
-            f"live-{run}-{started}",
-            f"c{rng.randrange(1_000_000):06d}",
-            band_z(slot),
-            started,
-            config,
-            rng,
-        )
+        stream_id = f"live-{run}-{started}"
+        if config.creators is None:
+            creator_id = f"c{rng.randrange(1_000_000):06d}"
+            stream = _Stream(stream_id, creator_id, band_z(slot), started, config, rng)
+        else:
+            creator = offline.popleft()
+            if slot < len(live):
+                live[slot] = creator
+            else:
+                live.append(creator)
+            stream = _Stream(
+                stream_id, creator.creator_id, creator.z, started, config, rng, creator.users
+            )
+            creator.users = stream.users
         started += 1
         schedule(t + uniform(0.0, viewers_ms), _VIEWERS, slot, stream.gen)
         schedule(t + expo(1.0) * hype_gap, _HYPE_ON, slot, stream.gen)
@@ -429,6 +475,8 @@ def generate(config: SimulationConfig, on_burst: BurstCallback | None = None) ->
                 elif limit - n - pending >= 3:
                     pending -= len(stream.streaks) * close_cost
                     yield from close_stream(stream, t)
+                    if live:
+                        offline.append(live[slot])
                     streams[slot], event = open_stream(slot, t)
                     yield event
                     dirty = True

@@ -37,6 +37,7 @@ from tests.support.events import plain
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "event.v1.schema.json"
 START = 1_700_000_000_000
+MIDNIGHT = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 NO_USER_TYPES = {"live_start", "live_end", "viewers"}
 Event = dict[str, Any]  # an event as the JSON object of its record
 
@@ -49,6 +50,16 @@ CONFIGS: dict[str, SimulationConfig] = {
     "max-events": SimulationConfig(start_ms=START, streams=30, max_events=5_000, seed=11),
     "hype-heavy": SimulationConfig(
         start_ms=START, streams=5, duration_s=30, seed=5, hype_every_s=5, hype_duration_s=(1, 3)
+    ),
+    # nine creators taking turns in six streams, from a minute before midnight for three
+    "creators": SimulationConfig(
+        start_ms=MIDNIGHT - 60_000,
+        streams=6,
+        rate=200,
+        duration_s=180,
+        seed=9,
+        mean_lifetime_s=20,
+        creators=9,
     ),
 }
 
@@ -148,10 +159,11 @@ def test_event_ids_unique_and_ts_ordered(name: str) -> None:
     assert len({e["event_id"] for e in events}) == len(events)
     ts = [e["ts"] for e in events]
     assert ts == sorted(ts)
-    assert ts[0] == START
+    start = CONFIGS[name].start_ms
+    assert ts[0] == start
     duration = CONFIGS[name].duration_s
     if duration is not None:
-        assert ts[-1] < START + duration * 1000
+        assert ts[-1] < start + duration * 1000
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -180,6 +192,50 @@ def test_turnover_keeps_streams_concurrent() -> None:
             peak_after_start.append(len(live))
     assert len(by_stream(events_of("turnover"))) > config.streams * 2
     assert min(peak_after_start) == max(peak_after_start) == config.streams
+
+
+def sessions_of_creators(events: tuple[Event, ...]) -> dict[str, list[tuple[int, int]]]:
+    """Each creator's sessions as (live_start ts, live_end ts), in order."""
+    out: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for stream in by_stream(events).values():
+        out[stream[0]["creator_id"]].append((stream[0]["ts"], stream[-1]["ts"]))
+    return {creator: sorted(sessions) for creator, sessions in out.items()}
+
+
+def test_a_pool_of_creators_take_turns_and_none_is_live_twice_at_once() -> None:
+    sessions = sessions_of_creators(events_of("creators"))
+    assert len(sessions) == 9
+    for creator, spans in sessions.items():
+        assert len(spans) >= 2, creator  # every creator came back
+        for (_, end), (start, _) in pairwise(spans):
+            assert end <= start, creator  # one session at a time
+
+
+def test_some_sessions_cross_midnight_and_creators_live_on_both_days() -> None:
+    sessions = sessions_of_creators(events_of("creators"))
+    across = [s for spans in sessions.values() for s in spans if s[0] < MIDNIGHT <= s[1]]
+    assert across
+    both_days = [c for c, spans in sessions.items() if spans[0][0] < MIDNIGHT <= spans[-1][1]]
+    assert len(both_days) >= 6  # the six live at the start are still going live after midnight
+
+
+def test_a_creator_keeps_her_fans_and_her_gifters_come_back() -> None:
+    streams = by_stream(events_of("creators"))
+    fans: dict[str, set[str]] = defaultdict(set)
+    gifters_by_session: dict[str, list[set[str]]] = defaultdict(list)
+    for stream in streams.values():
+        creator = stream[0]["creator_id"]
+        users = {e["user_id"] for e in stream if "user_id" in e}
+        fans[creator] |= users
+        gifters_by_session[creator].append({e["user_id"] for e in stream if e["type"] == "gift"})
+    returning = [
+        creator
+        for creator, sessions in gifters_by_session.items()
+        if any(a & b for a, b in pairwise(sessions))
+    ]
+    assert returning  # a gifter of one session gifts in her next one too
+    for a, b in pairwise(fans.values()):
+        assert not a & b  # fans are a creator's own (ids drawn from 100,000,000)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -295,6 +351,7 @@ def test_without_end_streams_nothing_is_closed() -> None:
         ("start_ms", 1_700_000_000),
         ("like_drop", 1.0),
         ("mean_lifetime_s", 0.0),
+        ("creators", 19),  # fewer than the 20 streams
     ],
 )
 def test_config_rejects_bad_values(field: str, value: Any) -> None:
@@ -395,6 +452,7 @@ def make_parser() -> argparse.ArgumentParser:
         (["simulate", "--seed", "1.5"], "--seed"),
         (["simulate", "--start-ms", "1700000000"], "--start-ms"),
         (["simulate", "--lifetime", "0"], "--lifetime"),
+        (["simulate", "--creators", "0"], "--creators"),
         (["replay", "--fast", "--realtime", "x.ndjson"], "--realtime"),
         (["replay"], "FILE.ndjson"),
     ],
@@ -412,6 +470,7 @@ def test_cli_rejects_bad_arguments(
     ("argv", "flag"),
     [
         (["simulate", "--start-ms", "1700000000000"], "--start-ms"),
+        (["simulate", "--streams", "10", "--creators", "9"], "--creators"),
         (["replay", "/nonexistent/file.ndjson"], "FILE.ndjson"),
     ],
 )
