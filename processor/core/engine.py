@@ -139,6 +139,15 @@ class StreamState:
     ledger: DayLedger | None = None
 
 
+def _time_shown(state: StreamState) -> tuple[int, int, int, int, int, int]:
+    """What of a stream's table row time alone can change: its tier window's likes, gifts
+    and coins, and those of its current minute (zero once the minute is past)."""
+    window, minute = state.window, state.tumbling
+    if minute.start != state.stream_time_ms - state.stream_time_ms % minute.size_ms:
+        return (window.likes, window.gifts, window.coins, 0, 0, 0)
+    return (window.likes, window.gifts, window.coins, minute.likes, minute.gifts, minute.coins)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What processing one event produced (the convenient, per-event form of :meth:`Engine.apply`)."""
@@ -535,7 +544,8 @@ class Engine:
         inactivity timeout it ends (reason ``inactive``) at ``max_ts + timeout``.
 
         Deterministic in ``wall_ms`` and the streams' state, and a no-op when repeated with
-        the same ``wall_ms``: only an end is a change for the next checkpoint.
+        the same ``wall_ms``: only an end is a change for the next checkpoint. A stream whose
+        window or minute figures time changed is in :attr:`moved`, for its table row.
         """
         outputs: list[Output] = []
         inactivity = self.config.inactivity_ms
@@ -549,7 +559,10 @@ class Engine:
                     self._advance(state, end_time, outputs)
                 self._end(state, "inactive", max(end_time, state.stream_time_ms), outputs)
             elif idle_time > state.stream_time_ms:
+                shown = _time_shown(state)
                 self._advance(state, idle_time, outputs)
+                if _time_shown(state) != shown:  # its table row would say something else
+                    self.moved.add(state.stream_id)
         return outputs
 
     def _advance(self, state: StreamState, new_time: int, outputs: list[Output]) -> None:

@@ -63,3 +63,33 @@ def test_a_spike_under_way_is_named_by_its_metric() -> None:
     assert stream_row(state, 0.005).spikes == ("coins",)
     state.likes_spike = T0 + 60_000
     assert stream_row(state, 0.005).spikes == ("likes", "coins")
+
+
+def test_a_silent_streams_row_is_rewritten_when_idle_time_changes_its_window_or_minute() -> None:
+    """The idle clock moves a silent stream on; its row is written again (``moved``) when
+    that changes what the row shows, not on every tick."""
+    s = StreamScript("s-1", creator_id="c-1")
+    engine = engine_after(  # processed at wall 0: stream time T0 + 75 s
+        [s.start(T0), s.gift(T0 + 55_000, 30, 1, False, True), s.likes(T0 + 75_000, 10)]
+    )
+    engine.moved.clear()
+
+    def row() -> StreamRow:
+        return stream_row(engine.streams["s-1"], usd_per_coin=0.005)
+
+    engine.tick(1_000)  # stream time T0 + 76 s: same buckets, same minute
+    assert engine.moved == set()
+
+    engine.tick(35_000)  # T0 + 110 s: the bucket at T0 + 50 s (the gift) leaves the window
+    assert engine.moved == {"s-1"}
+    assert row().window == Figures(T0 + 60_000, T0 + 120_000, 10, 0, 0, 0.0)
+    assert row().minute == Figures(T0 + 60_000, T0 + 120_000, 10, 0, 0, 0.0)
+    engine.moved.clear()
+
+    engine.tick(44_000)  # T0 + 119 s: nothing leaves, the minute goes on
+    assert engine.moved == set()
+
+    engine.tick(45_000)  # T0 + 120 s: a new minute, nothing in it; the window keeps its likes
+    assert engine.moved == {"s-1"}
+    assert row().window == Figures(T0 + 70_000, T0 + 130_000, 10, 0, 0, 0.0)
+    assert row().minute == Figures(T0 + 120_000, T0 + 180_000, 0, 0, 0, 0.0)
