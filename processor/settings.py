@@ -243,7 +243,8 @@ class Settings:
     )
     inactivity_timeout_seconds: int = setting(
         1_800,
-        "a stream with no event for this long (stream time) ends, reason `inactive`",
+        "a stream that gets no event for this long by its idle clock (the worker caught up) "
+        "ends, reason `inactive`, at its last event + this",
         _POSITIVE_INT,
         **engine_ms("inactivity_ms"),
     )
