@@ -363,9 +363,13 @@ class DayLedger:
 
     def note_tier(self, from_tier: Tier, to_tier: Tier, at_ms: int) -> None:
         """A tier change at stream time ``at_ms``. Past midnight, the tier it leaves
-        counts too: the first such change leaves the tier the stream had at midnight."""
-        if at_ms >= self.day_end_ms:
+        counts too: the first such change leaves the tier the stream had at midnight. A
+        change at midnight itself leaves a tier the stream had only before it: the old
+        day's (which has it already), not the new day's."""
+        if at_ms > self.day_end_ms:
             self.next_peak_tier = _highest((self.next_peak_tier, from_tier, to_tier))
+        elif at_ms == self.day_end_ms:
+            self.next_peak_tier = _highest((self.next_peak_tier, to_tier))
         else:
             self.peak_tier = _highest((self.peak_tier, to_tier))
 

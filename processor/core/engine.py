@@ -571,7 +571,7 @@ class Engine:
         Not a change a checkpoint writes by itself: where only time moved a stream, a
         restore recomputes it (:meth:`tick` at the wall clock the checkpoint recorded)."""
         if new_time >= state.day_turn_ms:  # before the window slides past midnight
-            self._turn_days(state, new_time)
+            self._turn_days(state, new_time, outputs)
         window = state.window
         if new_time - new_time % window.step_ms > window.current_bucket:  # a new bucket
             for boundary in window.slide_to(new_time):
@@ -584,10 +584,11 @@ class Engine:
         if state.panes is not None or state.sealed is not None:
             self.age_panes(state)
 
-    def _turn_days(self, state: StreamState, new_time: int) -> None:
+    def _turn_days(self, state: StreamState, new_time: int, outputs: list[Output]) -> None:
         """Stream time reaches ``state.day_turn_ms``: a midnight (the ledger starts
         telling the new day's peaks apart), or a midnight's grace period over (no event of
-        the old day can count any more: the old day's part is finished)."""
+        the old day can count any more: the old day's part is finished, with the tier the
+        stream has then: the window slides there first)."""
         calendar = self.calendar
         while new_time >= state.day_turn_ms:
             ledger = state.ledger
@@ -606,7 +607,15 @@ class Engine:
             elif state.day_turn_ms == ledger.day_end_ms:  # a later midnight
                 state.day_turn_ms = ledger.day_end_ms + self._grace
             else:  # the grace after midnight is over: the day's part is final as of then
-                self._close_day(state, ledger, ledger.day_end_ms + self._grace)
+                closes = ledger.day_end_ms + self._grace
+                # A stream whose time jumps past it is closed before its window slides on
+                # (the window must still hold what came since midnight), but its tier must
+                # be as of the close, its changes up to then each noted on its own day.
+                window = state.window
+                if closes - closes % window.step_ms > window.current_bucket:
+                    for boundary in window.slide_to(closes):
+                        self._evaluate_window(state, boundary, outputs)
+                self._close_day(state, ledger, closes)
                 state.day_turn_ms = ledger.day_end_ms
                 self.moved.add(state.stream_id)
 

@@ -11,13 +11,20 @@ Top users, viewers, spikes and goals are re-derived from the README's engagement
 way: top users are recomputed by replaying a scope's contributions, in arrival order,
 through a naive Space-Saving summary (a dict and a min() over it); spike baselines and the
 re-arm test are recomputed from the contribution list at every evaluation.
+
+Creator days (the README's money view) are cut from the sessions the model keeps
+(``Expected.sessions``: each one's counted contributions, viewers samples and tier changes)
+by :func:`expected_creator_days`, after the fact and with no day ledger: each field is the
+plain sum, union or maximum over what fell in the day.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, fields
+from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from processor.core.engine import EngineConfig
 
@@ -60,6 +67,7 @@ class _Count(NamedTuple):
     coins: int
     user: str
     liked: int  # the like event's count, credited to its user (not the growth)
+    time: int  # the stream's time once the event was taken
 
 
 @dataclass
@@ -85,6 +93,10 @@ class _Stream:
     spikes: dict[str, _Detector] = field(
         default_factory=lambda: {"likes": _Detector(), "coins": _Detector()}
     )
+    stream_id: str = ""
+    ended: bool = False
+    # the window tier's changes: (stream time, from, to), in order
+    tiers: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -96,6 +108,8 @@ class Expected:
     gifts: int
     coins: int
     events_by_type: dict[str, int]
+    # every session as the model left it (ended or still live), in order of its first event
+    sessions: list[_Stream] = field(default_factory=list)
 
 
 RANK = {"low": 0, "moderate": 1, "high": 2}
@@ -263,6 +277,7 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
                 new = "low"
         if new != s.tier:
             s.transitions += 1
+            s.tiers.append((at, s.tier, new))
             up = RANK[new] > RANK[s.tier]
             entry = {"moderate": p.moderate, "high": p.high}[new if up else s.tier]
             alert(sid, s, "window_likes", s.transitions, s.tier, new, value, at, entry)
@@ -405,7 +420,8 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
             if sid in ended:
                 out.rejected.append((e["event_id"], "after_end"))
                 continue
-            streams[sid] = _Stream(e["creator_id"], started=ts, time=ts)
+            streams[sid] = _Stream(e["creator_id"], started=ts, time=ts, stream_id=sid)
+            out.sessions.append(streams[sid])
         s = streams[sid]
         if ts > s.time:
             # every stream time at which a bucket leaves the window, then the event's time
@@ -436,7 +452,7 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
         if e["type"] == "gift" and (not e["streakable"] or e["repeat_end"]):
             gifts, coins = e["repeat_count"], e["repeat_count"] * e["coins"]
         if likes or gifts or coins or liked:
-            s.counted.append(_Count(ts, likes, gifts, coins, e.get("user_id", ""), liked))
+            s.counted.append(_Count(ts, likes, gifts, coins, e.get("user_id", ""), liked, s.time))
         if likes or gifts or coins:
             out.likes += likes
             out.gifts += gifts
@@ -480,6 +496,125 @@ def expected_outcome(events: list[dict[str, Any]], p: Params) -> Expected:
                     "coins_per_viewer": per_viewer(s, total_coins),
                 }
             )
+            s.ended = True
             del streams[sid]
             ended.add(sid)
+    return out
+
+
+def expected_creator_days(
+    events: list[dict[str, Any]], p: Params, time_zone: str = "UTC"
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each creator day (``live.creators``, key (creator_id, ISO day)) as the README's money
+    view defines it, once all ``events`` are in, by brute force from the model's sessions.
+
+    The sessions, what each event counted and the tier changes are the model's own (above);
+    what is new here is only the cutting into days, each field from the docs:
+
+    - days are calendar days of ``time_zone`` (the zone's own rules) and a session is split
+      at midnight *by event time*: a count, a viewers sample or a tier change belongs to the
+      day holding its ts (its stream time, for a tier change), midnight itself to the new day;
+    - a session is live from its start (``started_at``: its first event, or an earlier
+      ``live_start``) to its stream time at its end (``stream_ended``'s ``event_time``, so
+      ``duration_ms`` is its time live), or to its stream time now if it has not ended; it
+      is one of the ``streams`` of every day that span touches, ``sessions`` counts it on
+      the day its start is in, and ``live_ms`` is the length of the union of the streams'
+      spans within the day ("overlapping sessions counted once"), ``minutes_live`` its
+      whole minutes;
+    - likes, gifts and coins are the day's contributions (docs/domain.md's growth and combo
+      rules, as the model counts them), ``creator_usd`` is coins x the rate rounded to 4
+      decimals (domain.md, *Money*);
+    - ``peak_tier``: the highest window tier a stream of hers was in during the day: the
+      tier in force at the start of her time live that day, and every tier entered at a
+      stream time within it (a tier left at midnight was the old day's);
+      ``peak_viewers``: the largest viewers sample of the day, 0 without any;
+    - ``top_gifters``: the day's coins and gifts per user over all her streams, most coins
+      first, ties by user id (README, *Top gifters and likers*), the ``top_users`` largest;
+      ``top_gifters_exact``: each stream "tracked every gifter it had": a stream's gifters
+      are tracked per session in a summary of ``top_users_tracked`` users, which is exact
+      while it has seen no more distinct gifters than that, up to the day's end for that
+      stream (midnight's grace over, or its end);
+    - a day's part of a stream is done when no event of the day can count any more: its
+      stream time at midnight + grace (an event more than the grace behind stream time is
+      late). So ``stream_time_ms`` is how far her streams' time got, each counted up to
+      that point, and ``final`` says the day is over for her: event time (the furthest
+      stream time of any stream) is past midnight + grace, and every stream of hers that
+      touched the day has ended or is past that too.
+
+    Top gifters are the exact figures; where a summary was not exact the worker publishes
+    Space-Saving estimates instead, which this model does not reproduce.
+    """
+    zone = ZoneInfo(time_zone)
+
+    def day_of(ts: int) -> date:
+        return datetime.fromtimestamp(ts / 1000, zone).date()
+
+    def midnight(day: date) -> int:
+        return int(datetime.combine(day, time(), tzinfo=zone).timestamp() * 1000)
+
+    sessions = expected_outcome(events, p).sessions
+    clock = max((s.time for s in sessions), default=-1)
+    touched: dict[tuple[str, date], list[_Stream]] = {}
+    for s in sessions:
+        day = day_of(s.started)
+        while midnight(day) <= s.time:  # every day its span [started, time] touches
+            touched.setdefault((s.creator_id, day), []).append(s)
+            day += timedelta(days=1)
+
+    def tiers_within(s: _Stream, start: int, end: int) -> list[str]:
+        """The tiers the stream was in from stream time ``start`` until ``end``."""
+        tier = "low"
+        for at, _, new in s.tiers:
+            if at <= start:
+                tier = new  # in force at the start
+        return [tier] + [new for at, _, new in s.tiers if start < at < end]
+
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for (creator_id, day), streams in sorted(touched.items()):
+        start, end = midnight(day), midnight(day + timedelta(days=1))
+        closes = end + p.grace_ms
+        streams = sorted(streams, key=lambda s: (s.started, s.stream_id))
+        counted = [c for s in streams for c in s.counted if start <= c.ts < end]
+        coins = sum(c.coins for c in counted)
+
+        spans = sorted((max(s.started, start), min(s.time, end)) for s in streams)
+        live = 0
+        reach = start
+        for span_from, span_to in spans:  # the union's length
+            live += max(0, span_to - max(span_from, reach))
+            reach = max(reach, span_to)
+
+        gifters: dict[str, tuple[int, int]] = {}
+        for c in counted:
+            if c.coins:
+                held = gifters.get(c.user, (0, 0))
+                gifters[c.user] = (held[0] + c.coins, held[1] + c.gifts)
+        ranked = sorted(gifters.items(), key=lambda kv: (-kv[1][0], kv[0]))[: p.top_users]
+        exact = all(
+            len({c.user for c in s.counted if c.coins and c.time < closes}) <= p.top_users_tracked
+            for s in streams
+        )
+        tiers = [tier for s in streams for tier in tiers_within(s, max(s.started, start), end)]
+        out[(creator_id, day.isoformat())] = {
+            "v": 1,
+            "creator_id": creator_id,
+            "day": day.isoformat(),
+            "time_zone": time_zone,
+            "likes": sum(c.likes for c in counted),
+            "gifts": sum(c.gifts for c in counted),
+            "coins": coins,
+            "creator_usd": round(coins * p.usd_per_coin, 4),
+            "sessions": sum(1 for s in streams if start <= s.started < end),
+            "streams": [s.stream_id for s in streams],
+            "live_ms": live,
+            "minutes_live": live // 60_000,
+            "peak_tier": max(tiers, key=RANK.__getitem__),
+            "peak_viewers": max(
+                (n for s in streams for ts, n in s.viewers if start <= ts < end), default=0
+            ),
+            "top_gifters": [{"user_id": user, "coins": c, "gifts": g} for user, (c, g) in ranked],
+            "top_gifters_exact": exact,
+            "final": clock >= closes and all(s.ended or s.time >= closes for s in streams),
+            "stream_time_ms": max(min(s.time, closes) for s in streams),
+        }
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from processor.core import checkpoint
+from processor.core.alerts import TierChanged
 from processor.core.creators import StreamDay
 from processor.core.engine import Engine
 from processor.core.tiers import Tier
@@ -150,3 +151,41 @@ def test_the_day_ledger_comes_back_from_a_checkpoint() -> None:
     restored = checkpoint.restore(checkpoint.changes(engine, 9), CONFIG, 0).engine
     assert restored.streams == engine.streams
     assert restored.day_parts(restored.streams["s-1"]) == engine.day_parts(engine.streams["s-1"])
+
+
+def tier_changes(engine: Engine, events: list[dict[str, Any]]) -> list[tuple[Tier, Tier, int]]:
+    return [
+        (output.from_tier, output.to_tier, output.event_time)
+        for event in events
+        for output in engine.process(typed(event)).outputs
+        if isinstance(output, TierChanged)
+    ]
+
+
+def test_a_tier_left_at_midnight_itself_was_the_old_days_not_the_new_days() -> None:
+    """150 likes at 23:59:00 make the stream moderate; their bucket leaves the 60 s window
+    at stream time 00:00:00 exactly, so the stream is low from midnight on: the new day
+    never saw it moderate (midnight belongs to the new day, as a count at 00:00:00 would)."""
+    engine = Engine(CONFIG)
+    s = StreamScript("s-1", creator_id="c-1")
+    events = [s.start(M - 70 * S), s.likes(M - 60 * S, 15, dropped=135), s.end(M + 40 * S)]
+    changes = tier_changes(engine, events)
+    assert changes == [(Tier.LOW, Tier.MODERATE, M - 60 * S), (Tier.MODERATE, Tier.LOW, M)]
+    day1, day2 = engine.ended_parts
+    assert (day1.day, day1.peak_tier) == ("2026-01-01", Tier.MODERATE)
+    assert (day2.day, day2.live_from_ms, day2.peak_tier) == ("2026-01-02", M, Tier.LOW)
+
+
+def test_a_tier_left_before_midnight_while_the_stream_was_silent_was_the_old_days() -> None:
+    """150 likes at 23:58:55 (bucket 23:58:50) make the stream moderate; it is silent until
+    00:00:40, past midnight's grace, so its window slides only then, but that bucket left it
+    at 23:59:50: the stream was low all the new day, though the old day closes (at 00:00:10)
+    before the window slides on to 00:00:40."""
+    engine = Engine(CONFIG)
+    s = StreamScript("s-1", creator_id="c-1")
+    events = [s.start(M - 70 * S), s.likes(M - 65 * S, 15, dropped=135), s.end(M + 40 * S)]
+    changes = tier_changes(engine, events)
+    assert changes == [(Tier.LOW, Tier.MODERATE, M - 65 * S), (Tier.MODERATE, Tier.LOW, M - 10 * S)]
+    day1, day2 = engine.ended_parts
+    assert (day1.day, day1.peak_tier) == ("2026-01-01", Tier.MODERATE)
+    assert (day2.day, day2.live_from_ms, day2.peak_tier) == ("2026-01-02", M, Tier.LOW)
