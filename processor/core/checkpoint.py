@@ -8,8 +8,9 @@ costs what changed since the previous one, and restoring costs what is held:
 - ``e:<stream id>``: a stream that ended (when, and the offset that covers it), so a
   straggler event is an ``after_end`` dead letter; a tombstone once it leaves the
   engine's memory of ended streams;
-- ``p``: the partition: the last applied input offset, written after the streams'
-  records (see :meth:`SlicedCheckpoint.finish` for the order and why).
+- ``p``: the partition: the last applied input offset, its idle clock and its time
+  (:meth:`Engine.partition_time`), written after the streams' records (see
+  :meth:`SlicedCheckpoint.finish` for the order and why).
 
 Every value is MessagePack with every field stored by name and a ``format`` number:
 adding a field cannot shift the others, and a record of another format is refused with
@@ -32,10 +33,11 @@ from processor.core.panes import minutes_of, pack, seal, start_of, unseal
 from processor.core.tiers import Tier
 from processor.core.windows import Row, SlidingTotals, Totals, TumblingTotals
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 # formats a restore reads: 4 wrote windows as rows, kept no idle clocks and no tick time;
-# 5 kept no downtime (it was 0: its idle clocks are wall clocks); 6 kept no calendar days
-READ_FORMATS = (4, 5, 6, FORMAT_VERSION)
+# 5 kept no downtime (it was 0: its idle clocks are wall clocks); 6 kept no calendar days;
+# 7 kept no partition time (restored from the streams' latest events)
+READ_FORMATS = (4, 5, 6, 7, FORMAT_VERSION)
 PARTITION_KEY = b"p"
 STREAM_PREFIX = b"s:"
 ENDED_PREFIX = b"e:"
@@ -129,6 +131,11 @@ class PartitionRecord(msgspec.Struct, forbid_unknown_fields=True):
     ticked_ms: int = -1
     # the engine's downtime: its idle clocks are the wall clock minus this
     downtime_ms: int = 0
+    # the partition's time (format 8; before, from the streams restored): its largest
+    # event ts (-1: none), the idle clock when it was seen, the partition time (-1: none)
+    event_ms: int = -1
+    event_seen_ms: int = 0
+    time_ms: int = -1
 
 
 class _Format(msgspec.Struct):
@@ -335,6 +342,9 @@ class SlicedCheckpoint:
         # the idle time the streams saw by ``offset``: no tick may come before finish()
         self.ticked_ms = engine.ticked_ms
         self.downtime_ms = engine.downtime_ms
+        # and the partition's time by then (looked at before the change set is cleared)
+        self.time_ms = engine.partition_time()
+        self.event = (engine.event_ms, engine.event_seen_ms)
         self.todo = list(engine.changed)
         self.gone_before = {sid for sid in self.todo if sid not in engine.streams}
         self.forgotten = engine.forgotten
@@ -391,7 +401,9 @@ class SlicedCheckpoint:
                     out.append(_marker(stream_id, found_at, ended_at, end_offset))
             for stream_id in ended:
                 out.append((STREAM_PREFIX + stream_id.encode(), None))
-        record = PartitionRecord(FORMAT_VERSION, self.offset, self.ticked_ms, self.downtime_ms)
+        record = PartitionRecord(
+            FORMAT_VERSION, self.offset, self.ticked_ms, self.downtime_ms, *self.event, self.time_ms
+        )
         out.append((PARTITION_KEY, _encoder.encode(record)))
         for stream_id in self.forgotten:
             if stream_id not in engine.ended and stream_id not in ended:
@@ -426,7 +438,18 @@ def full(engine: Engine, offset: int, end_offsets: Mapping[str, int] | None = No
     ]
     ends = end_offsets or {}
     out += [_marker(sid, offset, at, ends.get(sid, -1)) for sid, at in engine.ended.items()]
-    partition = PartitionRecord(FORMAT_VERSION, offset, engine.ticked_ms, engine.downtime_ms)
+    for state in engine.streams.values():  # whatever the change set says
+        engine.note_event_time(state)
+    time_ms = engine.partition_time()
+    partition = PartitionRecord(
+        FORMAT_VERSION,
+        offset,
+        engine.ticked_ms,
+        engine.downtime_ms,
+        engine.event_ms,
+        engine.event_seen_ms,
+        time_ms,
+    )
     out.append((PARTITION_KEY, _encoder.encode(partition)))
     return out
 
@@ -495,6 +518,8 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
             assert isinstance(partition, PartitionRecord)
             offset, ticked_ms = partition.offset, partition.ticked_ms
             engine.downtime_ms = partition.downtime_ms
+            engine.event_ms, engine.event_seen_ms = partition.event_ms, partition.event_seen_ms
+            engine.partition_ms = partition.time_ms
         elif key.startswith(STREAM_PREFIX):
             stream_id = key[len(STREAM_PREFIX) :].decode()
             record = _decode(value, StreamRecord, f"stream {stream_id!r}")
@@ -536,6 +561,9 @@ def restore(records: Iterable[Record], config: EngineConfig, wall_ms: int) -> Ch
         restored = _restore_stream(state.stream, state.format, config, unknown_seen)
         engine.age_panes(restored)  # as the engine holds them (format 4 sealed none)
         engine.streams[stream_id] = restored
+        # the partition's time: from the streams alone before format 8, and a stream
+        # written after the partition record (ahead) may have gone further
+        engine.note_event_time(restored)
         covered[stream_id] = state.offset
     # The memory of ended streams as it was at ``offset``: the last ``ended_memory`` to end
     # by then (older markers whose tombstones a crash cut short are forgotten again).

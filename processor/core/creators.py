@@ -8,6 +8,10 @@ stream's running figures for that day, re-keyed by creator through an internal t
 :class:`CreatorDay` per creator and day. A part carries running figures, not increments,
 so a part applied twice (a replay after a crash) changes nothing.
 
+When is a day over? Each input partition also reports its partition time
+(:class:`PartitionTime`, a watermark) to every partition of that topic, after its parts;
+a day is over once the least of them has passed its midnight plus the grace.
+
 Top gifters of the day are the stream parts' tracked gifters added up per user: exact
 while each stream tracked every gifter it had that day; beyond, Space-Saving estimates
 whose error is at most the day's coins divided by the number of users a stream tracks.
@@ -64,6 +68,19 @@ class StreamDay(msgspec.Struct, frozen=True, array_like=True):
             other.ended,
             other.likes + other.gifts,
         )
+
+
+NO_TIME = -1  # the partition time of an input partition that has had no event yet
+
+
+class PartitionTime(msgspec.Struct, frozen=True, array_like=True):
+    """How far event time has got on one input partition (a watermark), as its last
+    checkpoint said: the largest event ts applied there, moved on by its idle clock.
+    ``time_ms`` is :data:`NO_TIME` before its first event."""
+
+    partition: int  # the input partition (of the events topic)
+    partitions: int  # how many partitions the events topic has
+    time_ms: int
 
 
 class TopGifter(msgspec.Struct, frozen=True):
@@ -127,13 +144,16 @@ def merged_gifters(parts: list[StreamDay], n: int) -> tuple[bool, tuple[TopGifte
 
 
 class CreatorDays:
-    """The latest part of every stream of every creator's open days, added up on demand.
+    """The latest part of every stream of every creator's open days of one partition of
+    the parts topic, added up on demand, and the latest time of every input partition.
 
-    A day is final for a creator once it is over, in event time as far as the parts taken
-    here show (``clock``, the furthest stream time of any part, has passed the day's end
-    plus the grace period: until then she may go live again that day), and every stream
-    of hers that touched it has ended or gone past that too. Its record is then written
-    once more, marked final, and the day forgotten (remembered in ``finished``, so a
+    A day is final for a creator once it is over in event time: ``clock``, the least
+    partition time of the input partitions (those with no event yet left out; -1 until
+    every one has reported), has passed the day's end plus the grace period (until then
+    she may go live again that day); and every stream of hers that touched it has ended
+    or gone past that too. An input partition writes its time after its parts, so by
+    then every part it wrote up to that time is here. The record is then written once
+    more, marked final, and the day forgotten (remembered in ``finished``, so a
     straggling part cannot reopen it with partial figures).
     """
 
@@ -156,15 +176,16 @@ class CreatorDays:
         self.ends: dict[tuple[str, str], int] = {}
         self.finished: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.changed: set[tuple[str, str]] = set()
-        # the furthest stream time of any part taken: how far event time has got here
+        # input partition -> its latest time; how many input partitions there are
+        self.times: dict[int, int] = {}
+        self.partitions = 0
+        # how far event time has got on every input partition (-1: not known yet)
         self.clock = -1
 
     def apply(self, part: StreamDay, day_end_ms: int) -> bool:
         """Take a stream's part of a day whose next midnight is ``day_end_ms``; whether it
         changed anything (False for a replayed or older part, or a finished day)."""
         key = (part.creator_id, part.day)
-        if part.stream_time_ms > self.clock:
-            self.clock = part.stream_time_ms
         if key in self.finished:
             return False
         streams = self.days.get(key)
@@ -178,6 +199,17 @@ class CreatorDays:
         self.changed.add(key)
         return True
 
+    def note_time(self, time: PartitionTime) -> None:
+        """Take an input partition's latest time, and work out the clock again."""
+        if not 0 <= time.partition < time.partitions:
+            return  # not a time livepulse writes
+        self.times[time.partition] = time.time_ms
+        self.partitions = max(self.partitions, time.partitions)
+        if len(self.times) < self.partitions:
+            self.clock = -1  # not heard from every input partition yet
+            return
+        self.clock = min((t for t in self.times.values() if t != NO_TIME), default=-1)
+
     def newest_day(self) -> str | None:
         """The latest calendar day any open day is of: today, in event time."""
         return max((day for _, day in self.days), default=None)
@@ -190,15 +222,15 @@ class CreatorDays:
             if on == day
         }
 
-    def is_final(self, key: tuple[str, str], clock: int = -1) -> bool:
-        """Whether the day is over (``clock``, or this one's if later, past its end plus
-        the grace) and every stream of hers that touched it has ended or gone past that."""
+    def is_final(self, key: tuple[str, str]) -> bool:
+        """Whether the day is over (``clock`` past its end plus the grace) and every
+        stream of hers that touched it has ended or gone past that."""
         closes = self.ends[key] + self.grace_ms
-        if max(self.clock, clock) < closes:
+        if self.clock < closes:
             return False
         return all(p.ended or p.stream_time_ms >= closes for p in self.days[key].values())
 
-    def record(self, key: tuple[str, str], clock: int = -1) -> CreatorDay:
+    def record(self, key: tuple[str, str]) -> CreatorDay:
         """The creator's day as the parts held now say."""
         parts = sorted(self.days[key].values(), key=lambda p: (p.started_ms, p.stream_id))
         creator_id, day = key
@@ -222,17 +254,16 @@ class CreatorDays:
             peak_viewers=max(p.peak_viewers for p in parts),
             top_gifters=top,
             top_gifters_exact=exact,
-            final=self.is_final(key, clock),
+            final=self.is_final(key),
             stream_time_ms=max(p.stream_time_ms for p in parts),
         )
 
-    def flush(self, clock: int = -1) -> list[CreatorDay]:
+    def flush(self) -> list[CreatorDay]:
         """The records of every day that changed since the last flush, and of every day
-        that became final (then forgotten), by key. ``clock``: how far event time has got
-        in the parts read elsewhere (the agent's other partitions), if further."""
+        that became final (then forgotten), by key."""
         out: list[CreatorDay] = []
-        for key in sorted(self.changed | {k for k in self.days if self.is_final(k, clock)}):
-            record = self.record(key, clock)
+        for key in sorted(self.changed | {k for k in self.days if self.is_final(k)}):
+            record = self.record(key)
             out.append(record)
             if record.final:
                 self._finish(key)

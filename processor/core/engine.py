@@ -187,6 +187,12 @@ class Engine:
         # Idle clocks run on the wall clock minus this: the time the partition's worker was
         # down, summed over restores, which is not idle time (a restore adds to it).
         self.downtime_ms = 0
+        # The partition's time (:meth:`partition_time`): the largest event ts applied
+        # (-1: none yet) and the idle clock when it was seen, as of the last look at the
+        # changed streams; and the partition time as last worked out (-1: none)
+        self.event_ms = -1
+        self.event_seen_ms = 0
+        self.partition_ms = -1
         # likes, gifts and coins counted since the caller last reset it (for metrics)
         self.counted = Totals()
         self.calendar = Calendar(config.time_zone)
@@ -563,7 +569,33 @@ class Engine:
                 self._advance(state, idle_time, outputs)
                 if _time_shown(state) != shown:  # its table row would say something else
                     self.moved.add(state.stream_id)
+        self.partition_time()  # as of this tick: it never goes back, whatever comes next
         return outputs
+
+    def partition_time(self) -> int:
+        """The partition's time as of the last :meth:`tick` (-1 before its first event):
+        the largest event ts applied, moved on by the idle clock since it was seen, as
+        :meth:`tick` moves a silent stream (downtime is not idle time). It never goes back.
+
+        Off the hot path: the streams changed since the last look are looked at here."""
+        streams = self.streams
+        for stream_id in self.changed:
+            state = streams.get(stream_id)
+            if state is not None:
+                self.note_event_time(state)
+        if self.event_ms >= 0:
+            moved = self.event_ms + max(0, self.ticked_ms - self.event_seen_ms)
+            if moved > self.partition_ms:
+                self.partition_ms = moved
+        return self.partition_ms
+
+    def note_event_time(self, state: StreamState) -> None:
+        """Count a stream's latest event in the partition's largest event ts."""
+        if state.max_event_ms > self.event_ms or (
+            state.max_event_ms == self.event_ms and state.seen_wall_ms > self.event_seen_ms
+        ):
+            self.event_ms = state.max_event_ms
+            self.event_seen_ms = state.seen_wall_ms
 
     def _advance(self, state: StreamState, new_time: int, outputs: list[Output]) -> None:
         """Move a stream's time forward, evaluating the tier at every bucket expiry.
@@ -822,6 +854,7 @@ class Engine:
             )
         )
         self.ended_parts.extend(self.day_parts(state, ended=True))
+        self.note_event_time(state)  # its events still count in the partition's time
         del self.streams[state.stream_id]
         self.remember_end(state.stream_id, at)
 

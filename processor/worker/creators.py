@@ -8,6 +8,14 @@ that topic in its own consumer group; for each partition it owns it keeps a
 :class:`~processor.core.creators.CreatorDays`, and once per commit interval writes the
 days that changed to the creators topic (compacted, key ``creator/day``).
 
+When a day is over is event time's call, and event time is the input partitions': with
+each checkpoint, each input partition writes its partition time
+(:class:`~processor.core.creators.PartitionTime`, key ``["watermark", <partition>]``) to
+every partition of this topic, after its parts and in the same transaction. Each of the
+keeper's partitions keeps the latest time of every input partition and goes by the least
+of them, so a partition far ahead cannot close a day whose parts a lagging one has yet
+to write, and a quiet caught-up partition's time goes on with its idle clock.
+
 Why it is exact after ``kill -9`` without a checkpoint of its own: the internal topic is
 its state. A part holds running figures, so the latest part of each stream and day is all
 the keeper needs, which is what compaction keeps; on assignment it reads its partitions
@@ -29,7 +37,13 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.partitioner import murmur2
 
-from processor.core.creators import CreatorDay, CreatorDays, StreamDay, creator_day_key
+from processor.core.creators import (
+    CreatorDay,
+    CreatorDays,
+    PartitionTime,
+    StreamDay,
+    creator_day_key,
+)
 from processor.core.days import Calendar
 
 log = logging.getLogger(__name__)
@@ -38,6 +52,9 @@ FETCH_TIMEOUT_MS = 200
 
 _encode = msgspec.json.Encoder().encode
 _part = msgspec.json.Decoder(StreamDay)
+_time = msgspec.json.Decoder(PartitionTime)
+
+WATERMARK = "watermark"
 
 
 def part_key(creator_id: str, day: str, stream_id: str) -> bytes:
@@ -46,6 +63,17 @@ def part_key(creator_id: str, day: str, stream_id: str) -> bytes:
 
 
 _key = msgspec.json.Decoder(tuple[str, str, str])
+
+
+def watermark_key(partition: int) -> bytes:
+    """The key of input partition ``partition``'s time in the parts topic:
+    ``["watermark", 3]``. A part key is an array of three strings, so it never ends in a
+    number, and no creator id makes one of these."""
+    return _encode((WATERMARK, partition))
+
+
+def is_watermark_key(key: bytes) -> bool:
+    return not key.endswith(b'"]')  # a part key's last element is a string
 
 
 def creator_partition(creator_id: str, partitions: int) -> int:
@@ -61,6 +89,14 @@ def encode_part(part: StreamDay) -> bytes:
 
 def decode_part(value: bytes) -> StreamDay:
     return _part.decode(value)
+
+
+def encode_time(time: PartitionTime) -> bytes:
+    return _encode(time)
+
+
+def decode_time(value: bytes) -> PartitionTime:
+    return _time.decode(value)
 
 
 class CreatorDaysKeeper:
@@ -100,11 +136,19 @@ class CreatorDaysKeeper:
             self.take(partition, record.key, record.value)
 
     def take(self, partition: int, key: bytes | None, value: bytes | None) -> None:
-        """Apply one record of the parts topic. A tombstone is only ever written for a
-        final day: read back (a restore before compaction), it closes the day again."""
+        """Apply one record of the parts topic: a stream's part, or an input partition's
+        time. A tombstone is only ever written for a final day's part: read back (a
+        restore before compaction), it closes the day again."""
         days = self.days.get(partition)
         if days is None:
             return  # not ours any more
+        if key is not None and is_watermark_key(key):
+            if value is not None:
+                try:
+                    days.note_time(decode_time(value))
+                except msgspec.DecodeError as exc:
+                    log.warning("partition time in partition %d not readable: %s", partition, exc)
+            return
         if value is None:
             if key is not None:
                 with contextlib.suppress(msgspec.DecodeError):
@@ -135,11 +179,8 @@ class CreatorDaysKeeper:
         producer = self.producer
         assert producer is not None
         sent: list[Awaitable[Any]] = []
-        # how far event time has got in every part this agent read: a creator's partition
-        # may see no later part of anyone, while her day is long over
-        clock = max((days.clock for days in self.days.values()), default=-1)
         for partition, days in list(self.days.items()):
-            for record in days.flush(clock):
+            for record in days.flush():
                 sent.append(await self._send_day(producer, record))
                 if record.final:
                     for stream_id in record.streams:

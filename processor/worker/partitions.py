@@ -16,6 +16,7 @@ from processor.contract import InvalidRecord, Reason, decode_event
 from processor.core.alerts import Alert, Output, StreamEnded, WindowClosed, encode_output
 from processor.core.checkpoint import EndOffsets, Record, SlicedCheckpoint
 from processor.core.checkpoint import restore as restore_checkpoint
+from processor.core.creators import PartitionTime
 from processor.core.engine import Engine, EngineConfig
 from processor.records import InputRecord, OutputRecord, dead_letter
 from processor.settings import Settings
@@ -56,7 +57,8 @@ class Routes:
     # how far an event's ``ts`` may be ahead of its record's Kafka timestamp (0: no limit)
     max_future_skew_ms: int = 300_000
     # the tables (empty: not written): the stream table, and the creator-days agent's
-    # input, whose partition count (0: unknown, by key) the assignment learns
+    # input, whose partition count (0: unknown, by key, and no partition times written)
+    # the worker learns: the events topic's, which the parts topic has too
     streams_topic: str = ""
     parts_topic: str = ""
     parts_partitions: int = 0
@@ -121,6 +123,8 @@ class PartitionState:
     dirty: bool = False  # applied or ticked since the last checkpoint
     taking: SlicedCheckpoint | None = None  # a checkpoint being encoded
     tables: TableUpdate | None = None  # its table records
+    # the partition time last written to the parts topic (None: none since it was taken)
+    reported_ms: int | None = None
 
     def apply(self, records: Sequence[InputRecord], wall_ms: int) -> Applied:
         """Apply one fetch of this partition's records, in offset order.
@@ -206,9 +210,25 @@ class PartitionState:
         outputs = self.engine.tick(wall_ms)
         if outputs:
             self._route(result, outputs, wall_ms, None, self.applied_offset)
-        if outputs or self.engine.streams:
+        if (
+            outputs
+            or self.engine.streams
+            or (not self.dirty and self._time_to_report() is not None)
+        ):
             self.dirty = True  # the next checkpoint records the tick: one small record
         return result
+
+    def _time_to_report(self) -> PartitionTime | None:
+        """The partition's time for the parts topic, if it is written there and moved
+        since it was last (a partition with no event yet reports that once)."""
+        routes = self.routes
+        if not (routes.parts_topic and routes.parts_partitions):
+            return None
+        time_ms = self.engine.partition_time()
+        if time_ms == self.reported_ms:
+            return None
+        # the parts topic has as many partitions as the events topic (StateStore sees to it)
+        return PartitionTime(self.partition, routes.parts_partitions, time_ms)
 
     def _route(
         self,
@@ -249,7 +269,11 @@ class PartitionState:
         now; :meth:`encode_some` and :meth:`finish_checkpoint` complete it."""
         routes = self.routes
         self.tables = TableUpdate(
-            self.engine, routes.streams_topic, routes.parts_topic, routes.parts_partitions
+            self.engine,
+            routes.streams_topic,
+            routes.parts_topic,
+            routes.parts_partitions,
+            self._time_to_report(),
         )
         self.taking = SlicedCheckpoint(self.engine, self.applied_offset, self.end_offsets)
         self.dirty = False
@@ -270,6 +294,8 @@ class PartitionState:
         assert taking is not None, "no checkpoint under way"
         tables, self.tables = self.tables, None
         records = [] if tables is None else tables.finish()
+        if tables is not None and tables.time is not None:
+            self.reported_ms = tables.time.time_ms
         topic, partition = self.routes.state_topic, self.partition
         records += [
             OutputRecord(topic, key, value, (), partition)

@@ -5,17 +5,27 @@ They are written with the partition's checkpoint, in its transaction: a table re
 visible exactly when the state it comes from is durable, so after a crash the tables are
 rewritten from the restored state, never from work that was lost. Both topics are
 compacted and their records are running figures, so a record written again is harmless.
+
+After its parts, a checkpoint writes the partition's time to every partition of the parts
+topic (when it moved since the last one): the creator-days agent goes by the least time
+of all input partitions, and finds it after the parts it covers.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from processor.core.creators import StreamDay
+from processor.core.creators import PartitionTime, StreamDay
 from processor.core.engine import Engine
 from processor.core.table import stream_row
 from processor.records import OutputRecord
-from processor.worker.creators import creator_partition, encode_part, part_key
+from processor.worker.creators import (
+    creator_partition,
+    encode_part,
+    encode_time,
+    part_key,
+    watermark_key,
+)
 
 _encode = msgspec.json.Encoder().encode
 
@@ -24,12 +34,19 @@ class TableUpdate:
     """One checkpoint's table records, encoded a slice of streams at a time."""
 
     def __init__(
-        self, engine: Engine, streams_topic: str, parts_topic: str, parts_partitions: int
+        self,
+        engine: Engine,
+        streams_topic: str,
+        parts_topic: str,
+        parts_partitions: int,
+        time: PartitionTime | None = None,
     ) -> None:
         self.engine = engine
         self.streams_topic = streams_topic
         self.parts_topic = parts_topic
         self.parts_partitions = parts_partitions
+        # the partition's time, written last to every parts partition (None: not now)
+        self.time = time
         # taken before the checkpoint takes (and clears) the engine's change set
         self.todo = list(engine.changed | engine.moved)
         engine.moved = set()
@@ -75,8 +92,15 @@ class TableUpdate:
 
     def finish(self) -> list[OutputRecord]:
         """Every record of the update: the streams left to encode, then the last parts of
-        the streams that ended."""
+        the streams that ended, then the partition's time."""
         self.encode(len(self.todo))
         self._parts(self.ended_parts)
         self.ended_parts = []
+        time = self.time
+        if time is not None and self.parts_topic and self.parts_partitions:
+            key, value = watermark_key(time.partition), encode_time(time)
+            self.records += [
+                OutputRecord(self.parts_topic, key, value, (), to)
+                for to in range(self.parts_partitions)
+            ]
         return self.records

@@ -1,7 +1,8 @@
 """The money view end to end: creator days and the stream table from events produced with
 kcat, with the worker killed -9 in the middle and started again.
 
-The scenario, worked out by hand (UTC; default thresholds, grace 10 s):
+The scenario, worked out by hand (UTC; default thresholds, grace 10 s; the events topic has
+4 partitions, 2 and 3 get no event):
 
 - ``c-ana`` goes live twice, on two partitions. Stream ``a1`` (partition 0), 10:00-10:30:
   100 + 150 likes (running totals 100, 250), one 30-coin gift from u-1; it ends. Stream
@@ -9,17 +10,28 @@ The scenario, worked out by hand (UTC; default thresholds, grace 10 s):
   500-coin gift before it, then 60 likes and u-1's two-step combo of 5 coins (its end
   counts 2 gifts, 10 coins) after it, and it ends at 00:20.
   2026-01-01: 250 + 40 = 290 likes, 2 gifts, 530 coins ($2.65), 2 sessions, live 30 + 10
-  = 40 min, top gifters u-2 (500), u-1 (30); final.
+  = 40 min, top gifters u-2 (500), u-1 (30); final (see "When 2026-01-01 is over").
   2026-01-02: 60 likes, 2 gifts, 10 coins ($0.05), no session started that day, live 20
   min (00:00-00:20), top gifter u-1 (10 coins, 2 gifts); not final: event time only got to
   00:20 of that day, and she may go live again.
 - ``c-bob``: stream ``b1`` (partition 0), 12:00-12:10, 5 likes, u-3's 1,000 coins.
-  2026-01-01: 5 likes, 1 gift, 1,000 coins ($5.00), 1 session, 10 min; final.
+  2026-01-01: 5 likes, 1 gift, 1,000 coins ($5.00), 1 session, 10 min; final. She goes
+  live again the next day, stream ``b2`` (partition 0), 00:30-00:40, nothing counted.
+  2026-01-02: 1 session, 10 min; not final (the day is not over).
 - ``c-cat``: stream ``c1`` (partition 1) goes live at 00:01 on 2026-01-02 and stays live:
   1,200 likes at 00:02 (tier moderate), 77 viewers at 00:03. Its day is not final, and its
   time live grows with the wall clock (idle time), so that figure is not asserted.
 
-The stream table ends with tombstones for a1, b1 and a2, and c1's row. The worker is
+When 2026-01-01 is over: once every input partition's time (its latest event, moved on by
+its idle clock) has passed midnight plus the grace; partitions 2 and 3, with no event, do
+not hold it back. Before the kill, partition 0 is at 12:10 and partition 1 at 23:58 (plus
+the seconds they idle): no day is final. After the restart, partition 0 is at 00:40 (b2)
+and partition 1 at 00:20 (a2): the least, 00:20, is past 00:00:10, so both days of
+2026-01-01 turn final (b1 and a1 ended, a2's part of that day is stamped 00:00:10).
+Without b2, partition 0 would stay at 12:10 plus its idle seconds, and 2026-01-01 open:
+nothing says partition 0 has no event of that afternoon still to come.
+
+The stream table ends with tombstones for a1, b1, a2 and b2, and c1's row. The worker is
 killed -9 after it committed everything before midnight, and the rest is produced while it
 is down.
 """
@@ -35,7 +47,9 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
+from processor.core.creators import NO_TIME, PartitionTime
 from processor.schemas import CREATOR_DAY_SCHEMA, STREAM_SCHEMA
+from processor.worker.creators import decode_time, is_watermark_key
 from tests.integration.conftest import Topics, WorkerProcess, free_port
 from tests.integration.kafka import kcat, read_all, wait_until_committed
 from tests.support.events import T0, StreamScript
@@ -50,6 +64,7 @@ def scenario() -> dict[int, list[dict[str, Any]]]:
     a1 = StreamScript("a1", creator_id="c-ana")
     a2 = StreamScript("a2", creator_id="c-ana")
     b1 = StreamScript("b1", creator_id="c-bob")
+    b2 = StreamScript("b2", creator_id="c-bob")
     c1 = StreamScript("c1", creator_id="c-cat")
     p0 = [
         a1.start(T0 + 10 * H),
@@ -61,6 +76,9 @@ def scenario() -> dict[int, list[dict[str, Any]]]:
         b1.likes(T0 + 12 * H + 1 * MIN, 5),
         b1.gift(T0 + 12 * H + 5 * MIN, 1_000, 1, False, True, user="u-3"),
         b1.end(T0 + 12 * H + 10 * MIN),
+        # after midnight: partition 0's time passes it too (the module's docstring)
+        b2.start(T0 + 24 * H + 30 * MIN),
+        b2.end(T0 + 24 * H + 40 * MIN),
     ]
     midnight = T0 + 24 * H
     p1 = [
@@ -133,6 +151,22 @@ EXPECTED_DAYS = {
         top_gifters_exact=True,
         final=True,
         stream_time_ms=T0 + 12 * H + 10 * MIN,
+    ),
+    "c-bob/2026-01-02": creator_day(
+        creator_id="c-bob",
+        day="2026-01-02",
+        likes=0,
+        gifts=0,
+        coins=0,
+        creator_usd=0.0,
+        sessions=1,
+        streams=["b2"],
+        live_ms=10 * MIN,
+        minutes_live=10,
+        top_gifters=[],
+        top_gifters_exact=True,
+        final=False,  # b2 ended, but the day is not over: she may go live again
+        stream_time_ms=T0 + 24 * H + 40 * MIN,
     ),
 }
 # c-cat's day, but for the figures idle time moves (time live, stream time)
@@ -228,7 +262,8 @@ def test_creator_days_and_the_stream_table_are_exact_across_a_kill_9(
     assert {k: v for k, v in cat.items() if k not in moving} == EXPECTED_CAT
     assert set(days) == {*EXPECTED_DAYS, "c-cat/2026-01-02"}
 
-    assert {k: table[k] for k in ("a1", "b1", "a2")} == {"a1": None, "b1": None, "a2": None}
+    ended = ("a1", "b1", "a2", "b2")
+    assert {k: table[k] for k in ended} == dict.fromkeys(ended)
     c1 = table["c1"]
     assert c1 is not None
     assert (c1["creator_id"], c1["tier"], c1["peak_tier"]) == ("c-cat", "moderate", "moderate")
@@ -237,12 +272,12 @@ def test_creator_days_and_the_stream_table_are_exact_across_a_kill_9(
         0,
         77,
     )
-    assert set(table) == {"a1", "b1", "a2", "c1"}
+    assert set(table) == {*ended, "c1"}
     # a2 was live when the worker was killed: its row was committed with the checkpoint
-    # the restart resumed from, and its tombstone came after (a1 and b1 began and ended
-    # within one commit interval: a tombstone is all a checkpoint has to say of them)
+    # the restart resumed from, and its tombstone came after (a1, b1 and b2 began and
+    # ended within one commit interval: a tombstone is all a checkpoint has to say of them)
     records = asyncio.run(read_all(broker, streams_topic, "read_committed"))
-    assert {r.key.decode() for r in records if r.value is None} == {"a1", "b1", "a2"}
+    assert {r.key.decode() for r in records if r.value is None} == set(ended)
     assert {"a2", "c1"} <= {r.key.decode() for r in records if r.value is not None}
     # every record is what the published schemas say
     for topic, schema in ((streams_topic, STREAM_SCHEMA), (creators_topic, CREATOR_DAY_SCHEMA)):
@@ -251,6 +286,22 @@ def test_creator_days_and_the_stream_table_are_exact_across_a_kill_9(
             if record.value is not None:
                 errors = [e.message for e in validator.iter_errors(json.loads(record.value))]
                 assert errors == [], (topic, record.key, errors)
+    # every partition of the parts topic holds the latest time of each input partition:
+    # at least its latest event's (0: b2's end, 1: a2's), none for the two with no event
+    times: dict[tuple[int, int], PartitionTime] = {}
+    parts_topic = f"{topics.app_id}.creator-parts"
+    for record in asyncio.run(read_all(broker, parts_topic, "read_committed")):
+        if record.key is not None and is_watermark_key(record.key) and record.value:
+            time = decode_time(record.value)
+            times[(record.partition, time.partition)] = time
+    assert set(times) == {(p, i) for p in range(4) for i in range(4)}
+    latest_event = {0: midnight + 40 * MIN, 1: midnight + 20 * MIN}
+    for (_, i), time in times.items():
+        assert time.partitions == 4
+        if i in latest_event:
+            assert time.time_ms >= latest_event[i], (i, time)
+        else:
+            assert time.time_ms == NO_TIME, (i, time)
 
 
 def wait_for_days(

@@ -141,6 +141,9 @@ def test_fields_are_stored_by_name_with_a_format_number() -> None:
         "offset": 41,
         "ticked_ms": -1,  # no idle tick yet
         "downtime_ms": 0,
+        "event_ms": T0 + 2_000,  # the partition's latest event, seen at idle clock 0
+        "event_seen_ms": 0,
+        "time_ms": T0 + 2_000,  # its time: no idle time yet
     }
     doc = msgspec.msgpack.decode(stream_value)
     assert list(doc) == ["format", "offset", "stream"]
@@ -407,3 +410,47 @@ def test_a_second_restore_does_not_take_the_first_downtime_for_idle_time() -> No
     assert second.downtime_ms == 130_000
     assert second.streams["a"].stream_time_ms == T0 + 16_000
     assert second.tick(T0 + 146_000) == [] and second.streams["a"].stream_time_ms == T0 + 17_000
+
+
+def as_format(value: bytes | None, version: int) -> bytes | None:
+    """A record as livepulse wrote it in format ``version`` (7: no partition time)."""
+    if value is None:
+        return None
+    doc = msgspec.msgpack.decode(value)
+    doc["format"] = version
+    for name in ("event_ms", "event_seen_ms", "time_ms"):
+        doc.pop(name, None)
+    return msgspec.msgpack.encode(doc)
+
+
+def test_the_partitions_time_comes_back_from_its_record() -> None:
+    """Every stream of the partition ended: its time is in the partition record alone."""
+    engine = Engine(CONFIG)
+    a = StreamScript("a")
+    for event in (a.start(T0), a.end(T0 + 5_000)):
+        engine.process(typed(event), wall_ms=T0)
+    engine.tick(T0 + 30_000)
+    log = checkpoint.changes(engine, offset=1)
+    restored = checkpoint.restore(log, CONFIG, wall_ms=T0 + 90_000).engine
+    assert not restored.streams
+    assert restored.partition_time() == engine.partition_time() == T0 + 35_000
+    assert checkpoint.restore([], CONFIG, wall_ms=T0).engine.partition_time() == -1
+
+
+def test_a_format_7_checkpoint_gives_the_partitions_time_from_its_streams() -> None:
+    """Format 7 kept no partition time: the restore takes the streams' latest events and
+    their idle clocks (those of streams that had ended are not known any more)."""
+    engine = Engine(CONFIG)
+    a, b, c = StreamScript("a"), StreamScript("b"), StreamScript("c")
+    engine.process(typed(a.start(T0)), wall_ms=T0 + 100)
+    engine.process(typed(b.start(T0 + 5_000)), wall_ms=T0 + 200)
+    engine.process(typed(c.start(T0 + 1_000)), wall_ms=T0 + 300)
+    engine.tick(T0 + 30_200)
+    log = [(key, as_format(value, 7)) for key, value in checkpoint.changes(engine, offset=2)]
+    assert {msgspec.msgpack.decode(v or b"")["format"] for _, v in log} == {7}
+    restored = checkpoint.restore(log, CONFIG, wall_ms=T0 + 60_000).engine
+    assert restored.partition_time() == engine.partition_time() == T0 + 35_000
+    # and the next checkpoint writes it in the current format
+    (*_, (key, value)) = checkpoint.changes(restored, offset=2)
+    doc = msgspec.msgpack.decode(value or b"")
+    assert (key, doc["format"], doc["time_ms"]) == (b"p", 8, T0 + 35_000)

@@ -4,10 +4,11 @@ Events go through the worker's pure parts as the worker runs them: engines of tw
 partitions (a stream's partition by Kafka's default partitioner of its id) take them in
 batches; after each batch every engine is checkpointed the way the worker does it (a
 ``TableUpdate`` of its changed and moved streams, their day parts and the parts of the
-streams that ended, encoded as on the parts topic); the creator-days keeper reads those
-records (by creator, two partitions) and flushes its days, tombstoning the parts of a final
-day as it does. The last record written for each creator and day must be, field for field,
-the one ``tests/support/reference.py`` derives from the docs.
+streams that ended, encoded as on the parts topic, and the partition's time); the creator-
+days keeper reads those records (by creator, two partitions) and flushes its days,
+tombstoning the parts of a final day as it does. The last record written for each creator
+and day must be, field for field, the one ``tests/support/reference.py`` derives from the
+docs.
 
 The traffic is the simulator's, with a pool of creators taking turns in the streams from
 a few minutes before a midnight to a few minutes after it (so each has several sessions a
@@ -31,7 +32,7 @@ import msgspec
 import pytest
 
 from processor.contract import Event
-from processor.core.creators import CreatorDays
+from processor.core.creators import CreatorDays, PartitionTime
 from processor.core.days import Calendar
 from processor.core.engine import Engine
 from processor.simulator.generator import SimulationConfig, generate
@@ -116,15 +117,17 @@ def publish_days(
     for first in range(0, len(events), batch):
         for event in events[first : first + batch]:
             engines[creator_partition(event.stream_id, PARTITIONS)].process(event)
-        for engine in engines:  # a checkpoint: its table records, then its change set cleared
-            update = TableUpdate(engine, "", "parts", PARTITIONS)
+        for partition, engine in enumerate(engines):
+            # a checkpoint: its table records and the partition's time, then its change
+            # set cleared
+            time = PartitionTime(partition, PARTITIONS, engine.partition_time())
+            update = TableUpdate(engine, "", "parts", PARTITIONS, time)
             engine.changed = set()
             for record in update.finish():
                 assert record.partition is not None
                 keeper.take(record.partition, record.key, record.value)
-        clock = max(days.clock for days in keeper.days.values())
         for partition, days in keeper.days.items():
-            for day in days.flush(clock):
+            for day in days.flush():
                 key = (day.creator_id, day.day)
                 assert not written.get(key, {}).get("final"), f"{key} written after final"
                 written[key] = msgspec.json.decode(msgspec.json.encode(day))

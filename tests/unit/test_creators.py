@@ -5,12 +5,28 @@ from __future__ import annotations
 
 import pytest
 
-from processor.core.creators import CreatorDays, StreamDay, TopGifter, live_ms, merged_gifters
+from processor.core.creators import (
+    NO_TIME,
+    CreatorDays,
+    PartitionTime,
+    StreamDay,
+    TopGifter,
+    live_ms,
+    merged_gifters,
+)
 from processor.core.tiers import Tier
 
 MIN = 60_000
+HOUR = 60 * MIN
 DAY1 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DAY2 = DAY1 + 86_400_000  # 2026-01-02T00:00:00Z
+
+
+def at(days: CreatorDays, time_ms: int, partitions: int = 1) -> CreatorDays:
+    """Every input partition (``partitions`` of them) reports ``time_ms``."""
+    for p in range(partitions):
+        days.note_time(PartitionTime(p, partitions, time_ms))
+    return days
 
 
 def part(stream_id: str, **fields: object) -> StreamDay:
@@ -67,6 +83,7 @@ LATE_NIGHT = part(
 def test_a_creators_day_adds_up_her_streams_on_any_partition() -> None:
     days = CreatorDays(grace_ms=10_000, usd_per_coin=0.005, top_gifters=5)
     assert days.apply(MORNING, DAY2) and days.apply(LATE_NIGHT, DAY2)
+    at(days, DAY2 + 10 * MIN, partitions=2)
     (record,) = days.flush()
     assert record.key == "c-1/2026-01-01"
     assert (record.likes, record.gifts, record.coins, record.creator_usd) == (1_500, 4, 535, 2.675)
@@ -75,7 +92,8 @@ def test_a_creators_day_adds_up_her_streams_on_any_partition() -> None:
     assert (record.peak_tier, record.peak_viewers) == (Tier.MODERATE, 90)
     assert record.top_gifters == (TopGifter("u-1", 530, 2), TopGifter("u-2", 5, 2))
     assert record.top_gifters_exact
-    assert record.final  # s-a ended, s-b's time is past midnight plus the grace
+    # every input partition's time and s-b's are past midnight plus the grace; s-a ended
+    assert record.final
     assert record.stream_time_ms == DAY2 + 10 * MIN
     assert days.days == {} and days.flush() == []
 
@@ -102,23 +120,70 @@ def test_a_session_from_the_day_before_is_time_live_but_not_a_session_started() 
 
 
 @pytest.mark.parametrize(
-    ("stream_time_ms", "ended", "final"),
+    ("stream_time_ms", "ended", "clock", "final"),
     [
-        (DAY2 - 1, False, False),
-        (DAY2 + 9_999, False, False),  # within the grace: a late event may still count
-        (DAY2 + 10_000, False, True),
-        (DAY2 - 1, True, False),  # every stream ended, but she may go live again that day
+        (DAY2 - 1, False, DAY2 - 1, False),
+        (DAY2 + 9_999, False, DAY2 + 9_999, False),  # within the grace: a late event counts
+        (DAY2 + 10_000, False, DAY2 + 10_000, True),
+        (DAY2 - 1, True, DAY2 - 1, False),  # every stream ended, but she may go live again
+        (DAY2 - 1, True, DAY2 + 10_000, True),
+        (DAY2 + HOUR, False, DAY2 + 9_999, False),  # her stream is past, not every input
+        (DAY2 + 9_999, False, DAY2 + HOUR, False),  # the input is past, her stream is not
     ],
-    ids=["before-midnight", "within-grace", "grace-over", "ended-day-not-over"],
+    ids=[
+        "before-midnight",
+        "within-grace",
+        "grace-over",
+        "ended-day-not-over",
+        "ended-day-over",
+        "input-within-grace",
+        "stream-within-grace",
+    ],
 )
-def test_a_day_is_final_once_every_stream_is_done_with_it(
-    stream_time_ms: int, ended: bool, final: bool
+def test_a_day_is_final_once_the_input_and_every_stream_are_done_with_it(
+    stream_time_ms: int, ended: bool, clock: int, final: bool
 ) -> None:
-    days = CreatorDays(grace_ms=10_000)
+    days = at(CreatorDays(grace_ms=10_000), clock)
     days.apply(MORNING, DAY2)
     days.apply(part("s-b", stream_time_ms=stream_time_ms, ended=ended), DAY2)
     (record,) = days.flush()
     assert record.final is final
+
+
+@pytest.mark.parametrize(
+    ("times", "clock"),
+    [
+        ([], -1),
+        ([(0, 3, DAY1), (2, 3, DAY2)], -1),  # partition 1 not heard from
+        ([(0, 3, DAY1), (1, 3, DAY2), (2, 3, DAY2)], DAY1),
+        ([(0, 3, DAY1), (1, 3, DAY2), (2, 3, DAY2), (0, 3, DAY2 + 1)], DAY2),  # latest counts
+        ([(0, 2, NO_TIME), (1, 2, DAY2)], DAY2),
+        ([(0, 2, NO_TIME), (1, 2, NO_TIME)], -1),
+        ([(0, 1, DAY2), (1, 2, DAY2)], DAY2),
+        ([(0, 2, DAY2), (1, 2, DAY2), (2, 3, DAY2)], DAY2),
+        ([(0, 2, DAY2), (1, 2, DAY2), (3, 4, DAY2)], -1),  # now 4, and 2 not heard from
+        ([(0, 1, DAY2), (1, 1, DAY1), (-1, 1, DAY1)], DAY2),  # no such input partitions
+    ],
+    ids=[
+        "none",
+        "one-missing",
+        "the-least",
+        "latest-per-partition",
+        "no-time-left-out",
+        "no-time-anywhere",
+        "count-grows-heard-all",
+        "count-grows-third-heard",
+        "count-grows-one-missing",
+        "out-of-range-ignored",
+    ],
+)
+def test_the_clock_is_the_least_time_once_every_input_partition_reported(
+    times: list[tuple[int, int, int]], clock: int
+) -> None:
+    days = CreatorDays()
+    for partition, partitions, time_ms in times:
+        days.note_time(PartitionTime(partition, partitions, time_ms))
+    assert days.clock == clock
 
 
 def test_a_replayed_or_older_part_changes_nothing_and_a_finished_day_stays_closed() -> None:
@@ -134,10 +199,13 @@ def test_a_replayed_or_older_part_changes_nothing_and_a_finished_day_stays_close
     assert days.apply(part("s-b", likes=30, ended=True, stream_time_ms=DAY2 - MIN), DAY2)
     (record,) = days.flush()
     assert (record.likes, record.final) == (30, False)  # the day is not over yet
-    # another creator's stream takes event time past midnight plus the grace
+    # a part of another creator past midnight plus the grace says nothing of the input
     other = part("s-z", creator_id="c-2", day="2026-01-02", stream_time_ms=DAY2 + 10 * MIN)
     days.apply(other, DAY2 + 86_400_000)
-    record, _ = days.flush()
+    assert [(r.key, r.final) for r in days.flush()] == [("c-2/2026-01-02", False)]
+    # the input partitions' time does
+    at(days, DAY2 + 10 * MIN)
+    (record,) = days.flush()
     assert (record.key, record.likes, record.final) == ("c-1/2026-01-01", 30, True)
     assert not days.apply(part("s-c", likes=99, stream_time_ms=DAY2 - MIN), DAY2)
     assert days.flush() == []
@@ -259,7 +327,7 @@ def test_a_streams_ledger_splits_its_session_at_midnight() -> None:
         stream_time_ms=DAY2 + 10 * MIN,
     )
     # added up by the creator's side, the two days are the session
-    days = CreatorDays()
+    days = at(CreatorDays(), DAY2 + 10 * MIN)
     days.apply(ledger.finished[0], DAY2)
     days.apply(today, DAY2 + 86_400_000)
     first, second = days.flush()

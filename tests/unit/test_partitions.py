@@ -1,4 +1,5 @@
-"""The batch step without a broker: replay skips, dead letters, outputs, checkpoints."""
+"""The batch step without a broker: replay skips, dead letters, outputs, checkpoints, and
+the partition's time."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import pytest
 
 from processor.contract import Reason
 from processor.core.alerts import TierChanged
+from processor.core.creators import NO_TIME, PartitionTime
 from processor.core.engine import Engine
 from processor.records import OutputRecord
 from processor.settings import Settings
+from processor.worker.creators import decode_time, is_watermark_key, part_key, watermark_key
 from processor.worker.partitions import PartitionState, Routes
 from tests.support.events import T0, StreamScript, typed
 from tests.unit.test_engine import CONFIG
@@ -423,3 +426,181 @@ def test_the_skew_setting_reaches_the_routes(seconds: int, skew_ms: int) -> None
     routes = Routes.from_settings(Settings(max_future_skew_seconds=seconds))
     assert routes.max_future_skew_ms == skew_ms
     assert Routes.from_settings(Settings()).max_future_skew_ms == SKEW
+
+
+# -- the partition's time, for the creator-days agent -----------------------------------
+
+TIMED = dataclasses.replace(ROUTES, parts_topic="parts", parts_partitions=3)
+S = StreamScript("s1", creator_id="c-1")
+T = StreamScript("s2", creator_id="c-2")
+
+
+def times(records: list[OutputRecord]) -> list[tuple[int | None, PartitionTime]]:
+    """The partition times a checkpoint wrote, by parts partition."""
+    return [
+        (r.partition, decode_time(r.value or b""))
+        for r in records
+        if r.topic == "parts" and r.key is not None and is_watermark_key(r.key)
+    ]
+
+
+def time_of(records: list[OutputRecord]) -> int | None:
+    """The one time a checkpoint wrote to every parts partition (None: none written)."""
+    found = times(records)
+    if not found:
+        return None
+    assert [p for p, _ in found] == [0, 1, 2]
+    assert len({t for _, t in found}) == 1
+    return found[0][1].time_ms
+
+
+def state_log(records: list[OutputRecord]) -> list[tuple[bytes, bytes | None]]:
+    """What the state topic holds of a checkpoint: what a restore reads after kill -9."""
+    return [(r.key or b"", r.value) for r in records if r.topic == ROUTES.state_topic]
+
+
+Action = tuple[str, Any, int]  # ("event", event, wall) or ("tick", None, wall)
+
+
+def run(state: PartitionState, actions: list[Action]) -> None:
+    for kind, event, wall in actions:
+        if kind == "tick":
+            state.tick(wall)
+        else:
+            state.apply(recs([event], first=state.applied_offset + 1), wall_ms=wall)
+
+
+def event(e: dict[str, Any], wall: int) -> Action:
+    return ("event", e, wall)
+
+
+def tick(wall: int) -> Action:
+    return ("tick", None, wall)
+
+
+W = T0 + 3_600_000  # the wall clock of the runs below: an hour after their event time
+TIME_RULES: list[tuple[list[Action], int]] = [
+    ([], NO_TIME),
+    ([event(S.start(T0 + 5_000), W), event(T.start(T0 + 2_000), W)], T0 + 5_000),
+    ([event(S.start(T0 + 5_000), W), tick(W + 30_000)], T0 + 35_000),
+    ([event(S.start(T0 + 5_000), W), tick(W - 1_000)], T0 + 5_000),
+    (
+        [event(S.start(T0), W), event(S.end(T0 + 5_000), W), tick(W + 30_000)],
+        T0 + 35_000,
+    ),
+    (
+        [
+            event(S.start(T0 + 5_000), W),
+            tick(W + 30_000),
+            event(T.start(T0 + 10_000), W + 31_000),  # behind the time: it stays
+        ],
+        T0 + 35_000,
+    ),
+    (
+        [
+            event(S.start(T0 + 5_000), W),
+            tick(W + 30_000),
+            event(T.start(T0 + 10_000), W + 31_000),
+            tick(W + 71_000),  # idle since the latest event: 40 s
+        ],
+        T0 + 50_000,
+    ),
+    (
+        [
+            event(S.start(T0 + 5_000), W),
+            event(S.likes(T0 + 1_000, 5), W),  # older: no later
+            event(S.likes(T0 + 5_000 + 2 * SKEW, 5), W),  # from the future: dead letter
+        ],
+        T0 + 5_000,
+    ),
+]
+
+TIME_IDS = [
+    "no-event-no-time",
+    "largest-event-ts",
+    "idle-clock-moves-it",
+    "tick-before-the-event-adds-nothing",
+    "ended-streams-still-count",
+    "never-goes-back",
+    "idle-from-the-latest-event",
+    "older-and-dead-letters-do-not-count",
+]
+
+
+@pytest.mark.parametrize(
+    ("actions", "time_ms"),
+    TIME_RULES,
+    ids=TIME_IDS,
+)
+def test_the_partitions_time(actions: list[Action], time_ms: int) -> None:
+    state = PartitionState(2, Engine(CONFIG), TIMED)
+    run(state, actions)
+    assert time_of(state.checkpoint()) == time_ms
+
+
+def test_the_time_goes_to_every_parts_partition_after_the_parts_once_it_moved() -> None:
+    state = PartitionState(2, Engine(CONFIG), TIMED)
+    run(state, [event(S.start(T0), W), event(S.likes(T0 + 5_000, 5), W)])
+    records = state.checkpoint()
+    parts = [i for i, r in enumerate(records) if r.topic == "parts"]
+    assert [records[i].key for i in parts[:1]] == [part_key("c-1", "2026-01-01", "s1")]
+    assert times(records) == [(p, PartitionTime(2, 3, T0 + 5_000)) for p in range(3)]
+    assert [records[i].key for i in parts[1:]] == [watermark_key(2)] * 3  # after the part
+    assert records[-1].key == b"p"
+    run(state, [tick(W)])  # no time has passed: the stream is rewritten, not the time
+    assert time_of(state.checkpoint()) is None
+    run(state, [tick(W + 1_000)])
+    assert time_of(state.checkpoint()) == T0 + 6_000
+
+
+def test_a_partition_with_no_event_reports_no_time_once() -> None:
+    """So the agent knows it has heard from it, and leaves it out of the least time."""
+    state = PartitionState(2, Engine(CONFIG), TIMED)
+    assert not state.dirty
+    run(state, [tick(W)])
+    assert state.dirty
+    assert times(state.checkpoint()) == [(p, PartitionTime(2, 3, NO_TIME)) for p in range(3)]
+    run(state, [tick(W + 60_000)])
+    assert not state.dirty
+
+
+def test_a_quiet_caught_up_partitions_time_follows_its_idle_clock() -> None:
+    """Its streams ended long ago: nothing else would make it checkpoint, yet its time
+    must go on, or it would hold every creator's day open."""
+    state = PartitionState(2, Engine(CONFIG), TIMED)
+    run(state, [event(S.start(T0), W), event(S.end(T0 + 5_000), W)])
+    assert time_of(state.checkpoint()) == T0 + 5_000
+    assert not state.engine.streams
+    run(state, [tick(W + 60_000)])
+    assert state.dirty
+    assert time_of(state.checkpoint()) == T0 + 65_000
+
+
+def test_no_time_is_written_without_the_parts_topics_partition_count() -> None:
+    state = PartitionState(2, Engine(CONFIG), dataclasses.replace(TIMED, parts_partitions=0))
+    run(state, [event(S.start(T0), W), tick(W + 60_000)])
+    assert times(state.checkpoint()) == []
+
+
+@pytest.mark.parametrize(
+    ("actions", "time_ms"),
+    TIME_RULES,
+    ids=TIME_IDS,
+)
+@pytest.mark.parametrize("down_ms", [0, 120_000])
+def test_the_time_after_a_kill_9_is_the_time_before(
+    actions: list[Action], time_ms: int, down_ms: int
+) -> None:
+    """Restored from the state topic's records, whenever: the first checkpoint writes the
+    time the last one did (downtime is not idle time), and idle time goes on from there as
+    in a run that never stopped."""
+    state = PartitionState(2, Engine(CONFIG), TIMED)
+    last = max((wall for _, _, wall in actions), default=W)
+    run(state, [*actions, tick(last)])  # killed right after a checkpoint at ``last``
+    before = state.checkpoint()
+    assert time_of(before) == time_ms
+    restored = PartitionState.restore(2, state_log(before), CONFIG, TIMED, last + down_ms)
+    assert time_of(restored.checkpoint()) == time_ms
+    state.tick(last + 10_000)
+    restored.tick(last + 10_000 + down_ms)
+    assert time_of(restored.checkpoint()) == time_of(state.checkpoint())
