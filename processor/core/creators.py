@@ -13,8 +13,10 @@ When is a day over? Each input partition also reports its partition time
 a day is over once the least of them has passed its midnight plus the grace.
 
 Top gifters of the day are the stream parts' tracked gifters added up per user: exact
-while each stream tracked every gifter it had that day; beyond, Space-Saving estimates
-whose error is at most the day's coins divided by the number of users a stream tracks.
+while each stream's session summary is exact (it tracked every user who gave or liked);
+beyond, Space-Saving estimates whose error is at most, summed over her streams, each
+session's coins divided by the number of users a stream tracks (a day's part is the
+session's summary less its counts at midnight, so it carries the session's error).
 """
 
 from __future__ import annotations
