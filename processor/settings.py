@@ -276,6 +276,21 @@ class Settings:
         "`at_least_once`: *Benchmarks*)",
         _one_of(PROCESSING_GUARANTEES),
     )
+    # Each changed stream's table row and day part cost as much as its checkpoint record:
+    # with exactly_once's 1 s commits, writing them at every commit tripled what a commit
+    # wrote and halved the worker's events/s on the heavy workload (README, Benchmarks).
+    table_interval_seconds: float = setting(
+        5.0,
+        "how often the stream table and the creator parts are written for the streams that "
+        "changed: with every checkpoint this many seconds apart, rounded to whole commit "
+        "intervals (5: every checkpoint with `at_least_once`, every fifth with "
+        "`exactly_once`); a stream's end is written with the checkpoint that holds it "
+        "([the money view](#the-money-view))",
+        Rule(
+            lambda v: isinstance(v, float) and 0.05 <= v <= 600.0,
+            "a number of seconds 0.05-600",
+        ),
+    )
     session_timeout_seconds: float = setting(
         10.0,
         "consumer session timeout: how soon a dead worker's partitions move",

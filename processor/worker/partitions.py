@@ -62,6 +62,9 @@ class Routes:
     streams_topic: str = ""
     parts_topic: str = ""
     parts_partitions: int = 0
+    # the tables are written with every n-th checkpoint (LIVEPULSE_TABLE_INTERVAL_SECONDS
+    # over the commit interval): a stream's end with the checkpoint that holds it
+    table_every: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Routes:
@@ -75,6 +78,7 @@ class Routes:
             settings.max_future_skew_seconds * 1_000,
             settings.streams_topic,
             settings.creator_parts_topic,
+            table_every=max(1, round(settings.table_interval_seconds / settings.commit_interval)),
         )
 
     def output(self, output: Output, emitted_at: int) -> OutputRecord:
@@ -125,6 +129,9 @@ class PartitionState:
     tables: TableUpdate | None = None  # its table records
     # the partition time last written to the parts topic (None: none since it was taken)
     reported_ms: int | None = None
+    # streams changed since the tables were last written, and checkpoints since then
+    table_pending: set[str] = field(default_factory=set)
+    table_skipped: int = 0
 
     def apply(self, records: Sequence[InputRecord], wall_ms: int) -> Applied:
         """Apply one fetch of this partition's records, in offset order.
@@ -268,12 +275,28 @@ class PartitionState:
         """Start a checkpoint of what changed so far, covering the input up to ``applied_offset``
         now; :meth:`encode_some` and :meth:`finish_checkpoint` complete it."""
         routes = self.routes
+        engine = self.engine
+        pending = self.table_pending
+        pending |= engine.changed
+        pending |= engine.moved
+        engine.moved = set()
+        time = None
+        if self.table_skipped + 1 >= routes.table_every:  # the tables' turn: all of it
+            streams, self.table_pending, self.table_skipped = pending, set(), 0
+            # after every part it covers; only now, or a part not written yet could come
+            # after a time that says it is over
+            time = self._time_to_report()
+        else:  # only the ends: their last parts and tombstones are not in the state
+            streams = {stream_id for stream_id in pending if stream_id not in engine.streams}
+            pending -= streams
+            self.table_skipped += 1
         self.tables = TableUpdate(
-            self.engine,
+            engine,
             routes.streams_topic,
             routes.parts_topic,
             routes.parts_partitions,
-            self._time_to_report(),
+            time,
+            streams,
         )
         self.taking = SlicedCheckpoint(self.engine, self.applied_offset, self.end_offsets)
         self.dirty = False
@@ -330,4 +353,7 @@ class PartitionState:
             ahead_until=max(cp.ahead.values(), default=-1),
             pending_ends=cp.pending_ends,
             end_offsets=cp.end_offsets,
+            # the tables may lag the state by up to ``table_every - 1`` checkpoints, and
+            # which streams were not written yet is not in it: write them all again
+            table_pending=set(cp.engine.streams) if routes.table_every > 1 else set(),
         )

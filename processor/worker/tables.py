@@ -13,6 +13,8 @@ of all input partitions, and finds it after the parts it covers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
 from processor.core.creators import PartitionTime, StreamDay
@@ -40,6 +42,7 @@ class TableUpdate:
         parts_topic: str,
         parts_partitions: int,
         time: PartitionTime | None = None,
+        streams: Iterable[str] | None = None,
     ) -> None:
         self.engine = engine
         self.streams_topic = streams_topic
@@ -47,9 +50,12 @@ class TableUpdate:
         self.parts_partitions = parts_partitions
         # the partition's time, written last to every parts partition (None: not now)
         self.time = time
-        # taken before the checkpoint takes (and clears) the engine's change set
-        self.todo = list(engine.changed | engine.moved)
-        engine.moved = set()
+        # the streams to write (None: those the engine changed or moved), taken before the
+        # checkpoint takes (and clears) the engine's change set
+        if streams is None:
+            streams = engine.changed | engine.moved
+            engine.moved = set()
+        self.todo = list(streams)
         self.ended_parts, engine.ended_parts = engine.ended_parts, []
         self.records: list[OutputRecord] = []
 

@@ -17,7 +17,13 @@ from processor.core.creators import NO_TIME, PartitionTime
 from processor.core.engine import Engine
 from processor.records import OutputRecord
 from processor.settings import Settings
-from processor.worker.creators import decode_time, is_watermark_key, part_key, watermark_key
+from processor.worker.creators import (
+    decode_part,
+    decode_time,
+    is_watermark_key,
+    part_key,
+    watermark_key,
+)
 from processor.worker.partitions import PartitionState, Routes
 from tests.support.events import T0, StreamScript, typed
 from tests.unit.test_engine import CONFIG
@@ -604,3 +610,68 @@ def test_the_time_after_a_kill_9_is_the_time_before(
     state.tick(last + 10_000)
     restored.tick(last + 10_000 + down_ms)
     assert time_of(restored.checkpoint()) == time_of(state.checkpoint())
+
+
+# -- how often the tables are written ---------------------------------------------------
+
+EVERY_THIRD = dataclasses.replace(TIMED, streams_topic="streams", table_every=3)
+
+
+def table_writes(records: list[OutputRecord]) -> tuple[list[str], list[str], int | None]:
+    """A checkpoint's stream-table keys (a tombstone as ``-id``), the streams whose day
+    parts it wrote (``id!`` once ended), and the time it wrote."""
+    rows = [
+        ("" if r.value else "-") + (r.key or b"").decode() for r in records if r.topic == "streams"
+    ]
+    parts = [
+        decode_part(r.value or b"")
+        for r in records
+        if r.topic == "parts" and r.key is not None and not is_watermark_key(r.key)
+    ]
+    return rows, [p.stream_id + ("!" if p.ended else "") for p in parts], time_of(records)
+
+
+def test_the_tables_wait_for_their_checkpoint_but_an_end_does_not() -> None:
+    """Every third checkpoint writes every stream changed since the last one that did, then
+    the time; the others write only the ends (their state is gone from the checkpoint)."""
+    state = PartitionState(2, Engine(CONFIG), EVERY_THIRD)
+    run(state, [event(S.start(T0), W), event(S.likes(T0 + 1_000, 5), W)])
+    run(state, [event(T.start(T0 + 1_000), W)])
+    assert table_writes(state.checkpoint()) == ([], [], None)
+    run(state, [event(T.end(T0 + 2_000), W)])
+    assert table_writes(state.checkpoint()) == (["-s2"], ["s2!"], None)
+    run(state, [event(S.likes(T0 + 3_000, 5), W)])
+    rows, parts, time = table_writes(state.checkpoint())
+    assert (rows, parts, time) == (["s1"], ["s1"], T0 + 3_000)
+    assert table_writes(state.checkpoint()) == ([], [], None)  # nothing changed since
+
+
+def test_after_a_kill_9_the_tables_of_every_restored_stream_are_written_again() -> None:
+    """Which streams the tables had not caught up with is not in the state: all of them."""
+    state = PartitionState(2, Engine(CONFIG), EVERY_THIRD)
+    run(state, [event(S.start(T0), W), event(T.start(T0 + 1_000), W)])
+    log = state_log(state.checkpoint())  # the tables not written yet
+    restored = PartitionState.restore(2, log, CONFIG, EVERY_THIRD, W)
+    restored.checkpoint()
+    restored.checkpoint()
+    rows, parts, time = table_writes(restored.checkpoint())
+    assert (sorted(rows), sorted(parts), time) == (["s1", "s2"], ["s1", "s2"], T0 + 1_000)
+    every_time = dataclasses.replace(EVERY_THIRD, table_every=1)
+    state = PartitionState(2, Engine(CONFIG), every_time)
+    run(state, [event(S.start(T0), W)])
+    log = state_log(state.checkpoint())  # the tables written with it: nothing owed
+    assert PartitionState.restore(2, log, CONFIG, every_time, W).table_pending == set()
+
+
+@pytest.mark.parametrize(
+    ("guarantee", "interval", "every"),
+    [
+        ("at_least_once", 5.0, 1),
+        ("exactly_once", 5.0, 5),
+        ("exactly_once", 0.2, 1),  # never more often than checkpoints
+        ("at_least_once", 12.0, 2),  # rounded to whole commit intervals
+    ],
+)
+def test_the_table_interval_in_checkpoints(guarantee: str, interval: float, every: int) -> None:
+    settings = Settings(processing_guarantee=guarantee, table_interval_seconds=interval)
+    assert Routes.from_settings(settings).table_every == every
