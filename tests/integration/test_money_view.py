@@ -229,6 +229,9 @@ def test_creator_days_and_the_stream_table_are_exact_across_a_kill_9(
         "LIVEPULSE_CREATORS_TOPIC": creators_topic,
         # frequent commits; a killed worker's partitions free after the shortest session
         "LIVEPULSE_COMMIT_INTERVAL_SECONDS": "0.5",
+        # the tables with every checkpoint: what the kill leaves of them is then what the
+        # checkpoint the restart resumes from holds (a2's row below)
+        "LIVEPULSE_TABLE_INTERVAL_SECONDS": "0.5",
         "LIVEPULSE_SESSION_TIMEOUT_SECONDS": "6",
     }
 
