@@ -41,8 +41,8 @@ class TableUpdate:
         streams_topic: str,
         parts_topic: str,
         parts_partitions: int,
-        time: PartitionTime | None = None,
-        streams: Iterable[str] | None = None,
+        time: PartitionTime | None,
+        streams: Iterable[str],
     ) -> None:
         self.engine = engine
         self.streams_topic = streams_topic
@@ -50,11 +50,8 @@ class TableUpdate:
         self.parts_partitions = parts_partitions
         # the partition's time, written last to every parts partition (None: not now)
         self.time = time
-        # the streams to write (None: those the engine changed or moved), taken before the
-        # checkpoint takes (and clears) the engine's change set
-        if streams is None:
-            streams = engine.changed | engine.moved
-            engine.moved = set()
+        # the streams to write (PartitionState.begin_checkpoint picks them), taken before
+        # the checkpoint takes (and clears) the engine's change set
         self.todo = list(streams)
         self.ended_parts, engine.ended_parts = engine.ended_parts, []
         self.records: list[OutputRecord] = []

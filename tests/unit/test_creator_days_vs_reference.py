@@ -121,7 +121,8 @@ def publish_days(
             # a checkpoint: its table records and the partition's time, then its change
             # set cleared
             time = PartitionTime(partition, PARTITIONS, engine.partition_time())
-            update = TableUpdate(engine, "", "parts", PARTITIONS, time)
+            streams, engine.moved = engine.changed | engine.moved, set()
+            update = TableUpdate(engine, "", "parts", PARTITIONS, time, streams)
             engine.changed = set()
             for record in update.finish():
                 assert record.partition is not None
